@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import stat
 from pathlib import Path
 
 import structlog
 
 from server.domain.models import Doc
-from server.errors import AppError, InvalidInput, NotFound
-from server.policy.paths import resolve_path
+from server.errors import AppError, InvalidInput
+from server.policy.paths import read_regular_file, resolve_path
 
 log = structlog.get_logger()
 MAX_DOC_BYTES = 1024 * 1024
@@ -25,33 +23,22 @@ def title_of(text: str, fallback: str) -> str:
     return fallback
 
 
-def read_regular(path: Path, max_bytes: int = MAX_DOC_BYTES) -> str:
-    """Read a regular file without following a final link or blocking on a FIFO or device."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise NotFound("document not found; search_docs lists the available documents") from None
-    except OSError:
-        raise NotFound("document cannot be read; only regular files in the knowledge base are served") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise NotFound("document cannot be read; only regular files in the knowledge base are served")
-        if info.st_size > max_bytes:
-            raise InvalidInput(f"document is larger than {max_bytes} bytes and is not served")
-        data = os.read(fd, max_bytes + 1)
-    finally:
-        os.close(fd)
-    return data.decode("utf-8", errors="replace")
-
-
 def read_doc(root: Path, relative: str) -> Doc:
     """One document by its path relative to the docs root, after the path rules of policy."""
     path = resolve_path(root, relative)
     if not relative.endswith(DOC_SUFFIXES):
         raise InvalidInput(f"only {', '.join(DOC_SUFFIXES)} documents are served")
-    text = read_regular(path)
+    text = read_regular_file(path, max_bytes=MAX_DOC_BYTES).decode("utf-8", errors="replace")
     return Doc(id=relative, title=title_of(text, Path(relative).stem), content=text, bytes=len(text.encode()))
+
+
+def list_doc_paths(root: Path) -> list[str]:
+    """Relative paths of the documents under the root (not yet read or checked)."""
+    if not root.is_dir():
+        return []
+    return sorted(
+        p.relative_to(root).as_posix() for p in root.rglob("*") if p.name.endswith(DOC_SUFFIXES) and p.is_file()
+    )
 
 
 def scan_docs(root: Path) -> list[Doc]:
@@ -60,10 +47,7 @@ def scan_docs(root: Path) -> list[Doc]:
         log.warning("docs_root_missing", hint="set MCP_DESK_DOCS_PATH to the knowledge base folder")
         return []
     docs: list[Doc] = []
-    for path in sorted(root.rglob("*")):
-        relative = path.relative_to(root).as_posix()
-        if not path.name.endswith(DOC_SUFFIXES) or not path.is_file():
-            continue
+    for relative in list_doc_paths(root):
         try:
             docs.append(read_doc(root, relative))
         except (AppError, OSError) as exc:

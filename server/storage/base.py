@@ -71,7 +71,12 @@ class TicketStore(Protocol):
     ) -> Ticket: ...
     async def get_ticket(self, ticket_id: str) -> Ticket: ...
     async def update_ticket(
-        self, ticket_id: str, changes: TicketChanges, *, expected_version: int | None, comment_by: str | None = None,
+        self,
+        ticket_id: str,
+        changes: TicketChanges,
+        *,
+        expected_version: int | None,
+        comment_by: str | None = None,
         comment: str | None = None,
     ) -> Ticket: ...
     async def add_comment(self, ticket_id: str, *, author: str, body: str) -> Comment: ...
@@ -89,7 +94,9 @@ class DocIndex(Protocol):
     """Full-text index over the knowledge base (the files stay the source of truth)."""
 
     async def index_docs(self, docs: Sequence[Doc]) -> None: ...
-    async def search_docs(self, query: str, *, cursor: str | None, limit: int) -> Page[DocSummary]: ...
+    async def search_docs(
+        self, query: str, *, cursor: str | None, limit: int, any_word: bool = False
+    ) -> Page[DocSummary]: ...
 
 
 class Storage(NoteStore, TicketStore, DocIndex, Protocol):

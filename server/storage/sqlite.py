@@ -53,14 +53,14 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(8)}"
 
 
-def fts_query(text: str) -> str:
-    """Turn free text into a safe FTS5 expression: every word quoted, all required, the last one a prefix."""
+def fts_query(text: str, *, any_word: bool = False) -> str:
+    """Turn free text into a safe FTS5 expression: every word quoted, all required (or any), the last a prefix."""
     words = _WORD.findall(text)
     if not words:
         raise InvalidInput("query has no searchable words; use letters or digits")
     quoted = [f'"{w}"' for w in words[:32]]
     quoted[-1] += "*"
-    return " ".join(quoted)
+    return (" OR " if any_word else " ").join(quoted)
 
 
 def encode_cursor(payload: list[Any]) -> str:
@@ -263,7 +263,11 @@ class SqliteStorage:
         sql = f"SELECT n.* FROM notes n WHERE {where} ORDER BY n.updated_at DESC, n.seq DESC LIMIT ?"  # noqa: S608  # clauses are constants; values are bound
         rows = await self.r.run(lambda c: c.execute(sql, (*args, limit + 1)).fetchall())
         items = [_note_summary(r) for r in rows[:limit]]
-        nxt = encode_cursor(["notes", rows[limit - 1]["updated_at"], rows[limit - 1]["seq"]]) if len(rows) > limit else None
+        nxt = (
+            encode_cursor(["notes", rows[limit - 1]["updated_at"], rows[limit - 1]["seq"]])
+            if len(rows) > limit
+            else None
+        )
         return Page[NoteSummary](items=items, next_cursor=nxt)
 
     async def search_notes(self, scope: NoteScope, query: str, *, cursor: str | None, limit: int) -> Page[NoteSummary]:
@@ -453,14 +457,16 @@ class SqliteStorage:
 
         await self.w.transaction(tx)
 
-    async def search_docs(self, query: str, *, cursor: str | None, limit: int) -> Page[DocSummary]:
-        """Full-text search over the knowledge base, best match first."""
+    async def search_docs(
+        self, query: str, *, cursor: str | None, limit: int, any_word: bool = False
+    ) -> Page[DocSummary]:
+        """Full-text search over the knowledge base, best match first (all words, or any with `any_word`)."""
         offset = _offset(cursor, "doc-search", query)
         sql = (
             "SELECT path, title, snippet(docs_fts, 2, '[', ']', '…', 16) AS snip FROM docs_fts "
             "WHERE docs_fts MATCH ? ORDER BY rank LIMIT ? OFFSET ?"
         )
-        params = (fts_query(query), limit + 1, offset)
+        params = (fts_query(query, any_word=any_word), limit + 1, offset)
         rows = await self.r.run(lambda c: c.execute(sql, params).fetchall())
         items = [DocSummary(id=r["path"], title=r["title"], snippet=r["snip"]) for r in rows[:limit]]
         return Page[DocSummary](items=items, next_cursor=_next_offset(rows, limit, offset, "doc-search", query))
@@ -534,9 +540,7 @@ def _insert_comment(conn: sqlite3.Connection, ticket_seq: int, ticket_id: str, a
 
 def _reindex_ticket(conn: sqlite3.Connection, seq: int) -> None:
     row = conn.execute("SELECT title, description FROM tickets WHERE seq = ?", (seq,)).fetchone()
-    comments = conn.execute(
-        "SELECT body FROM comments WHERE ticket_seq = ? ORDER BY seq LIMIT 500", (seq,)
-    ).fetchall()
+    comments = conn.execute("SELECT body FROM comments WHERE ticket_seq = ? ORDER BY seq LIMIT 500", (seq,)).fetchall()
     conn.execute("DELETE FROM tickets_fts WHERE rowid = ?", (seq,))
     conn.execute(
         "INSERT INTO tickets_fts (rowid, title, description, comments) VALUES (?,?,?,?)",

@@ -44,7 +44,9 @@ class ToolEnv:
 Title = Annotated[str, Field(description="Short title (at most 200 characters by default).")]
 Body = Annotated[str, Field(description="Markdown text (at most 64 KiB by default).")]
 Tags = Annotated[list[str], Field(description="Labels (at most 20, each at most 40 characters by default).")]
-Cursor = Annotated[str | None, Field(description="Pass back the next_cursor of the previous page; omit for the first page.")]
+Cursor = Annotated[
+    str | None, Field(description="Pass back the next_cursor of the previous page; omit for the first page.")
+]
 Limit = Annotated[int, Field(ge=1, le=100, description="Items per page (1-100).")]
 Query = Annotated[str, Field(description="Words to search for (all must match; the last may be a prefix).")]
 IdempotencyKey = Annotated[
@@ -58,7 +60,9 @@ IdempotencyKey = Annotated[
 ExpectedVersion = Annotated[
     int | None, Field(ge=1, description="Optional: refuse the change unless the object is still at this version.")
 ]
-NoteId = Annotated[str, Field(min_length=1, max_length=64, description="A note id as returned by create_note or list_notes.")]
+NoteId = Annotated[
+    str, Field(min_length=1, max_length=64, description="A note id as returned by create_note or list_notes.")
+]
 TicketId = Annotated[
     str, Field(min_length=1, max_length=64, description="A ticket id as returned by create_ticket or list_tickets.")
 ]

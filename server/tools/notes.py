@@ -59,7 +59,9 @@ async def delete_note(env: ToolEnv, note_id: NoteId) -> Deleted:
     return Deleted(id=note_id)
 
 
-async def list_notes(env: ToolEnv, tag: str | None = None, cursor: Cursor = None, limit: Limit = 20) -> Page[NoteSummary]:
+async def list_notes(
+    env: ToolEnv, tag: str | None = None, cursor: Cursor = None, limit: Limit = 20
+) -> Page[NoteSummary]:
     """List your notes, most recently updated first, optionally only those with a tag."""
     return await env.storage.list_notes(env.note_scope, tag=tag, cursor=cursor, limit=limit)
 
@@ -72,7 +74,9 @@ async def search_notes(env: ToolEnv, query: Query, cursor: Cursor = None, limit:
 TOOLS = [
     ToolSpec(name="create_note", fn=create_note, scope="notes:write", annotations=WRITE),
     ToolSpec(name="get_note", fn=get_note, scope="notes:read", annotations=READ_ONLY),
-    ToolSpec(name="update_note", fn=update_note, scope="notes:write", annotations=ToolAnnotationsSpec(destructive=True)),
+    ToolSpec(
+        name="update_note", fn=update_note, scope="notes:write", annotations=ToolAnnotationsSpec(destructive=True)
+    ),
     ToolSpec(name="delete_note", fn=delete_note, scope="notes:delete", annotations=DESTRUCTIVE),
     ToolSpec(name="list_notes", fn=list_notes, scope="notes:read", annotations=READ_ONLY),
     ToolSpec(name="search_notes", fn=search_notes, scope="notes:read", annotations=READ_ONLY),
