@@ -115,7 +115,7 @@ def test_duplicate_key_ids_and_unreadable_files_are_config_errors(tmp_path: Path
     path = tmp_path / "keys.txt"
     line = key_line(key, principal="a", role="agent")
     path.write_text(f"{line}\n{line}\n")
-    with pytest.raises(ConfigError, match="keys.txt:2: duplicate"):
+    with pytest.raises(ConfigError, match=r"keys\.txt:2: duplicate"):
         KeyStore.load(path)
     with pytest.raises(ConfigError, match="MCP_DESK_API_KEYS_FILE"):
         KeyStore.load(tmp_path / "missing.txt")
