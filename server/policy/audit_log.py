@@ -200,7 +200,11 @@ def _parse(raw: bytes) -> dict[str, Any] | None:
         record = json.loads(raw)
     except ValueError:
         return None
-    if not isinstance(record, dict) or not isinstance(record.get("seq"), int) or not isinstance(record.get("hash"), str):
+    if (
+        not isinstance(record, dict)
+        or not isinstance(record.get("seq"), int)
+        or not isinstance(record.get("hash"), str)
+    ):
         return None
     return record
 
@@ -225,7 +229,11 @@ def verify_audit_log(path: Path, hmac_key: bytes | None = None) -> VerifyResult:
             if problem is not None:
                 bad_line, reason = problem
                 return VerifyResult(
-                    ok=False, records=checker.records, first_bad_line=bad_line, reason=reason, torn_lines=tuple(checker.torn)
+                    ok=False,
+                    records=checker.records,
+                    first_bad_line=bad_line,
+                    reason=reason,
+                    torn_lines=tuple(checker.torn),
                 )
     if checker.pending_torn is not None:
         checker.torn.append(checker.pending_torn)

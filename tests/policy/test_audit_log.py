@@ -28,8 +28,15 @@ pytestmark = pytest.mark.anyio
 
 def _event(n: int, **extra: Any) -> AuditEvent:
     return AuditEvent(
-        event_type="tool_result", outcome="ok", principal="alice", role="agent", tool="get_note",
-        request_id=f"r{n}", duration_ms=1.5, arguments={"note_id": f"n{n}"}, **extra,
+        event_type="tool_result",
+        outcome="ok",
+        principal="alice",
+        role="agent",
+        tool="get_note",
+        request_id=f"r{n}",
+        duration_ms=1.5,
+        arguments={"note_id": f"n{n}"},
+        **extra,
     )
 
 
@@ -91,7 +98,9 @@ def _rewrite(path: Path, lines: list[str]) -> None:
         ("blank", 4, "no later record accounts"),
     ],
 )
-async def test_tampering_is_detected_at_the_first_bad_line(tmp_path: Path, tamper: str, bad_line: int, words: str) -> None:
+async def test_tampering_is_detected_at_the_first_bad_line(
+    tmp_path: Path, tamper: str, bad_line: int, words: str
+) -> None:
     path = tmp_path / "audit.jsonl"
     await _write_log(path, 5)
     lines = _lines(path)
