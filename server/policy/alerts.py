@@ -60,6 +60,8 @@ class Alerter:
     dropped: int = 0
     _queue: deque[bytes] = field(default_factory=deque, init=False)
     _wakeup: anyio.Event | None = field(default=None, init=False)
+    _idle: anyio.Event | None = field(default=None, init=False)
+    _busy: bool = field(default=False, init=False)
     _denials: OrderedDict[str, deque[float]] = field(default_factory=OrderedDict, init=False)
     _last_burst: dict[str, float] = field(default_factory=dict, init=False)
 
@@ -105,6 +107,12 @@ class Alerter:
                 tg.cancel_scope.cancel()
         self._wakeup = None
 
+    async def drain(self) -> None:
+        """Wait until every queued alert was delivered or failed (inside `running()`; bound it with a deadline)."""
+        while self._queue or self._busy:
+            idle = self._idle = anyio.Event()
+            await idle.wait()
+
     def pending(self) -> int:
         """How many alerts wait for delivery."""
         return len(self._queue)
@@ -134,7 +142,11 @@ class Alerter:
         while True:
             wakeup = self._wakeup = anyio.Event()
             while self._queue and self.webhook_url is not None:
+                self._busy = True
                 await self._deliver(self.webhook_url, self._queue.popleft())
+            self._busy = False
+            if self._idle is not None:
+                self._idle.set()
             await wakeup.wait()
 
     async def _deliver(self, url: str, body: bytes) -> None:

@@ -111,7 +111,8 @@ def _from(text: str) -> Policy:
 def test_overrides_and_raw_diagnostics_are_read() -> None:
     policy = _from(
         '[roles.ops]\nscopes = ["docs:read"]\n'
-        '[tools.read_doc]\nscope = "diagnostics:run"\nrate_per_minute = 3\npaths = { root = "docs", deny = ["*.draft.md"] }\n'
+        '[tools.read_doc]\nscope = "diagnostics:run"\nrate_per_minute = 3\n'
+        'paths = { root = "docs", deny = ["*.draft.md"] }\n'
         '[diagnostics]\ntemplates = { uptime = { argv = ["/usr/bin/uptime"] } }\n'
     )
     assert policy.scope_for("read_doc", "docs:read") == "diagnostics:run"
@@ -141,7 +142,7 @@ def test_invalid_policy_files_are_config_errors_naming_the_key(text: str, messag
 
 
 def test_check_refuses_unknown_tools_and_unknown_roles_in_settings(policy: Policy) -> None:
-    with pytest.raises(ConfigError, match="tools.nope: unknown tool"):
+    with pytest.raises(ConfigError, match=r"tools\.nope: unknown tool"):
         _from("[roles.v]\nscopes = []\n[tools.nope]\nrate_per_minute = 1").check(TOOLS)
     with pytest.raises(ConfigError, match="MCP_DESK_STDIO_ROLE: unknown role 'root'"):
         policy.check(TOOLS, roles_in_use={"MCP_DESK_STDIO_ROLE": "root"})
