@@ -155,6 +155,7 @@ class Audit:
     alerter: Alerter | None = None
     clock: Callable[[], float] = time.perf_counter
     max_argument_bytes: int = MAX_ARGUMENT_BYTES
+    on_event: Callable[[str], None] | None = None  # metric hook: mcp_desk_audit_events_total{event_type}
 
     async def __call__(self, call: ToolCall, call_next: Next) -> Any:
         """Run the rest of the chain and record how it ended."""
@@ -176,6 +177,8 @@ class Audit:
         if not call.spec.annotations.read_only:
             try:
                 await self.sink.write(self._event(call, "tool_invocation", "started"))
+                if self.on_event is not None:
+                    self.on_event("tool_invocation")
             except Exception as exc:
                 log.error("audit_write_failed", event_type="tool_invocation", error=type(exc).__name__)
                 raise StorageUnavailable("the audit log is unavailable, so the call was not run") from None
@@ -235,6 +238,8 @@ class Audit:
     async def _write(self, event: AuditEvent) -> None:
         try:
             await self.sink.write(event)
+            if self.on_event is not None:
+                self.on_event(event.event_type)
         except Exception as exc:
             # The decision already happened; losing its record must not change what the caller sees.
             log.error("audit_write_failed", event_type=event.event_type, error=type(exc).__name__)

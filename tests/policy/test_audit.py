@@ -144,8 +144,8 @@ def test_arguments_are_size_capped() -> None:
 
 
 async def test_intent_writes_tool_invocation_before_a_state_changing_tool_runs() -> None:
-    sink = MemoryAuditSink()
-    audit = _audit(sink)
+    sink, counted = MemoryAuditSink(), list[str]()
+    audit = _audit(sink, on_event=counted.append)
     seen: list[list[str]] = []
 
     async def endpoint(call: ToolCall) -> dict[str, Any]:
@@ -156,6 +156,7 @@ async def test_intent_writes_tool_invocation_before_a_state_changing_tool_runs()
     await chain(_call(CREATE, title="t"))
     await chain(_call(GET, note_id="n1"))
     assert seen == [["tool_invocation"], ["tool_invocation", "tool_result"]]
+    assert counted == ["tool_invocation", "tool_result", "tool_result"]
     assert [(e.event_type, e.tool) for e in sink.events] == [
         ("tool_invocation", "create_note"),
         ("tool_result", "create_note"),
