@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     max_query_chars: int = Field(default=500, ge=1)
     max_request_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
 
+    # --- policy area: security alerts and the audit log ---
+    alert_denial_burst: int = Field(default=5, ge=1)
+    alert_denial_window_seconds: float = Field(default=60.0, gt=0)
+    audit_fsync: bool = True
+
     @field_validator("storage_path", "docs_path", "export_path")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
