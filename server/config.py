@@ -69,6 +69,15 @@ class Settings(BaseSettings):
     max_query_chars: int = Field(default=500, ge=1)
     max_request_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
 
+    # --- Sandbox / diagnostics (server/sandbox) ---
+    diagnostics_log_root: Path = Path("/var/log")
+    sandbox_mode: Literal["auto", "bwrap", "none"] = "auto"
+    sandbox_require_isolation: bool = False
+    sandbox_max_concurrent: int = Field(default=2, ge=1, le=64)
+    sandbox_bwrap_path: Path | None = None
+    sandbox_memory_mb: int = Field(default=512, ge=16, le=65536)
+    sandbox_max_processes: int = Field(default=32, ge=1, le=4096)
+
     @field_validator("storage_path", "docs_path", "export_path")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
