@@ -43,7 +43,8 @@ from server.sandbox.templates import Allowlist, ParamValue, PathResolver, Render
 log = structlog.get_logger()
 
 CHILD_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
-OUTCOMES = ("ok", "nonzero_exit", "timed_out", "truncated", "rejected", "error")
+# The `outcome` label of mcp_desk_sandbox_runs_total (server.metrics.SANDBOX_OUTCOMES).
+OUTCOMES = ("ok", "failed", "timeout", "killed", "truncated", "rejected")
 # Runs inside a fresh interpreter (-I -S: no site, no env vars, no user paths): join the run's cgroups
 # and set rlimits *before* the program exists, so nothing it forks can escape either.
 LAUNCHER = """
@@ -85,10 +86,12 @@ class RunResult:
     def outcome(self) -> str:
         """The bounded metric label for this run."""
         if self.timed_out:
-            return "timed_out"
+            return "timeout"
         if self.truncated:
             return "truncated"
-        return "ok" if self.exit_code == 0 else "nonzero_exit"
+        if self.exit_code is None or self.exit_code < 0:
+            return "killed"  # by a signal: RLIMIT_CPU, or the tree kill of an output flood
+        return "ok" if self.exit_code == 0 else "failed"
 
 
 @dataclass(kw_only=True, slots=True)
@@ -182,7 +185,7 @@ class CommandRunner:
             try:
                 result = await self._execute(command, status)
             except Exception:
-                self._count(name, "error")
+                self._count(name, "failed")
                 raise
         self._count(name, result.outcome)
         log.info(

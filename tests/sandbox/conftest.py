@@ -11,29 +11,13 @@ from typing import Any
 
 import pytest
 
-from server.errors import PermissionDenied
+from server.policy.paths import resolve_path
 from server.sandbox.isolation import IsolationConfig
 from server.sandbox.runner import CommandRunner
 from server.sandbox.templates import Allowlist, Template
 
 MODES = ("bwrap", "cgroup", "process-group")
 MakeRunner = Callable[..., CommandRunner]
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    """The sandbox runs on asyncio (the server's backend)."""
-    return "asyncio"
-
-
-def resolve_under(root: Path, candidate: str) -> Path:
-    """A small stand-in for server.policy.paths: relative, contained after symlinks, no dotfiles."""
-    if not candidate or Path(candidate).is_absolute():
-        raise PermissionDenied("path must be relative to the allowed root")
-    resolved = (root / candidate).resolve()
-    if not resolved.is_relative_to(root.resolve()) or any(part.startswith(".") for part in Path(candidate).parts):
-        raise PermissionDenied("path is outside the allowed root")
-    return resolved
 
 
 @pytest.fixture
@@ -121,7 +105,7 @@ def make_runner(mode: str, scripts: Path, tmp_path: Path) -> Iterator[MakeRunner
         )
         all_roots = {"scripts": scripts, "logs": tmp_path / "logs", **(roots or {})}
         allowlist = Allowlist.unchecked_for_tests({t.name: t for t in templates}, all_roots)
-        return CommandRunner(allowlist, path_resolver=resolve_under, isolation=isolation, max_concurrent=4)
+        return CommandRunner(allowlist, path_resolver=resolve_path, isolation=isolation, max_concurrent=4)
 
     (tmp_path / "logs").mkdir()
     yield make
@@ -146,5 +130,5 @@ async def _probed(runner: CommandRunner, *, mode: str) -> CommandRunner:
 
 @pytest.fixture
 def resolver() -> Callable[[Path, str], Path]:
-    """The stand-in path resolver."""
-    return resolve_under
+    """The real path rules (the same as read_doc's)."""
+    return resolve_path

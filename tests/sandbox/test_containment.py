@@ -110,7 +110,7 @@ async def test_timeout_kills_the_command_and_reports_it(
     assert result.timed_out
     assert result.killed
     assert result.stdout == "before\n"
-    assert result.outcome == "timed_out"
+    assert result.outcome == "timeout"
     assert leftovers(token) == []
 
 

@@ -18,12 +18,6 @@ from server.tools.diagnostics import TOOLS, DiagnosticResult, run_diagnostic
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    """asyncio only."""
-    return "asyncio"
-
-
 @dataclass(frozen=True)
 class Env:
     """The slice of ToolEnv the tool reads."""
