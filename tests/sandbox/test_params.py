@@ -175,3 +175,16 @@ async def test_concurrent_runs_are_capped(template: Any, resolver: Resolver, tmp
             tasks.start_soon(run, runner, "step")
 
     assert record.read_text().split() == ["start", "end"] * 3
+
+
+@pytest.mark.parametrize("name", ["disk_usage", "memory", "uptime", "processes", "kernel_version", "os_release"])
+async def test_the_shipped_host_diagnostics_run(runner: CommandRunner, name: str) -> None:
+    """Including the host_view ones (ps, df, uptime), which must see the host's processes and mounts."""
+    if name not in runner.allowlist.templates:
+        pytest.skip(f"{name}'s program is not installed here")
+    result = await run(runner, name)
+
+    assert (result.exit_code, result.truncated, result.timed_out) == (0, False, False)
+    assert result.stdout.strip()
+    if name == "processes":
+        assert len(result.stdout.splitlines()) > 3  # the host's processes, not only a PID namespace's
