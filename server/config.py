@@ -73,6 +73,14 @@ class Settings(BaseSettings):
     alert_denial_burst: int = Field(default=5, ge=1)
     alert_denial_window_seconds: float = Field(default=60.0, gt=0)
     audit_fsync: bool = True
+    # --- Sandbox / diagnostics (server/sandbox) ---
+    diagnostics_log_root: Path = Path("/var/log")
+    sandbox_mode: Literal["auto", "bwrap", "none"] = "auto"
+    sandbox_require_isolation: bool = False
+    sandbox_max_concurrent: int = Field(default=2, ge=1, le=64)
+    sandbox_bwrap_path: Path | None = None
+    sandbox_memory_mb: int = Field(default=512, ge=16, le=65536)
+    sandbox_max_processes: int = Field(default=32, ge=1, le=4096)
 
     @field_validator("storage_path", "docs_path", "export_path")
     @classmethod
