@@ -86,6 +86,7 @@ class Budget:
             if self.ratio(used) >= 1.0:
                 raise self._refusal(used, now=now)
         result = await call_next(call)
+        day, now = self._day()  # a call that ends after midnight is charged to the new day
         tokens = result_tokens(call, result)
         total = await self.storage.incr(_key(principal, day), _ttl(now), tokens)
         self.on_tokens(tool, tokens)
@@ -164,7 +165,7 @@ class Budget:
         if self.max_daily_tokens is not None:
             parts.append(f"{used} of {self.max_daily_tokens} tokens")
         if self.max_daily_spend is not None:
-            parts.append(f"${self.cost(used):.4f} of ${self.max_daily_spend:.2f}")
+            parts.append(f"${self.cost(used):.4f} of ${self.max_daily_spend:g} USD")
         return ", ".join(parts)
 
 

@@ -27,9 +27,10 @@ from typing import Any, Literal, Protocol
 import orjson
 import structlog
 from limits.aio.storage import Storage
+from limits.errors import ConfigurationError
 from limits.storage import storage_from_string
 
-from server.errors import RateLimited
+from server.errors import ConfigError, RateLimited
 from server.policy.pipeline import Next, ToolCall
 from server.policy.tokens import result_tokens
 
@@ -133,13 +134,17 @@ class WindowStore(Storage):
 
 def open_storage(uri: str, *, clock: Clock = time.time) -> Storage:
     """The counter store for `uri`: `memory://` → WindowStore; `redis://…` etc. → `limits`' async storage."""
-    if uri.split("://", 1)[0] in {"memory", "async+memory"}:
+    scheme = uri.split("://", 1)[0]
+    if scheme in {"memory", "async+memory"}:
         return WindowStore(clock)
-    if not uri.startswith("async+"):
-        uri = "async+" + uri
-    storage = storage_from_string(uri)
+    try:
+        storage = storage_from_string(uri if scheme.startswith("async+") else "async+" + uri)
+    except ConfigurationError as exc:
+        # limits' own message may echo the URI, password included; name only the scheme.
+        detail = str(exc) if "prerequisite" in str(exc) else f"unknown storage scheme {scheme!r}"
+        raise ConfigError(f"MCP_DESK_RATE_LIMIT_STORAGE_URI: {detail}") from None
     if not isinstance(storage, Storage):
-        raise ValueError(f"{uri.split('://', 1)[0]} is not an async limits storage")
+        raise ConfigError(f"MCP_DESK_RATE_LIMIT_STORAGE_URI: {scheme} has no async limits storage")
     return storage
 
 
@@ -211,6 +216,7 @@ class RateLimit:
         count = await self.storage.incr(_key("requests", principal, window), _ttl(now), 1)
         self._enforce("requests", count, self.requests_per_minute, now=now, over=count > self.requests_per_minute)
         result = await call_next(call)
+        window, now = self._window()  # a long call is charged to the minute it finished in
         tokens = await self.storage.incr(_key("tokens", principal, window), _ttl(now), result_tokens(call, result))
         self._observe(window, tokens / self.tokens_per_minute)
         return result

@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from limits.errors import ConfigurationError
 
 from server.domain.principal import Principal
-from server.errors import RateLimited
+from server.errors import ConfigError, RateLimited
 from server.policy.pipeline import Next, ToolCall, ToolSpec, build_chain
 from server.policy.ratelimit import RateLimit, WindowStore, load_counters, open_storage, save_counters
 
@@ -214,7 +213,13 @@ async def test_an_unreadable_state_file_starts_empty(tmp_path: Path) -> None:
     assert len(store) == 0
 
 
-def test_memory_uri_opens_a_clock_driven_store_and_unknown_schemes_are_refused() -> None:
+def test_memory_uri_opens_a_clock_driven_store_and_unknown_schemes_are_refused_without_echoing_secrets() -> None:
     assert isinstance(open_storage("memory://"), WindowStore)
-    with pytest.raises(ConfigurationError):
-        open_storage("nosuch://localhost:1")
+    with pytest.raises(ConfigError) as refused:
+        open_storage("nosuch://user:hunter2@localhost:1")
+    assert str(refused.value) == "MCP_DESK_RATE_LIMIT_STORAGE_URI: unknown storage scheme 'nosuch'"
+
+
+def test_a_redis_uri_without_its_client_package_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="MCP_DESK_RATE_LIMIT_STORAGE_URI: 'coredis' prerequisite"):
+        open_storage("redis://localhost:6379")
