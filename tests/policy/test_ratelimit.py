@@ -223,3 +223,30 @@ def test_memory_uri_opens_a_clock_driven_store_and_unknown_schemes_are_refused_w
 def test_a_redis_uri_without_its_client_package_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="MCP_DESK_RATE_LIMIT_STORAGE_URI: 'coredis' prerequisite"):
         open_storage("redis://localhost:6379")
+
+
+async def test_a_call_that_ends_in_the_next_minute_is_charged_to_that_minute() -> None:
+    clock = ManualClock(MINUTE_START + 59)
+    limiter = _limiter(clock, tokens_per_minute=100)
+
+    async def slow(call: ToolCall) -> dict[str, Any]:
+        clock.advance(2)
+        return {"text": "x" * 300}
+
+    await build_chain([limiter], slow)(_call())
+
+    assert (await limiter.snapshot("alice")).tokens_remaining == 22
+
+
+async def test_refusal_previews_the_next_refusal_without_counting() -> None:
+    clock = ManualClock()
+    limiter = _limiter(clock, requests_per_minute=5, per_tool={"export_ticket": 1})
+    await build_chain([limiter], _returning("ok"))(_call(tool="export_ticket"))
+
+    refusal = await limiter.refusal("alice", "export_ticket")
+
+    assert refusal is not None
+    assert refusal.context["scope"] == "tool"
+    assert await limiter.refusal("alice", "get_note") is None
+    assert await limiter.refusal("alice") is None
+    assert (await limiter.snapshot("alice")).requests_remaining == 4
