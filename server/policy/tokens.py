@@ -10,9 +10,13 @@ content and its text rendering carry the same JSON, and a host feeds one of them
 it is counted once.
 
 Shrinking never cuts JSON: only string values longer than ``MIN_KEPT_CHARS`` are shortened (the
-longest first), so ids, enums, timestamps, numbers and list lengths are untouched and the dict
-still matches its output schema. List items are never dropped, because a result whose `items`
-were cut could only page on with a cursor minted by the store, which a guard cannot mint.
+longest first), and never identifiers (`id`, `*_id`, cursors, paths, URIs, `*_at`), so enums,
+timestamps, numbers and list lengths are untouched and the dict still matches its output schema.
+List items are never dropped, because a result whose `items` were cut could only page on with a
+cursor minted by the store, which a guard cannot mint. `truncated` / `truncation_note` are added
+to the dict only when the tool's result model declares them or tolerates extra keys (models with
+``extra="forbid"`` publish ``additionalProperties: false``); the note is always left in
+``call.state["truncation_note"]`` for the registry to put into the text content.
 """
 
 from __future__ import annotations
@@ -23,12 +27,15 @@ from typing import Any
 
 import orjson
 
-from server.policy.pipeline import Next, ToolCall
+from server.policy.pipeline import Next, ToolCall, ToolSpec
 
 BYTES_PER_TOKEN = 4
 MIN_KEPT_CHARS = 64
 ELLIPSIS = " […truncated]"
 STATE_KEY = "output_tokens"
+NOTE_KEY = "truncation_note"
+FLAG_FIELDS = frozenset({"truncated", "truncation_note"})
+PROTECTED_KEYS = frozenset({"id", "cursor", "next_cursor", "path", "uri", "url"})
 
 Path = tuple[str | int, ...]
 
@@ -75,16 +82,27 @@ class OutputCap:
         """Run the call, then cap its result and record the estimate in `call.state`."""
         result = await call_next(call)
         if isinstance(result, dict) and estimate_tokens(result) > self.max_tokens:
-            result = shrink(result, max_tokens=self.max_tokens)
+            result = shrink(result, max_tokens=self.max_tokens, flag=_accepts_flags(call.spec))
+            call.state[NOTE_KEY] = truncation_note(self.max_tokens)
         call.state[STATE_KEY] = estimate_tokens(result)
         return result
 
 
-def shrink(result: dict[str, Any], *, max_tokens: int) -> dict[str, Any]:
-    """A copy of `result` whose longest strings are shortened until it fits, flagged as truncated."""
+def _accepts_flags(spec: ToolSpec) -> bool:
+    """True when the result schema allows `truncated` / `truncation_note` (declared, or extra keys allowed)."""
+    try:
+        model = spec.result
+    except TypeError:  # a tool without a result model returns a plain dict: any key is valid
+        return True
+    return model.model_fields.keys() >= FLAG_FIELDS or model.model_config.get("extra") != "forbid"
+
+
+def shrink(result: dict[str, Any], *, max_tokens: int, flag: bool = True) -> dict[str, Any]:
+    """A copy of `result` whose longest strings are shortened until it fits; flagged when `flag`."""
     out: dict[str, Any] = orjson.loads(encoded(result))
-    out["truncated"] = True
-    out["truncation_note"] = truncation_note(max_tokens)
+    if flag:
+        out["truncated"] = True
+        out["truncation_note"] = truncation_note(max_tokens)
     budget = max_tokens * BYTES_PER_TOKEN
     while (excess := len(encoded(out)) - budget) > 0:
         longest = _longest_string(out)
@@ -111,10 +129,15 @@ def _strings(value: Any, path: Path) -> Iterator[tuple[Path, str]]:
         yield path, value
     elif isinstance(value, dict):
         for key, child in value.items():
-            yield from _strings(child, (*path, key))
+            if not _protected(str(key)):
+                yield from _strings(child, (*path, key))
     elif isinstance(value, list):
         for index, child in enumerate(value):
             yield from _strings(child, (*path, index))
+
+
+def _protected(key: str) -> bool:
+    return key in PROTECTED_KEYS or key.endswith(("_id", "_at", "_cursor"))
 
 
 def _assign(root: dict[str, Any], path: Path, value: str) -> None:

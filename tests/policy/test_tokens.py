@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 import pytest
+from pydantic import BaseModel, ConfigDict
 
 from server.domain.principal import Principal
 from server.policy.pipeline import ToolCall, ToolSpec, build_chain
@@ -104,3 +105,35 @@ def test_a_result_of_many_short_strings_is_flagged_but_never_cut() -> None:
 def test_a_cap_below_one_token_is_refused() -> None:
     with pytest.raises(ValueError, match="positive"):
         OutputCap(max_tokens=0)
+
+
+class Ticket(BaseModel):
+    """A strict result model, as the domain models are (additionalProperties: false)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    description: str
+    next_cursor: str | None
+
+
+async def _get_ticket(**_: Any) -> Ticket:
+    return Ticket(id="t", description="", next_cursor=None)
+
+
+async def test_a_strict_result_model_gets_no_extra_keys_and_the_note_goes_to_call_state() -> None:
+    call = ToolCall(
+        spec=ToolSpec(name="get_ticket", fn=_get_ticket, scope=None),
+        principal=Principal(id="alice", role="agent", scopes=frozenset()),
+        arguments={},
+        request_id="r",
+    )
+
+    async def endpoint(_: ToolCall) -> dict[str, Any]:
+        return {"id": "t" * 200, "description": "d" * 20_000, "next_cursor": "c" * 500}
+
+    result = await build_chain([OutputCap(max_tokens=400)], endpoint)(call)
+
+    assert Ticket.model_validate(result).description.endswith(ELLIPSIS)
+    assert (result["id"], result["next_cursor"]) == ("t" * 200, "c" * 500)
+    assert "400-token output cap" in call.state["truncation_note"]
