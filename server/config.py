@@ -81,6 +81,16 @@ class Settings(BaseSettings):
     sandbox_bwrap_path: Path | None = None
     sandbox_memory_mb: int = Field(default=512, ge=16, le=65536)
     sandbox_max_processes: int = Field(default=32, ge=1, le=4096)
+    # --- Rate limits, output cap and daily budget (server/policy/ratelimit.py, budget.py, tokens.py) ---
+    # rate_limit_rpm / rate_limit_tpm are declared above with the core keys.
+    rate_limit_storage_uri: SecretStr = SecretStr("memory://")
+    rate_limit_state_file: Path | None = None
+    max_output_tokens: int = Field(default=8000, ge=256)
+    max_daily_tokens: int | None = Field(default=None, ge=1)
+    max_daily_spend: float | None = Field(default=None, gt=0)
+    cost_alert_threshold: float = Field(default=0.8, gt=0, le=1)
+    model_input_price_per_mtok: float | dict[str, float] = 3.0
+    pricing_model: str | None = None
 
     @field_validator("storage_path", "docs_path", "export_path")
     @classmethod
@@ -97,6 +107,31 @@ class Settings(BaseSettings):
         ):
             raise ValueError("MCP_DESK_AUDIT_HMAC_KEY is a placeholder; generate one with `openssl rand -hex 32`")
         return self
+
+    @model_validator(mode="after")
+    def _pricing_selected(self) -> Settings:
+        table = self.model_input_price_per_mtok
+        if isinstance(table, dict) and self.pricing_model not in table:
+            names = ", ".join(sorted(table)) or "none"
+            raise ValueError(
+                f"MCP_DESK_PRICING_MODEL must name a model of MCP_DESK_MODEL_INPUT_PRICE_PER_MTOK ({names})"
+            )
+        if self.rate_limit_storage_uri.get_secret_value().split("://", 1)[0] == "":
+            raise ValueError("MCP_DESK_RATE_LIMIT_STORAGE_URI must be a URI such as memory:// or redis://host:6379")
+        return self
+
+    @property
+    def input_price_per_mtok(self) -> float:
+        """USD per million input tokens of the selected model (our output is the model's input)."""
+        table = self.model_input_price_per_mtok
+        if isinstance(table, dict):
+            return table[self.pricing_model or ""]
+        return table
+
+    @property
+    def resolved_rate_limit_state_file(self) -> Path:
+        """Where in-memory rate-limit and budget counters are kept across a clean restart."""
+        return (self.rate_limit_state_file or self.storage_path / "usage-counters.json").expanduser().absolute()
 
     @property
     def resolved_log_format(self) -> Literal["json", "console"]:
