@@ -85,7 +85,6 @@ class Settings(BaseSettings):
     max_sessions_per_principal: int = Field(default=10, ge=1)
     max_concurrent_requests: int = Field(default=64, ge=1)
     request_body_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
-    max_json_depth: int = Field(default=64, ge=8, le=10_000)
 
     @field_validator("storage_path", "docs_path", "export_path")
     @classmethod

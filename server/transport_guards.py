@@ -7,6 +7,10 @@
 3. OriginGuard           403 for a present Origin that is not allowed (browsers)
 4. ConcurrencyLimit      503 + Retry-After beyond N requests in flight (before any body is buffered)
 5. BodyGuard             413 over the byte cap (Content-Length or counted, chunked too), 408 past the deadline
+6. EnvelopeGuard         400/-32600 for JSON that is not one JSON-RPC object with a string/integer id: the SDK
+                         (2.3.0, session era) silently drops requests whose id is null/float/object/bool as if
+                         they were notifications (202), and answers batches and bad envelopes with a pydantic
+                         error that echoes the input back
 
 Cheap header checks run first; the body is read only for requests that passed them, and at most
 `max_concurrent_requests` bodies of at most `max_request_body_bytes` are buffered at once.
@@ -25,6 +29,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import anyio
+import pydantic_core
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -234,6 +239,68 @@ class BodyGuard:
         await send_error(send, status, message, headers=[("Connection", "close")])
 
 
+class EnvelopeGuard:
+    """400 with a JSON-RPC -32600 for a body that is JSON but not one well-formed request or notification.
+
+    Unparseable bodies are left to the SDK (its parse error names only a position). Accepted: one object,
+    `"jsonrpc": "2.0"`, a string `method`, params absent or an object, and an id (if present) that is a
+    string or an integer. Responses posted by a client (`result`/`error`, no method) are left to the SDK.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        first = await receive()
+        body = first.get("body", b"") if first["type"] == "http.request" else b""
+        problem = None if first.get("more_body", False) else envelope_problem(body)
+        if problem is not None:
+            log.info("jsonrpc_envelope_refused", problem=problem)
+            await send_error(send, 400, f"Invalid Request: {problem}")
+            return
+        await self.app(scope, _replay_message(first, receive), send)
+
+
+def envelope_problem(body: bytes) -> str | None:
+    """Why `body` is not one JSON-RPC 2.0 request or notification, or None (also for non-JSON)."""
+    try:
+        message = pydantic_core.from_json(body)
+    except ValueError:
+        return None
+    if not isinstance(message, dict):
+        return (
+            "batches are not supported; send one JSON-RPC object per request"
+            if isinstance(message, list)
+            else ("the body must be a JSON-RPC object")
+        )
+    if "method" not in message:
+        return None  # a posted response, or garbage: the SDK answers these without echoing input
+    if message.get("jsonrpc") != "2.0" or not isinstance(message["method"], str):
+        return 'expected "jsonrpc": "2.0" and a string "method"'
+    if "params" in message and not isinstance(message["params"], dict):
+        return '"params" must be an object'
+    request_id = message.get("id", "")
+    if "id" in message and (isinstance(request_id, bool) or not isinstance(request_id, str | int)):
+        return '"id" must be a string or an integer'
+    return None
+
+
+def _replay_message(first: Message, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return first
+        return await receive()
+
+    return replay
+
+
 def _replay(body: bytes, receive: Receive) -> Receive:
     sent = False
 
@@ -250,7 +317,9 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 def harden(app: ASGIApp, settings: Settings) -> ASGIApp:
     """Wrap `app` in every transport guard, in the order documented at the top of this module."""
     guarded: ASGIApp = BodyGuard(
-        app, max_bytes=settings.max_request_body_bytes, timeout_seconds=settings.request_body_timeout_seconds
+        EnvelopeGuard(app),
+        max_bytes=settings.max_request_body_bytes,
+        timeout_seconds=settings.request_body_timeout_seconds,
     )
     guarded = ConcurrencyLimit(guarded, limit=settings.max_concurrent_requests)
     guarded = OriginGuard(guarded, allowed_origins=settings.allowed_origins)

@@ -14,10 +14,10 @@ WILDCARDS = frozenset({"*", "*:*", "http://*", "https://*", "null"})
 def check_http_security(settings: Settings, *, auth_configured: bool) -> None:
     """Raise ConfigError when serving HTTP with these settings would be unsafe."""
     loopback = is_loopback(settings.host)
-    if not auth_configured and settings.auth_mode != "none":
-        _check_unauthenticated(settings, loopback=loopback)
     if settings.auth_mode == "oauth" and not auth_configured:
         raise ConfigError("MCP_DESK_AUTH_MODE: oauth is selected but no token verifier could be built")
+    if not auth_configured and settings.auth_mode != "none":
+        _check_unauthenticated(settings, loopback=loopback)
     if settings.environment == "production":
         _check_production(settings, auth_configured=auth_configured, loopback=loopback)
 
