@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import structlog
 from mcp.server.auth.provider import AccessToken
@@ -32,6 +32,13 @@ class KeyStore(Protocol):
     def verify(self, presented: str) -> KeyRecord | None: ...
 
 
+@runtime_checkable
+class AsyncKeyStore(KeyStore, Protocol):
+    """A key store that can run its slow hash off the event loop."""
+
+    async def verify_async(self, presented: str) -> KeyRecord | None: ...
+
+
 class ApiKeyVerifier:
     """Turns a presented API key into an AccessToken naming its principal and role; never logs the key."""
 
@@ -44,11 +51,16 @@ class ApiKeyVerifier:
         if not presented or len(presented) > MAX_KEY_CHARS or not presented.isascii():
             log.info("api_key_rejected", reason="malformed", length=len(presented))
             return None
-        record = self._store.verify(presented)
+        record = await self._lookup(presented)
         if record is None:
             log.info("api_key_rejected", reason="unknown", length=len(presented))
             return None
         return access_token_for(record)
+
+    async def _lookup(self, presented: str) -> KeyRecord | None:
+        if isinstance(self._store, AsyncKeyStore):
+            return await self._store.verify_async(presented)  # argon2 in a worker thread, not on the loop
+        return self._store.verify(presented)
 
 
 def access_token_for(record: KeyRecord) -> AccessToken:
