@@ -91,6 +91,22 @@ class Settings(BaseSettings):
     cost_alert_threshold: float = Field(default=0.8, gt=0, le=1)
     model_input_price_per_mtok: float | dict[str, float] = 3.0
     pricing_model: str | None = None
+    # --- HTTP security: authentication, sessions, transport guards (server/auth, transport_guards, sessions) ---
+    auth_mode: Literal["api_key", "oauth", "none"] = "api_key"
+    oauth_issuer: str | None = None
+    oauth_audience: str | None = None
+    oauth_jwks_url: str | None = None
+    oauth_jwks_file: Path | None = None
+    oauth_role_claim: str | None = None
+    oauth_default_role: str | None = None
+    oauth_authorization_servers: list[str] = []
+    oauth_required_scopes: list[str] = []
+    oauth_algorithms: list[str] = ["RS256", "ES256"]
+    oauth_leeway_seconds: float = Field(default=30.0, ge=0, le=300)
+    oauth_jwks_cache_seconds: float = Field(default=300.0, ge=1)
+    max_sessions_per_principal: int = Field(default=10, ge=1)
+    max_concurrent_requests: int = Field(default=64, ge=1)
+    request_body_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
 
     @field_validator("storage_path", "docs_path", "export_path")
     @classmethod
