@@ -16,6 +16,7 @@ import secrets
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -52,12 +53,15 @@ class Note(BaseModel):
 def build_server(profile: Profile | None = None) -> MCPServer:
     """A desk-like MCP server: notes, a resource, a prompt, completions, logging, subscriptions."""
     mcp = MCPServer("mcp-desk")
-    notes: dict[str, Note] = {}
+    store = Path(os.environ.get("MCP_DESK_STORAGE_PATH", "data")) / "standin-notes.json"
+    notes: dict[str, Note] = {k: Note(**v) for k, v in json.loads(store.read_text()).items()} if store.exists() else {}
 
     @mcp.tool(description="Create a note owned by the caller.")
     async def create_note(title: str, body: str) -> Note:
         note = Note(id=f"n{len(notes) + 1}", version=1, title=title, body=body)
         notes[note.id] = note
+        store.parent.mkdir(parents=True, exist_ok=True)
+        store.write_text(json.dumps({k: v.model_dump() for k, v in notes.items()}))
         return note
 
     @mcp.tool(description="Fetch one of the caller's notes.")
