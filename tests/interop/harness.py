@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import os
 import socket
 import subprocess
@@ -118,9 +119,13 @@ def conformance_asgi_app(tmp: Path) -> Any:
     if HAVE_APP:  # pragma: no cover - wired when main's create_app takes `profile=`
         from server.config import Settings
 
-        app_module = importlib.import_module("server.app")  # not on main yet: no static import
+        app_module = importlib.import_module("server.app")
+        transports = importlib.import_module("server.transports")
+        if "profile" not in inspect.signature(app_module.create_app).parameters:
+            raise RuntimeError("create_app(settings, *, profile=...) is needed: see server/testing/conformance.py")
         settings = Settings(storage_path=tmp / "data", docs_path=REPO_ROOT / "docs" / "kb", export_path=tmp / "exports")
-        return app_module.http_app(app_module.create_app(settings, profile=conformance_profile()))
+        app = app_module.create_app(settings, transport="http", profile=conformance_profile())
+        return transports.http_app(app)
     from . import standin
 
     return standin.http_app(conformance_profile())
