@@ -34,7 +34,7 @@ async def _listed_tools(tmp_path: Path) -> list[dict[str, Any]]:
         storage_path=tmp_path / "data", export_path=tmp_path / "exports", stdio_role="admin"
     )
     app = app_module.create_app(settings)
-    async with Client(app.mcp, raise_exceptions=True) as client:
+    async with Client(app.server, raise_exceptions=True) as client:
         tools = (await client.list_tools()).tools
     keep = ("name", "inputSchema", "outputSchema", "annotations")
     dumped = [tool.model_dump(mode="json", by_alias=True, exclude_none=True) for tool in tools]

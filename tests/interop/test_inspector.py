@@ -73,11 +73,21 @@ def test_inspector_creates_then_reads_a_note_as_tool_and_resource(config: Path, 
 
 
 def test_inspector_gets_the_triage_prompt(config: Path, tmp_path: Path) -> None:
-    """prompts/list names triage_ticket and prompts/get renders it."""
+    """prompts/list names triage_ticket and prompts/get renders it for a ticket created through a tool."""
     prompts = {prompt["name"] for prompt in inspect(config, tmp_path, "--method", "prompts/list")["prompts"]}
-    got = inspect(
-        config, tmp_path, "--method", "prompts/get", "--prompt-name", "triage_ticket", "--prompt-args", "ticket_id=1"
-    )
+    new = [
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "create_ticket",
+        "--tool-arg",
+        "title=VPN down",
+        "description=No VPN",
+    ]
+    tools = {tool["name"] for tool in inspect(config, tmp_path, "--method", "tools/list")["tools"]}
+    ticket_id = inspect(config, tmp_path, *new)["structuredContent"]["id"] if "create_ticket" in tools else "t1"
+    args = ["--method", "prompts/get", "--prompt-name", "triage_ticket", "--prompt-args", f"ticket_id={ticket_id}"]
+    got = inspect(config, tmp_path, *args)
 
     assert "triage_ticket" in prompts
     assert got["messages"]
