@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import warnings
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import anyio
 import structlog
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.lowlevel.server import Server
@@ -15,52 +18,63 @@ from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler
 from mcp.shared.exceptions import MCPDeprecationWarning
 
 from server import knowledge
+from server.auth import HttpAuth, http_auth, principal_of
 from server.config import Settings
-from server.domain.principal import ALL_SCOPES, Principal
+from server.domain.principal import Principal
 from server.errors import PermissionDenied
-from server.policy.pipeline import Guard, Next, ToolCall, ToolSpec, build_chain
+from server.health import (
+    HealthCheck,
+    audit_check,
+    budget_check,
+    rate_limiter_check,
+    sandbox_check,
+    storage_check,
+)
+from server.lifecycle import Lifecycle
+from server.metrics import Metrics
+from server.policy.alerts import Alerter
+from server.policy.audit import Audit
+from server.policy.audit_log import JsonlAuditLog
+from server.policy.authorize import authorize
+from server.policy.budget import Budget
+from server.policy.keys import KeyStore
+from server.policy.observe import Observe
+from server.policy.paths import resolve_path
+from server.policy.pipeline import Guard, ToolCall, ToolSpec, build_chain
+from server.policy.ratelimit import RateLimit, load_counters, open_storage, save_counters
+from server.policy.redaction import Redact, Redactor
+from server.policy.rules import Policy
+from server.policy.tokens import OutputCap
 from server.policy.validation import InputLimits, Validate
 from server.prompts import Prompts
-from server.registry import ToolRegistry
+from server.registry import MethodTimer, ToolRegistry
 from server.resources import Resources
+from server.sandbox.isolation import IsolationConfig
+from server.sandbox.runner import CommandRunner
+from server.sandbox.templates import Allowlist, load_allowlist
 from server.storage.sqlite import SqliteStorage
-from server.tools import docs, notes, tickets
+from server.tools import diagnostics, docs, notes, tickets, usage
 from server.tools.env import ToolEnv
 
 log = structlog.get_logger()
 Transport = Literal["stdio", "http", "memory"]
 VERSION = "0.1.0"
 INSTRUCTIONS = (
-    "mcp-desk is a support desk: private notes, a shared ticket queue and a knowledge base of runbooks. "
-    "Search before creating; pass back ids and cursors exactly as received; use expected_version on updates."
+    "mcp-desk is a support desk: private notes, a shared ticket queue, a knowledge base of runbooks and "
+    "read-only diagnostics. Search before creating; pass back ids and cursors exactly as received; use "
+    "expected_version on updates; get_usage tells you your remaining rate limit and daily budget."
 )
 
 
-def core_tools() -> list[ToolSpec]:
+def shipped_tools(allowlist: Allowlist) -> list[ToolSpec]:
     """Every shipped tool, in the order clients see them."""
-    return [*notes.TOOLS, *tickets.TOOLS, *docs.TOOLS]
-
-
-@dataclass(frozen=True, kw_only=True)
-class App:
-    """A fully wired server; `lifespan()` opens what it needs, nothing runs before."""
-
-    settings: Settings
-    transport: Transport
-    server: Server[Any]
-    storage: SqliteStorage
-    registry: ToolRegistry
-    resources: Resources
-    extra_cleanup: list[Callable[[], Any]] = field(default_factory=list)
-
-    @asynccontextmanager
-    async def lifespan(self) -> AsyncIterator[None]:
-        """Open storage and index the knowledge base; close everything in reverse order."""
-        async with AsyncExitStack() as stack:
-            self.settings.export_path.mkdir(parents=True, exist_ok=True)
-            await stack.enter_async_context(self.storage.open())
-            await self.storage.index_docs(knowledge.scan_docs(self.settings.docs_path))
-            yield
+    run_diagnostic = ToolSpec(
+        name="run_diagnostic",
+        fn=diagnostics.run_diagnostic,
+        scope="diagnostics:run",
+        annotations=diagnostics.annotations_for(allowlist),
+    )
+    return [*notes.TOOLS, *tickets.TOOLS, *docs.TOOLS, run_diagnostic, *usage.TOOLS]
 
 
 def input_limits(settings: Settings) -> InputLimits:
@@ -76,27 +90,119 @@ def input_limits(settings: Settings) -> InputLimits:
     )
 
 
-async def authorize(call: ToolCall, call_next: Next) -> Any:
-    """The tool's scope must be among the principal's scopes."""
-    if call.spec.scope is not None and not call.principal.has(call.spec.scope):
-        raise PermissionDenied(f"{call.spec.name} needs scope {call.spec.scope!r}")
-    return await call_next(call)
+@dataclass(frozen=True, kw_only=True)
+class App:
+    """A fully wired server; `lifespan()` opens what it needs, nothing runs before."""
+
+    settings: Settings
+    transport: Transport
+    server: Server[Any]
+    policy: Policy
+    storage: SqliteStorage
+    registry: ToolRegistry
+    resources: Resources
+    metrics: Metrics
+    lifecycle: Lifecycle
+    audit_log: JsonlAuditLog
+    alerter: Alerter
+    limiter: RateLimit
+    budget: Budget
+    runner: CommandRunner
+    auth: HttpAuth | None
+    checks: list[HealthCheck]
+    gauges: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    @asynccontextmanager
+    async def lifespan(self) -> AsyncIterator[None]:
+        """Open storage, audit and alerting, index the runbooks, probe the sandbox; close in reverse order."""
+        settings = self.settings
+        async with AsyncExitStack() as stack:
+            settings.export_path.mkdir(parents=True, exist_ok=True)
+            await stack.enter_async_context(self.storage.open())
+            await self.storage.index_docs(await anyio.to_thread.run_sync(knowledge.scan_docs, settings.docs_path))
+            await self.audit_log.open()
+            stack.push_async_callback(self.audit_log.close)
+            await stack.enter_async_context(self.alerter.running())
+            stack.push_async_callback(self._drain_alerts)
+            state_file = settings.resolved_rate_limit_state_file
+            load_counters(self.limiter.storage, state_file)
+            stack.callback(save_counters, self.limiter.storage, state_file)
+            status = await self.runner.probe()
+            log.info("sandbox_probed", level=status.level, isolated=status.ok, reason=status.reason)
+            self.lifecycle.mark_ready()
+            yield
+
+    async def _drain_alerts(self) -> None:
+        with anyio.move_on_after(2):
+            await self.alerter.drain()
+
+    async def refresh_gauges(self) -> None:
+        """Gauges read at scrape time: tickets by status and the budget ratio."""
+        self.metrics.set_tickets(await self.storage.ticket_counts())
+        self.metrics.set_budget_ratio(self.budget.used_ratio())
 
 
-def create_app(settings: Settings, *, transport: Transport = "stdio", extra_tools: Sequence[ToolSpec] = ()) -> App:
-    """Build the server for one transport. Starts nothing; call `lifespan()` to open storage."""
+def create_app(settings: Settings, *, transport: Transport = "stdio", extra_tools: tuple[ToolSpec, ...] = ()) -> App:
+    """Build the server for one transport. Starts nothing; call `lifespan()` to open storage and the rest."""
+    policy = Policy.load(settings.policy_file)
+    allowlist = load_allowlist(settings.policy_file, roots={"logs": settings.diagnostics_log_root})
+    specs = [*shipped_tools(allowlist), *extra_tools]
+    policy.check({s.name: s.scope for s in specs}, roles_in_use={"MCP_DESK_STDIO_ROLE": settings.stdio_role})
+    specs = [dataclasses.replace(s, scope=policy.scope_for(s.name, s.scope)) for s in specs]
+    key_store = KeyStore.load(settings.api_keys_file, roles=policy.role_names()) if settings.api_keys_file else None
+    auth = http_auth(settings, key_store=key_store) if transport == "http" else None
+
+    metrics = Metrics(version=VERSION, tools=[s.name for s in specs], diagnostics=allowlist.names())
+    lifecycle = Lifecycle()
+    redactor = Redactor()
+    alerter = Alerter(
+        on_alert=metrics.security_alert,
+        webhook_url=settings.alert_webhook_url,
+        burst_threshold=settings.alert_denial_burst,
+        burst_window_seconds=settings.alert_denial_window_seconds,
+    )
+    hmac_key = settings.audit_hmac_key.get_secret_value().encode() if settings.audit_hmac_key else None
+    audit_log = JsonlAuditLog(settings.resolved_audit_log_path, hmac_key=hmac_key, fsync=settings.audit_fsync)
+    audit = Audit(sink=audit_log, redactor=redactor, alerter=alerter, on_event=metrics.audit_event)
+    counters = open_storage(settings.rate_limit_storage_uri.get_secret_value())
+    limiter = RateLimit(
+        storage=counters,
+        requests_per_minute=settings.rate_limit_rpm,
+        tokens_per_minute=settings.rate_limit_tpm,
+        per_tool={s.name: limit for s in specs if (limit := policy.rate_for(s.name)) is not None},
+    )
+    budget = Budget(
+        storage=counters,
+        price_per_mtok=settings.input_price_per_mtok,
+        max_daily_tokens=settings.max_daily_tokens,
+        max_daily_spend=settings.max_daily_spend,
+        alert_threshold=settings.cost_alert_threshold,
+        on_alert=lambda kind, who, ratio: alerter.alert(kind, principal=who, ratio=round(ratio, 3)),
+        on_cost=metrics.context_cost,
+        on_tokens=metrics.output_tokens,
+    )
+    runner = CommandRunner(
+        allowlist,
+        path_resolver=resolve_path,
+        isolation=IsolationConfig(
+            mode=settings.sandbox_mode,
+            require_isolation=settings.sandbox_require_isolation,
+            bwrap_path=settings.sandbox_bwrap_path,
+            memory_bytes=settings.sandbox_memory_mb * 2**20,
+            max_processes=settings.sandbox_max_processes,
+        ),
+        max_concurrent=settings.sandbox_max_concurrent,
+        on_run=metrics.sandbox_run,
+    )
+    principal = principal_source(settings, policy, transport, authenticated=auth is not None)
     storage = SqliteStorage(settings.database_path)
-    local = Principal(id=settings.stdio_principal, role=settings.stdio_role, scopes=ALL_SCOPES, transport="stdio")
-
-    def principal() -> Principal:
-        token = get_access_token()
-        if token is None:
-            return local
-        return Principal(id=token.client_id, role="agent", scopes=frozenset(token.scopes), transport="http")
-
-    redact: Callable[[str], str] = str
-    bus = InMemorySubscriptionBus()
-    resources = Resources(storage=storage, docs_root=settings.docs_path, principal=principal, redact=redact, bus=bus)
+    resources = Resources(
+        storage=storage,
+        docs_root=settings.docs_path,
+        principal=principal,
+        redact=redactor.text,
+        bus=InMemorySubscriptionBus(),
+    )
 
     def env_for(call: ToolCall) -> ToolEnv:
         return ToolEnv(
@@ -105,7 +211,10 @@ def create_app(settings: Settings, *, transport: Transport = "stdio", extra_tool
             docs_root=settings.docs_path,
             export_root=settings.export_path,
             resource_changed=resources.changed,
-            redact=redact,
+            redact=redactor.text,
+            runner=runner,
+            limiter=limiter,
+            budget=budget,
         )
 
     async def endpoint(call: ToolCall) -> dict[str, Any]:
@@ -113,34 +222,84 @@ def create_app(settings: Settings, *, transport: Transport = "stdio", extra_tool
         structured: dict[str, Any] = result.model_dump(mode="json")
         return structured
 
+    # The order is the policy: outermost first. Redact scrubs results before OutputCap, Budget and the
+    # limiter measure them and before Audit records anything; audit.intent writes ahead of state changes.
     guards: list[Guard] = [
+        Observe(recorder=metrics, lifecycle=lifecycle),
+        audit,
+        limiter,
+        budget,
+        OutputCap(max_tokens=settings.max_output_tokens),
         authorize,
         Validate(input_limits(settings)),
+        audit.intent,
+        Redact(redactor),
     ]
-    specs = [*core_tools(), *extra_tools]
     registry = ToolRegistry(
         specs=specs,
         chain=build_chain(guards, endpoint),
         principal=principal,
-        scope_of=lambda spec: spec.scope,
-        redact=redact,
+        redact=redactor.text,
         transport=transport,
     )
-    prompts = Prompts(storage=storage, principal=principal, redact=redact)
-    server = _server(settings, registry, resources, prompts, bus)
+    prompts = Prompts(storage=storage, principal=principal, redact=redactor.text)
+    server = _server(registry, resources, prompts)
+    server.middleware.append(MethodTimer(metrics, transport))
+    checks = [
+        storage_check(storage.probe),
+        audit_check(audit_log.writable),
+        rate_limiter_check(limiter.healthy),
+        budget_check(budget.used_ratio, alert_threshold=settings.cost_alert_threshold),
+        sandbox_check(lambda: runner.isolation_status().level),
+    ]
     return App(
         settings=settings,
         transport=transport,
         server=server,
+        policy=policy,
         storage=storage,
         registry=registry,
         resources=resources,
+        metrics=metrics,
+        lifecycle=lifecycle,
+        audit_log=audit_log,
+        alerter=alerter,
+        limiter=limiter,
+        budget=budget,
+        runner=runner,
+        auth=auth,
+        checks=checks,
     )
 
 
-def _server(
-    settings: Settings, registry: ToolRegistry, resources: Resources, prompts: Prompts, bus: InMemorySubscriptionBus
-) -> Server[Any]:
+def principal_source(
+    settings: Settings, policy: Policy, transport: Transport, *, authenticated: bool
+) -> Callable[[], Principal]:
+    """The one place a caller's identity is decided: the bearer token over HTTP, else the local principal.
+
+    With authentication configured there is no fallback: a request without a token never reaches a handler
+    (the SDK answers 401), and if one ever did it is refused rather than treated as the local principal.
+    """
+    local = policy.principal_for(
+        settings.stdio_principal, settings.stdio_role, "stdio" if transport != "http" else "http"
+    )
+
+    @functools.lru_cache(maxsize=4096)
+    def from_token(principal_id: str, role: str) -> Principal:
+        return policy.principal_for(principal_id, role, "http")
+
+    def principal() -> Principal:
+        token = get_access_token()
+        if token is not None:
+            return from_token(*principal_of(token))
+        if authenticated:
+            raise PermissionDenied("this request carries no credentials")
+        return local
+
+    return principal
+
+
+def _server(registry: ToolRegistry, resources: Resources, prompts: Prompts) -> Server[Any]:
     with warnings.catch_warnings():
         # logging/setLevel is deprecated for the 2026-07-28 era but still part of the handshake era we serve.
         warnings.simplefilter("ignore", MCPDeprecationWarning)
@@ -157,7 +316,7 @@ def _server(
             on_read_resource=resources.read_resource,
             on_subscribe_resource=resources.subscribe,
             on_unsubscribe_resource=resources.unsubscribe,
-            on_subscriptions_listen=ListenHandler(bus),
+            on_subscriptions_listen=ListenHandler(resources.bus),
             on_list_prompts=prompts.list_prompts,
             on_get_prompt=prompts.get_prompt,
             on_completion=resources.complete,

@@ -1,4 +1,4 @@
-"""The `mcp-desk` command line (DESIGN §2)."""
+"""The `mcp-desk` command line (DESIGN §2): argv → Settings → logging → app → transport."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TextIO
 
 from server.config import Settings, load_settings
@@ -21,26 +22,72 @@ def parser() -> argparse.ArgumentParser:
     http.add_argument("--host", help="bind address (default MCP_DESK_HOST)")
     http.add_argument("--port", type=int, help="port (default MCP_DESK_PORT)")
     sub.add_parser("check-config", help="validate configuration and policy, print the effective config")
+    keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys_command", required=True)
+    create = keys.add_parser("create", help="print a new API key once, and the line for the keys file")
+    create.add_argument("--principal", required=True)
+    create.add_argument("--role", required=True)
+    create.add_argument("--json", action="store_true", help="print one JSON object {key, principal, role, line}")
+    policy = sub.add_parser("policy", help="the policy").add_subparsers(dest="policy_command", required=True)
+    explain = policy.add_parser("explain", help="print which tools, scopes, paths and limits a role has")
+    explain.add_argument("--role")
+    audit = sub.add_parser("audit", help="the audit log").add_subparsers(dest="audit_command", required=True)
+    verify = audit.add_parser("verify", help="verify the audit log's hash chain")
+    verify.add_argument("path", nargs="?", type=Path)
     return top
 
 
 def run(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     """Parse argv and run one command; configuration errors are one line on stderr and exit code 1."""
     args = parser().parse_args(argv)
-    overrides = {k: v for k, v in (("host", getattr(args, "host", None)), ("port", getattr(args, "port", None))) if v}
+    overrides = {k: v for k in ("host", "port") if (v := getattr(args, k, None)) is not None}
     try:
         settings = load_settings(**overrides)
-        return _dispatch(args, settings, out)
+        return _dispatch(args, settings, out, err)
     except ConfigError as exc:
         print(f"mcp-desk: configuration error: {exc}", file=err)
         return 1
 
 
-def _dispatch(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+def _dispatch(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
+    if args.command in ("stdio", "http"):
+        return _serve(args.command, settings)
+    from server.app import create_app
+
+    if args.command == "audit":
+        from server.policy.audit_log import command_audit_verify
+
+        key = settings.audit_hmac_key.get_secret_value() if settings.audit_hmac_key else None
+        return command_audit_verify(args.path or settings.resolved_audit_log_path, key, out)
+    app = create_app(settings, transport="http" if args.command == "check-config" else "stdio")
     if args.command == "check-config":
-        print(json.dumps(settings.masked(), indent=2, sort_keys=True), file=out)
-        return 0
-    return _serve(args.command, settings)
+        return _check_config(settings, app.auth is not None, out)
+    if args.command == "keys":
+        from server.policy.keys import command_keys_create
+
+        return command_keys_create(args.principal, args.role, args.json, out, roles=app.policy.role_names(), err=err)
+    return _explain(app, args.role, out)
+
+
+def _check_config(settings: Settings, auth_configured: bool, out: TextIO) -> int:
+    from server.auth import check_http_security
+
+    check_http_security(settings, auth_configured=auth_configured)
+    print(json.dumps(settings.masked(), indent=2, sort_keys=True), file=out)
+    return 0
+
+
+def _explain(app: object, role: str | None, out: TextIO) -> int:
+    from server.app import App
+    from server.policy.rules import command_policy_explain
+    from server.tools.diagnostics import explain_diagnostics
+
+    assert isinstance(app, App)  # noqa: S101  # narrowing for the type checker; always true
+    tools = {name: spec.scope for name, spec in app.registry.specs.items()}
+    code = command_policy_explain(app.policy, role, tools, out, default_rpm=app.settings.rate_limit_rpm)
+    print("\ndiagnostics (run_diagnostic, scope diagnostics:run):", file=out)
+    for line in explain_diagnostics(app.runner.allowlist):
+        print(f"  {line}", file=out)
+    return code
 
 
 def _serve(command: str, settings: Settings) -> int:
@@ -49,10 +96,11 @@ def _serve(command: str, settings: Settings) -> int:
     from server.app import create_app
     from server.logging import configure_logging
     from server.policy.redaction import Redactor
+    from server.sessions import install_session_id_filter
     from server.transports import serve_http, serve_stdio
 
     configure_logging(settings.log_level, settings.resolved_log_format, redact=Redactor().text)
-
+    install_session_id_filter()
     if command == "stdio":
         anyio.run(serve_stdio, create_app(settings, transport="stdio"), backend_options={"use_uvloop": True})
         return 0

@@ -25,7 +25,14 @@ class Settings(BaseSettings):
     """Everything an operator can configure; see `.env.example` for each key's meaning."""
 
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, frozen=True, extra="forbid", env_file_encoding="utf-8", validate_default=True
+        env_prefix=ENV_PREFIX,
+        frozen=True,
+        # Unknown MCP_DESK_ keys are refused by load_settings (env and .env); other keys in .env belong to
+        # other tools (compose, Grafana) and are left alone.
+        extra="ignore",
+        env_ignore_empty=True,
+        env_file_encoding="utf-8",
+        validate_default=True,
     )
 
     environment: Environment = "development"

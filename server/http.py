@@ -82,7 +82,7 @@ def _public(status: str, detail: str | None) -> dict[str, str]:
     return {"status": status} if detail is None else {"status": status, "detail": detail}
 
 
-class _AppOwnsSignals(uvicorn.Server):
+class AppOwnsSignals(uvicorn.Server):
     """uvicorn without its signal handlers: the transport decides when to stop."""
 
     @contextmanager
@@ -121,7 +121,7 @@ async def serve_sidecar(
     config = uvicorn.Config(
         app, log_config=None, lifespan="off", server_header=False, timeout_graceful_shutdown=math.ceil(shutdown_timeout)
     )
-    server = _AppOwnsSignals(config)
+    server = AppOwnsSignals(config)
     finished = anyio.Event()
 
     async def run() -> None:

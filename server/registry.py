@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 import weakref
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
 
 import mcp_types as types
 import orjson
@@ -82,7 +83,6 @@ class ToolRegistry:
         specs: Sequence[ToolSpec],
         chain: Next,
         principal: PrincipalSource,
-        scope_of: Callable[[ToolSpec], str | None],
         redact: Redact,
         transport: str,
         read_only_overrides: dict[str, bool] | None = None,
@@ -90,7 +90,6 @@ class ToolRegistry:
         self.specs = {spec.name: spec for spec in specs}
         self.chain = chain
         self.principal = principal
-        self.scope_of = scope_of
         self.redact = redact
         self.transport = transport
         # Per connection: the level a client asked for with logging/setLevel (none asked: no log messages).
@@ -101,9 +100,7 @@ class ToolRegistry:
     def visible(self, principal: Principal) -> list[types.Tool]:
         """The tools this principal may call; the others are absent, not greyed out."""
         return [
-            self._tools[name]
-            for name, spec in self.specs.items()
-            if (scope := self.scope_of(spec)) is None or principal.has(scope)
+            self._tools[name] for name, spec in self.specs.items() if spec.scope is None or principal.has(spec.scope)
         ]
 
     def input_schema(self, name: str) -> dict[str, Any] | None:
@@ -157,6 +154,37 @@ class ToolRegistry:
             return
         params = types.LoggingMessageNotificationParams(level=level, logger="mcp-desk", data=message)
         await ctx.session.send_notification(types.LoggingMessageNotification(params=params), ctx.request_id)
+
+
+class MethodTimer:
+    """SDK middleware that times every MCP method except tools/call (the Observe guard times those)."""
+
+    def __init__(self, metrics: MethodRecorder, transport: str) -> None:
+        self.metrics = metrics
+        self.transport = transport
+
+    async def __call__(self, ctx: ServerRequestContext[Any], call_next: Callable[[Any], Awaitable[Any]]) -> Any:
+        if ctx.method == "tools/call":
+            return await call_next(ctx)
+        started = time.perf_counter()
+        error: str | None = None
+        try:
+            return await call_next(ctx)
+        except MCPError:
+            error = "protocol"
+            raise
+        except Exception:
+            error = "internal"
+            raise
+        finally:
+            self.metrics.observe_method(ctx.method, time.perf_counter() - started, self.transport, error)
+
+
+class MethodRecorder(Protocol):
+    """What MethodTimer needs from the metrics."""
+
+    def observe_method(self, method: str, duration_s: float, transport: str, error_type: str | None = None) -> None:
+        """Observe one method's latency."""
 
 
 def connection_of(ctx: ServerRequestContext[Any]) -> Connection:

@@ -6,7 +6,7 @@ import contextlib
 import os
 import signal
 import stat
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import anyio
@@ -14,24 +14,21 @@ import structlog
 import uvicorn
 from anyio.abc import TaskStatus
 from mcp.server.stdio import stdio_server
-from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
-from mcp.server.transport_security import TransportSecuritySettings
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 from mcp.shared.message import SessionMessage
 from mcp_types import JSONRPCError, JSONRPCRequest, JSONRPCResponse
 from starlette.applications import Starlette
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
-from server.app import App
+from server.app import VERSION, App
+from server.auth import check_http_security, protect
+from server.health import sessions_check
+from server.http import AppOwnsSignals, serve_sidecar, sidecar_app
+from server.sessions import session_manager
+from server.transport_guards import harden, uvicorn_options
 
 log = structlog.get_logger()
-
-
-class _Uvicorn(uvicorn.Server):
-    """uvicorn without its own signal handlers: it re-raises SIGTERM after shutdown (exit 143), we exit 0."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
 
 
 async def _on_signal(stop: Any, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -69,11 +66,8 @@ class _StdinLines:
 
     async def __anext__(self) -> str:
         while b"\n" not in self.buffer and not self.eof:
-            if self.pollable:
-                with anyio.CancelScope() as self._waiting:
-                    await anyio.wait_readable(self.fd)
-                if self.eof:
-                    break
+            if self.pollable and not await self._readable():
+                break
             try:
                 chunk = os.read(self.fd, 65536)
             except BlockingIOError:
@@ -84,6 +78,12 @@ class _StdinLines:
             raise StopAsyncIteration
         line, _, self.buffer = self.buffer.partition(b"\n")
         return line.decode("utf-8", errors="replace")
+
+    async def _readable(self) -> bool:
+        """Wait for input; False once `stop()` was called."""
+        with anyio.CancelScope() as self._waiting:
+            await anyio.wait_readable(self.fd)
+        return not self.eof
 
     def stop(self) -> None:
         """End the iteration now (a signal): what was not read yet is left unread."""
@@ -145,6 +145,7 @@ async def serve_stdio(app: App) -> None:
     lines = _StdinLines()
 
     async def stop() -> None:
+        app.lifecycle.begin_drain()
         reading.cancel()
         lines.stop()
 
@@ -164,32 +165,59 @@ async def serve_stdio(app: App) -> None:
         tg.cancel_scope.cancel()
 
 
-def http_app(app: App) -> Starlette:
-    """The Streamable HTTP endpoint at /mcp; its lifespan opens storage and the session manager."""
+def http_app(app: App) -> ASGIApp:
+    """The hardened Streamable HTTP endpoint at /mcp; its lifespan opens the app and the session manager."""
     settings = app.settings
-    security = TransportSecuritySettings(
-        enable_dns_rebinding_protection=True,
-        allowed_hosts=list(settings.allowed_hosts),
-        allowed_origins=list(settings.allowed_origins),
-    )
-    manager = StreamableHTTPSessionManager(
-        app=app.server,
-        security_settings=security,
-        max_request_body_size=settings.max_request_body_bytes,
-        session_idle_timeout=settings.session_idle_seconds,
+    manager = session_manager(
+        app.server,
         max_sessions=settings.max_sessions,
+        max_sessions_per_principal=settings.max_sessions_per_principal,
+        idle_seconds=settings.session_idle_seconds,
+        max_request_body_bytes=settings.max_request_body_bytes,
     )
+    app.checks.append(sessions_check(lambda: manager.open_sessions, settings.max_sessions))
+    endpoint: Any = StreamableHTTPASGIApp(manager)
+    routes: list[Any] = [Route("/mcp", endpoint=protect(endpoint, app.auth) if app.auth else endpoint)]
+    if app.auth is not None:
+        routes.extend(app.auth.metadata_routes)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         async with app.lifespan(), manager.run():
             yield
 
-    return Starlette(routes=[Route("/mcp", endpoint=StreamableHTTPASGIApp(manager))], lifespan=lifespan)
+    async def refresh() -> None:
+        app.metrics.set_sessions(manager.open_sessions)
+        await app.refresh_gauges()
+
+    app.gauges.append(refresh)
+    return harden(Starlette(routes=routes, lifespan=lifespan), settings)
+
+
+async def _sidecar(app: App, port: int | None, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+    """Serve /health, /health/live, /health/ready and /metrics on the health port, if one is set."""
+    if port is None:
+        task_status.started()
+        return
+
+    async def on_scrape() -> None:
+        for refresh in app.gauges:
+            await refresh()
+
+    sidecar = sidecar_app(
+        metrics=app.metrics, lifecycle=app.lifecycle, checks=app.checks, version=VERSION, on_scrape=on_scrape
+    )
+    async with anyio.create_task_group() as tg:
+        bound = await tg.start(serve_sidecar, sidecar, app.settings.health_host, port)
+        log.info("sidecar_listening", host=app.settings.health_host, port=bound)
+        task_status.started()
 
 
 async def serve_http(app: App, *, host: str, port: int) -> None:
-    """Serve Streamable HTTP with uvicorn until SIGTERM/SIGINT, then drain and exit cleanly."""
+    """Serve Streamable HTTP until SIGTERM/SIGINT; then drain running calls, close cleanly and return."""
+    settings = app.settings
+    check_http_security(settings, auth_configured=app.auth is not None)
+    options = {**uvicorn_options(settings), "server_header": False, "access_log": True}
     config = uvicorn.Config(
         http_app(app),
         host=host,
@@ -198,16 +226,21 @@ async def serve_http(app: App, *, host: str, port: int) -> None:
         http="httptools",
         lifespan="on",
         log_config=None,
-        access_log=True,
-        server_header=False,
         timeout_graceful_shutdown=5,
+        **options,
     )
-    server = _Uvicorn(config)
+    server = AppOwnsSignals(config)
 
     async def stop() -> None:
+        # Readiness goes 503 and new calls are refused at once; running calls get the grace period,
+        # and their responses still flow because uvicorn keeps serving until should_exit.
+        app.lifecycle.begin_drain()
+        unfinished = await app.lifecycle.drain(settings.shutdown_grace_seconds)
+        log.info("drained", unfinished=unfinished)
         server.should_exit = True
 
     async with anyio.create_task_group() as tg:
         await tg.start(_on_signal, stop)
+        await tg.start(_sidecar, app, settings.resolved_health_port("http"))
         await server.serve()
         tg.cancel_scope.cancel()

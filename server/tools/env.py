@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import Field
 
 from server.domain.principal import Principal
+from server.sandbox.runner import CommandRunner
 from server.storage.base import NoteScope, Storage
+from server.tools.usage import DailyBudget, Limiter
 
 
 async def _no_change(uri: str) -> None:
@@ -29,9 +31,11 @@ class ToolEnv:
     storage: Storage
     docs_root: Path
     export_root: Path
+    runner: CommandRunner
+    limiter: Limiter
+    budget: DailyBudget
     resource_changed: Callable[[str], Awaitable[None]] = _no_change
     redact: Callable[[str], str] = _identity
-    services: dict[str, Any] = field(default_factory=dict)
 
     @property
     def note_scope(self) -> NoteScope:
