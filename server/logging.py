@@ -37,6 +37,7 @@ _SESSION_ID = re.compile(
     r"(?<![0-9A-Za-z])(?:[0-9a-fA-F]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
     r"(?![0-9A-Za-z])"
 )
+_URL_QUERY = re.compile(r"(\b(?:https?|wss?)://[^\s?#\"']*)\?[^\s#\"']*")
 _INPUT_VALUE = re.compile(r"input_value=.*?(?=, input_type=|\]$|\]\n|$)", re.MULTILINE)
 # Library debug messages that embed a whole JSON-RPC message (arguments, results) after the colon.
 _PAYLOAD_PREFIXES: Mapping[str, tuple[str, ...]] = {
@@ -61,7 +62,7 @@ def shorten_session_ids(text: str) -> str:
 
 
 def _scrub_foreign(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-    """Library records: strip access-log query strings, cut SDK payloads, shorten session ids."""
+    """Library records: drop query strings (access log, URLs), cut SDK payloads, shorten session ids."""
     record: logging.LogRecord | None = event_dict.get("_record")
     args = event_dict.pop("positional_args", ())
     name = record.name if record is not None else ""
@@ -74,7 +75,7 @@ def _scrub_foreign(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDic
     else:
         prefixes = _PAYLOAD_PREFIXES.get(name.split(".", 1)[0], ())
         event = next((p + " <omitted>" for p in prefixes if event.startswith(p)), event)
-    event_dict["event"] = shorten_session_ids(event)
+    event_dict["event"] = shorten_session_ids(_URL_QUERY.sub(r"\1", event))
     return event_dict
 
 

@@ -138,6 +138,13 @@ def test_uvicorn_access_lines_drop_the_query_string(stream: io.StringIO) -> None
     assert (line["path"], line["status_code"], line["http_method"]) == ("/mcp", 200, "GET")
 
 
+def test_urls_in_library_messages_lose_their_query_string(stream: io.StringIO) -> None:
+    logging.getLogger("httpx").info("HTTP Request: %s %s", "POST", "https://hooks.example/alert?token=abc#frag")
+
+    (line,) = lines(stream)
+    assert line["event"] == "HTTP Request: POST https://hooks.example/alert#frag"
+
+
 def test_a_real_sdk_session_id_is_logged_shortened(stream: io.StringIO) -> None:
     """The SDK logs 'Created new transport with session ID: <32 hex>' when a session opens."""
     from mcp.server.mcpserver import MCPServer

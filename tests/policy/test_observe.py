@@ -204,9 +204,13 @@ async def test_a_cancelled_call_is_still_logged_and_counted() -> None:
         await anyio.sleep_forever()
 
     chain = build_chain([Observe(recorder=metrics, clock=clock)], endpoint)
+
+    async def call() -> None:
+        await chain(make_call())
+
     with capture_logs() as logs, anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
-            tg.start_soon(chain, make_call())
+            tg.start_soon(call)
             await anyio.wait_all_tasks_blocked()
             tg.cancel_scope.cancel()
 
