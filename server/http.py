@@ -27,7 +27,7 @@ from server.health import HealthCheck, overall_status, run_checks
 from server.lifecycle import Lifecycle
 from server.metrics import CONTENT_TYPE, Metrics
 
-__all__ = ["serve_sidecar", "sidecar_app"]
+__all__ = ["ServerWithoutSignals", "serve_sidecar", "sidecar_app"]
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -82,7 +82,7 @@ def _public(status: str, detail: str | None) -> dict[str, str]:
     return {"status": status} if detail is None else {"status": status, "detail": detail}
 
 
-class AppOwnsSignals(uvicorn.Server):
+class ServerWithoutSignals(uvicorn.Server):
     """uvicorn without its signal handlers: the transport decides when to stop."""
 
     @contextmanager
@@ -121,7 +121,7 @@ async def serve_sidecar(
     config = uvicorn.Config(
         app, log_config=None, lifespan="off", server_header=False, timeout_graceful_shutdown=math.ceil(shutdown_timeout)
     )
-    server = AppOwnsSignals(config)
+    server = ServerWithoutSignals(config)
     finished = anyio.Event()
 
     async def run() -> None:

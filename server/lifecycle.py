@@ -8,15 +8,17 @@ Waits are event-driven (no polling), and the grace is measured by anyio's clock.
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator
+import signal
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 import anyio
 import structlog
+from anyio.abc import TaskStatus
 
 from server.errors import ShuttingDown
 
-__all__ = ["Lifecycle", "State"]
+__all__ = ["Lifecycle", "State", "stop_on_signals"]
 
 log = structlog.get_logger()
 
@@ -119,3 +121,26 @@ class Lifecycle:
         self._idle = anyio.Event()
         with anyio.move_on_after(seconds):
             await self._idle.wait()
+
+
+async def stop_on_signals(
+    lifecycle: Lifecycle,
+    *,
+    grace_seconds: float,
+    stop: Callable[[], object],
+    signals: Sequence[signal.Signals] = (signal.SIGTERM, signal.SIGINT),
+    task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+) -> int:
+    """Wait for SIGTERM/SIGINT, drain within the grace, then call `stop()`; return how many calls were cancelled.
+
+    The process exits 0 because the signal is handled here: nothing re-raises it. Signals that
+    arrive during the drain are absorbed (the drain already has a deadline).
+    """
+    with anyio.open_signal_receiver(*signals) as received:
+        task_status.started()
+        async for signum in received:
+            log.info("shutdown_signal_received", signal=signal.Signals(signum).name)
+            break
+        cancelled = await lifecycle.drain(grace_seconds)
+    stop()
+    return cancelled

@@ -37,15 +37,19 @@ _SESSION_ID = re.compile(
     r"(?<![0-9A-Za-z])(?:[0-9a-fA-F]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
     r"(?![0-9A-Za-z])"
 )
+_URL_QUERY = re.compile(r"(\b(?:https?|wss?)://[^\s?#\"']*)\?[^\s#\"']*")
 _INPUT_VALUE = re.compile(r"input_value=.*?(?=, input_type=|\]$|\]\n|$)", re.MULTILINE)
-# SDK debug messages that embed a whole JSON-RPC message (arguments, results) after the colon.
-_SDK_PAYLOAD_PREFIXES = (
-    "Received JSON:",
-    "Validated client message:",
-    "Sending message via SSE:",
-    "Sending session message to writer:",
-    "Sending client message:",
-)
+# Library debug messages that embed a whole JSON-RPC message (arguments, results) after the colon.
+_PAYLOAD_PREFIXES: Mapping[str, tuple[str, ...]] = {
+    "mcp": (
+        "Received JSON:",
+        "Validated client message:",
+        "Sending message via SSE:",
+        "Sending session message to writer:",
+        "Sending client message:",
+    ),
+    "sse_starlette": ("chunk:",),
+}
 
 
 class _Handler(logging.StreamHandler):  # type: ignore[type-arg]  # StreamHandler is generic only in typeshed
@@ -58,7 +62,7 @@ def shorten_session_ids(text: str) -> str:
 
 
 def _scrub_foreign(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-    """Library records: strip access-log query strings, cut SDK payloads, shorten session ids."""
+    """Library records: drop query strings (access log, URLs), cut SDK payloads, shorten session ids."""
     record: logging.LogRecord | None = event_dict.get("_record")
     args = event_dict.pop("positional_args", ())
     name = record.name if record is not None else ""
@@ -68,12 +72,10 @@ def _scrub_foreign(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDic
         path = str(path).split("?", 1)[0]
         event = f'{client} - "{method} {path} HTTP/{version}" {status}'
         event_dict.update(http_method=method, path=path, status_code=status)
-    elif name.startswith("mcp"):
-        for prefix in _SDK_PAYLOAD_PREFIXES:
-            if event.startswith(prefix):
-                event = prefix + " <omitted>"
-                break
-    event_dict["event"] = shorten_session_ids(event)
+    else:
+        prefixes = _PAYLOAD_PREFIXES.get(name.split(".", 1)[0], ())
+        event = next((p + " <omitted>" for p in prefixes if event.startswith(p)), event)
+    event_dict["event"] = shorten_session_ids(_URL_QUERY.sub(r"\1", event))
     return event_dict
 
 

@@ -7,7 +7,7 @@ label set is created at start-up, so `rate()` works from the first scrape.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import (
     CONTENT_TYPE_PLAIN_0_0_4,
@@ -257,8 +257,3 @@ class Metrics:
     def render(self) -> bytes:
         """The Prometheus text exposition (format 0.0.4) of this app's registry."""
         return generate_latest(self.registry)
-
-    @property
-    def known_tools(self) -> Sequence[str]:
-        """The tool names that get their own label value."""
-        return sorted(self._tools)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import stat
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any, cast
 
 import anyio
@@ -17,6 +17,7 @@ from mcp.server.stdio import stdio_server
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 from mcp.shared.message import SessionMessage
 from mcp_types import JSONRPCError, JSONRPCRequest, JSONRPCResponse
+from sse_starlette.sse import AppStatus
 from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import ASGIApp
@@ -24,21 +25,12 @@ from starlette.types import ASGIApp
 from server.app import VERSION, App
 from server.auth import check_http_security, protect
 from server.health import sessions_check
-from server.http import AppOwnsSignals, serve_sidecar, sidecar_app
+from server.http import ServerWithoutSignals, serve_sidecar, sidecar_app
+from server.lifecycle import stop_on_signals
 from server.sessions import session_manager
 from server.transport_guards import harden, uvicorn_options
 
 log = structlog.get_logger()
-
-
-async def _on_signal(stop: Any, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-    """Own SIGTERM/SIGINT from the start: the first one runs `stop` (drain, then exit 0)."""
-    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        task_status.started()
-        async for signum in signals:
-            log.info("shutdown_requested", signal=signal.Signals(signum).name)
-            await stop()
-            return
 
 
 class _StdinLines:
@@ -144,8 +136,7 @@ async def serve_stdio(app: App) -> None:
 
     lines = _StdinLines()
 
-    async def stop() -> None:
-        app.lifecycle.begin_drain()
+    def stop() -> None:
         reading.cancel()
         lines.stop()
 
@@ -229,18 +220,18 @@ async def serve_http(app: App, *, host: str, port: int) -> None:
         timeout_graceful_shutdown=5,
         **options,
     )
-    server = AppOwnsSignals(config)
+    server = ServerWithoutSignals(config)
 
-    async def stop() -> None:
-        # Readiness goes 503 and new calls are refused at once; running calls get the grace period,
-        # and their responses still flow because uvicorn keeps serving until should_exit.
-        app.lifecycle.begin_drain()
-        unfinished = await app.lifecycle.drain(settings.shutdown_grace_seconds)
-        log.info("drained", unfinished=unfinished)
+    def stop() -> None:
+        # Runs after the drain: readiness went 503 and new calls were refused at the signal, running calls
+        # had the grace period, and their responses flowed because uvicorn kept serving until now.
         server.should_exit = True
+        AppStatus.should_exit = True  # sse-starlette: close the remaining (idle) event streams
 
     async with anyio.create_task_group() as tg:
-        await tg.start(_on_signal, stop)
+        await tg.start(
+            partial(stop_on_signals, app.lifecycle, grace_seconds=settings.shutdown_grace_seconds, stop=stop)
+        )
         await tg.start(_sidecar, app, settings.resolved_health_port("http"))
         await server.serve()
         tg.cancel_scope.cancel()

@@ -1,0 +1,175 @@
+"""Metrics: the names and labels of DESIGN §6, pre-created label sets, bounded label values."""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+
+from server.metrics import OUTCOMES, Metrics
+
+TOOLS = ("create_note", "get_note", "run_diagnostic")
+DESIGN_METRICS = {
+    "mcp_server_operation_duration_seconds": "histogram",
+    "mcp_desk_tool_calls": "counter",
+    "mcp_desk_permission_denied": "counter",
+    "mcp_desk_rate_limited": "counter",
+    "mcp_desk_audit_events": "counter",
+    "mcp_desk_security_alerts": "counter",
+    "mcp_desk_sessions_active": "gauge",
+    "mcp_desk_output_tokens": "counter",
+    "mcp_desk_context_cost_usd": "counter",
+    "mcp_desk_budget_used_ratio": "gauge",
+    "mcp_desk_sandbox_runs": "counter",
+    "mcp_desk_tickets": "gauge",
+    "mcp_desk_build_info": "gauge",
+}
+
+
+def make_metrics() -> Metrics:
+    return Metrics(version="1.2.3", tools=TOOLS, transports=("stdio",), diagnostics=("disk_usage", "uptime"))
+
+
+def samples(metrics: Metrics) -> list[Sample]:
+    return [s for family in text_string_to_metric_families(metrics.render().decode()) for s in family.samples]
+
+
+def value(metrics: Metrics, name: str, **labels: str) -> float | None:
+    for sample in samples(metrics):
+        if sample.name == name and sample.labels == labels:
+            return sample.value
+    return None
+
+
+def test_every_design_metric_is_exposed_with_its_type_from_start() -> None:
+    families = {f.name: f.type for f in text_string_to_metric_families(make_metrics().render().decode())}
+
+    for name, kind in DESIGN_METRICS.items():
+        assert families.get(name) == kind, name
+
+
+def test_process_and_python_collectors_are_on_the_app_registry() -> None:
+    names = {s.name for s in samples(make_metrics())}
+
+    assert {"process_cpu_seconds_total", "python_info", "python_gc_collections_total"} <= names
+
+
+def test_two_apps_have_independent_registries_and_never_touch_the_global_one() -> None:
+    first, second = make_metrics(), make_metrics()
+    first.record_call("get_note", "ok", 0.01, "stdio")
+
+    assert value(first, "mcp_desk_tool_calls_total", tool="get_note", outcome="ok") == 1.0
+    assert value(second, "mcp_desk_tool_calls_total", tool="get_note", outcome="ok") == 0.0
+    assert REGISTRY.get_sample_value("mcp_desk_tool_calls_total", {"tool": "get_note", "outcome": "ok"}) is None
+
+
+def test_every_tool_and_outcome_pair_exists_at_zero_before_any_call() -> None:
+    metrics = make_metrics()
+
+    for tool in TOOLS:
+        for outcome in OUTCOMES:
+            assert value(metrics, "mcp_desk_tool_calls_total", tool=tool, outcome=outcome) == 0.0
+        assert value(metrics, "mcp_desk_permission_denied_total", tool=tool) == 0.0
+        assert value(metrics, "mcp_desk_output_tokens_total", tool=tool) == 0.0
+
+
+def test_other_bounded_label_sets_are_precreated() -> None:
+    metrics = make_metrics()
+
+    assert value(metrics, "mcp_desk_rate_limited_total", scope="requests") == 0.0
+    assert value(metrics, "mcp_desk_audit_events_total", event_type="permission_denied") == 0.0
+    assert value(metrics, "mcp_desk_security_alerts_total", kind="auth_failed") == 0.0
+    assert value(metrics, "mcp_desk_sandbox_runs_total", command="uptime", outcome="timeout") == 0.0
+    assert value(metrics, "mcp_desk_tickets", status="in_progress") == 0.0
+    assert value(metrics, "mcp_desk_build_info", version="1.2.3") == 1.0
+    histogram_count = "mcp_server_operation_duration_seconds_count"
+    labels = {"mcp_method_name": "tools/call", "gen_ai_tool_name": "create_note", "network_transport": "pipe"}
+    assert value(metrics, histogram_count, error_type="", **labels) == 0.0
+
+
+def test_a_recorded_call_counts_its_outcome_and_lands_in_a_latency_bucket() -> None:
+    metrics = make_metrics()
+    metrics.record_call("create_note", "denied", 0.0004, "stdio", "permission_denied")
+
+    assert value(metrics, "mcp_desk_tool_calls_total", tool="create_note", outcome="denied") == 1.0
+    labels = {
+        "mcp_method_name": "tools/call",
+        "gen_ai_tool_name": "create_note",
+        "error_type": "permission_denied",
+        "network_transport": "pipe",
+    }
+    assert value(metrics, "mcp_server_operation_duration_seconds_bucket", le="0.0005", **labels) == 1.0
+    assert value(metrics, "mcp_server_operation_duration_seconds_count", **labels) == 1.0
+
+
+def test_histogram_buckets_span_sub_millisecond_to_tens_of_seconds() -> None:
+    bounds = {
+        float(s.labels["le"])
+        for s in samples(make_metrics())
+        if s.name == "mcp_server_operation_duration_seconds_bucket"
+    }
+
+    assert min(bounds) < 0.001
+    assert max(b for b in bounds if b != float("inf")) >= 30
+
+
+def test_unknown_label_values_are_counted_as_other() -> None:
+    metrics = make_metrics()
+    metrics.record_call("user-supplied-name", "weird", 0.1, "carrier-pigeon", "ValueError: secret")
+    metrics.permission_denied("note-1234")
+    metrics.rate_limited("principal:alice")
+    metrics.sandbox_run("rm -rf /", "ok")
+
+    names = [s for s in samples(metrics) if s.name.startswith("mcp_")]
+    rendered = " ".join(str(s.labels) for s in names)
+    assert value(metrics, "mcp_desk_tool_calls_total", tool="other", outcome="other") == 1.0
+    assert value(metrics, "mcp_desk_permission_denied_total", tool="other") == 1.0
+    assert value(metrics, "mcp_desk_rate_limited_total", scope="other") == 1.0
+    assert value(metrics, "mcp_desk_sandbox_runs_total", command="other", outcome="ok") == 1.0
+    for leaked in ("user-supplied-name", "weird", "carrier-pigeon", "secret", "alice", "note-1234", "rm -rf"):
+        assert leaked not in rendered
+
+
+def test_non_tool_methods_are_observed_without_a_tool_label() -> None:
+    metrics = make_metrics()
+    metrics.observe_method("tools/list", 0.002, "stdio")
+    metrics.observe_method("sampling/createMessage", 0.002, "stdio", "internal")
+
+    common = {"gen_ai_tool_name": "", "network_transport": "pipe"}
+    count = "mcp_server_operation_duration_seconds_count"
+    assert value(metrics, count, mcp_method_name="tools/list", error_type="", **common) == 1.0
+    assert value(metrics, count, mcp_method_name="other", error_type="internal", **common) == 1.0
+
+
+def test_gauges_and_counters_fed_by_other_components() -> None:
+    metrics = make_metrics()
+    metrics.audit_event("tool_result")
+    metrics.security_alert("blocked_path")
+    metrics.set_sessions(3)
+    metrics.output_tokens("get_note", 120)
+    metrics.output_tokens("get_note", 0)
+    metrics.context_cost(0.25)
+    metrics.set_budget_ratio(0.5)
+    metrics.sandbox_run("uptime", "ok")
+
+    assert value(metrics, "mcp_desk_audit_events_total", event_type="tool_result") == 1.0
+    assert value(metrics, "mcp_desk_security_alerts_total", kind="blocked_path") == 1.0
+    assert value(metrics, "mcp_desk_sessions_active") == 3.0
+    assert value(metrics, "mcp_desk_output_tokens_total", tool="get_note") == 120.0
+    assert value(metrics, "mcp_desk_context_cost_usd_total") == 0.25
+    assert value(metrics, "mcp_desk_budget_used_ratio") == 0.5
+    assert value(metrics, "mcp_desk_sandbox_runs_total", command="uptime", outcome="ok") == 1.0
+
+
+def test_ticket_counts_replace_the_previous_ones_and_missing_statuses_read_zero() -> None:
+    metrics = make_metrics()
+    metrics.set_tickets({"open": 4, "closed": 2})
+    metrics.set_tickets({"open": 1, "archived": 7})
+
+    assert value(metrics, "mcp_desk_tickets", status="open") == 1.0
+    assert value(metrics, "mcp_desk_tickets", status="closed") == 0.0
+    assert value(metrics, "mcp_desk_tickets", status="other") == 7.0
+
+
+def test_no_created_series_double_the_exposition() -> None:
+    assert not [s for s in samples(make_metrics()) if s.name.endswith("_created")]
