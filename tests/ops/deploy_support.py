@@ -17,9 +17,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import dockerfile  # type: ignore[import-not-found]  # compiled BuildKit parser, ships no type information
 import promql_parser
 import pytest
-import yaml
+import yaml  # type: ignore[import-untyped]  # no stubs pinned; safe_load is Any either way
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -136,23 +137,38 @@ def http_get(url: str, timeout: float = 5) -> tuple[int, str]:
         return 0, ""
 
 
+def spawn(argv: list[str], *, log: Path, **kwargs: Any) -> subprocess.Popen[bytes]:
+    """Start a process with stdout and stderr going to `log` (no pipes left open)."""
+    with log.open("wb") as sink:
+        return subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, **kwargs)
+
+
+def tail(log: Path, chars: int = 4000) -> str:
+    """The end of a process log, for failure messages."""
+    return log.read_text(errors="replace")[-chars:] if log.exists() else ""
+
+
 def wait_for(
-    url: str, *, status: int = 200, deadline_seconds: float = 30, proc: subprocess.Popen[str] | None = None
+    url: str,
+    *,
+    status: int = 200,
+    deadline_seconds: float = 30,
+    proc: subprocess.Popen[bytes] | None = None,
+    log: Path | None = None,
 ) -> str:
-    """Poll `url` until it answers `status`; fail with the process output if it dies or time runs out."""
+    """Poll `url` until it answers `status`; fail with the process log if it dies or time runs out."""
     deadline = time.monotonic() + deadline_seconds
     while time.monotonic() < deadline:
         code, body = http_get(url, timeout=2)
         if code == status:
             return body
         if proc is not None and proc.poll() is not None:
-            out, err = proc.communicate()
-            pytest.fail(f"process exited {proc.returncode} before {url} answered:\n{out}\n{err}")
+            pytest.fail(f"process exited {proc.returncode} before {url} answered:\n{tail(log) if log else ''}")
         time.sleep(0.1)
-    pytest.fail(f"{url} did not answer {status} within {deadline_seconds}s")
+    pytest.fail(f"{url} did not answer {status} within {deadline_seconds}s:\n{tail(log) if log else ''}")
 
 
-def stop(proc: subprocess.Popen[str], timeout: float = 40) -> int:
+def stop(proc: subprocess.Popen[bytes], timeout: float = 40) -> int:
     """SIGTERM a process and wait for its exit code (SIGKILL after `timeout`)."""
     if proc.poll() is None:
         proc.terminate()
@@ -166,8 +182,6 @@ def stop(proc: subprocess.Popen[str], timeout: float = 40) -> int:
 
 def dockerfile_healthcheck_argv() -> list[str]:
     """The argv of the Dockerfile's exec-form HEALTHCHECK CMD."""
-    import dockerfile
-
     for command in dockerfile.parse_file(str(REPO / "Dockerfile")):
         if command.cmd.upper() == "HEALTHCHECK":
             values = list(command.value)
@@ -179,8 +193,6 @@ def dockerfile_healthcheck_argv() -> list[str]:
 
 def dockerfile_env() -> dict[str, str]:
     """ENV of the Dockerfile's last stage, as the image would set it."""
-    import dockerfile
-
     env: dict[str, str] = {}
     for command in dockerfile.parse_file(str(REPO / "Dockerfile")):
         if command.cmd.upper() == "FROM":
@@ -194,6 +206,12 @@ def dockerfile_env() -> dict[str, str]:
 def load_yaml(path: Path) -> Any:
     """Parse one YAML file."""
     return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def dump_yaml(data: object) -> str:
+    """Serialise one YAML document."""
+    text: str = yaml.safe_dump(data, sort_keys=False)
+    return text
 
 
 def dashboard() -> dict[str, Any]:

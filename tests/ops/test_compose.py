@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deploy_support import (
+
+from tests.ops.deploy_support import (
     COMPOSE_FILE,
     ENV_EXAMPLE,
     REPO,

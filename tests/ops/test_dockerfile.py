@@ -5,9 +5,17 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import dockerfile
+import dockerfile  # type: ignore[import-not-found]  # compiled BuildKit parser, ships no type information
 import pytest
-from deploy_support import REPO, compose_config, dockerfile_env, dockerfile_healthcheck_argv, require_tool, run
+
+from tests.ops.deploy_support import (
+    REPO,
+    compose_config,
+    dockerfile_env,
+    dockerfile_healthcheck_argv,
+    require_tool,
+    run,
+)
 
 DOCKERFILE = REPO / "Dockerfile"
 COMMANDS = dockerfile.parse_file(str(DOCKERFILE))

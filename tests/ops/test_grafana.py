@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import time
 from pathlib import Path
 
 import anyio
 import pytest
-import yaml
-from deploy_support import (
+
+from tests.ops.deploy_support import (
     BIN,
     DESIGN_METRICS,
     PROMETHEUS_METRICS,
@@ -21,6 +20,7 @@ from deploy_support import (
     dashboard,
     dashboard_exprs,
     dashboard_panels,
+    dump_yaml,
     ensure_prometheus,
     exported_family,
     families_in_exposition,
@@ -30,8 +30,10 @@ from deploy_support import (
     metric_names,
     prometheus_query,
     run,
+    spawn,
     stop,
     substitute_grafana_variables,
+    tail,
     wait_for,
 )
 
@@ -133,7 +135,7 @@ def test_every_query_is_accepted_by_promtool(tmp_path: Path) -> None:
         for i, (_, e) in enumerate(EXPRS)
     ]
     path = tmp_path / "dashboard_rules.yml"
-    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    path.write_text(dump_yaml({"groups": [{"name": "dashboard", "rules": rules}]}))
     result = run([promtool, "check", "rules", str(path)])
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -204,22 +206,16 @@ def test_every_dashboard_query_returns_data_from_prometheus_scraping_a_real_serv
     config.write_text(PROMETHEUS_CONFIG.format(health_port=health_port))
     base = f"http://127.0.0.1:{prom_port}"
 
-    server = subprocess.Popen(
-        [str(BIN / "mcp-desk"), "http"],
-        env=env,
-        cwd=tmp_path,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    prom = subprocess.Popen(
+    server_log, prom_log = tmp_path / "server.log", tmp_path / "prometheus.log"
+    server = spawn([str(BIN / "mcp-desk"), "http"], log=server_log, env=env, cwd=tmp_path)
+    prom = spawn(
         [prometheus, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
          f"--web.listen-address=127.0.0.1:{prom_port}"],
-        cwd=tmp_path, text=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        log=prom_log, cwd=tmp_path,
     )  # fmt: skip
     try:
-        wait_for(f"http://127.0.0.1:{health_port}/health/ready", proc=server)
-        wait_for(f"{base}/-/ready", proc=prom)
+        wait_for(f"http://127.0.0.1:{health_port}/health/ready", proc=server, log=server_log)
+        wait_for(f"{base}/-/ready", proc=prom, log=prom_log)
         _wait_until(base, 'up{job="mcp-desk"} == 1')
         anyio.run(_traffic, f"http://127.0.0.1:{mcp_port}/mcp")
         _wait_until(base, "sum(rate(mcp_desk_tool_calls_total[1m])) > 0")
@@ -235,7 +231,7 @@ def test_every_dashboard_query_returns_data_from_prometheus_scraping_a_real_serv
         )
     finally:
         stop(prom, timeout=10)
-        assert stop(server, timeout=15) == 0, server.communicate()[1][-4000:]
+        assert stop(server, timeout=15) == 0, tail(server_log)
 
 
 def families_from(url: str) -> set[str]:

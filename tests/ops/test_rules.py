@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from deploy_support import (
+
+from tests.ops.deploy_support import (
     DESIGN_METRICS,
     PROMETHEUS_METRICS,
     PROPOSED_METRICS,
