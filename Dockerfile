@@ -11,7 +11,8 @@ ENV PIP_NO_CACHE_DIR=1 \
     UV_PYTHON_DOWNLOADS=never \
     UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
-    UV_NO_CACHE=1
+    UV_NO_CACHE=1 \
+    UV_SYSTEM_CERTS=1
 
 # uv comes from PyPI (the version the Makefile pins), in its own throwaway venv.
 RUN python3 -m venv /opt/uv \
