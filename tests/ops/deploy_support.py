@@ -89,9 +89,9 @@ def run(argv: list[str], *, timeout: float = 120, **kwargs: Any) -> subprocess.C
 
 
 def ensure_prometheus() -> tuple[str, str]:
-    """`(prometheus, promtool)`, installed from Debian by tests/ops/ensure_prometheus.sh if missing."""
+    """`(prometheus, promtool)`, installed from Debian by tests/ops/install_prometheus.sh if missing."""
     if not (shutil.which("prometheus") and shutil.which("promtool")):
-        result = run(["bash", str(REPO / "tests" / "ops" / "ensure_prometheus.sh")], timeout=600)
+        result = run(["bash", str(REPO / "tests" / "ops" / "install_prometheus.sh")], timeout=600)
         require(result.returncode == 0, f"Prometheus cannot be installed here: {result.stderr.strip()}")
     prometheus, promtool = shutil.which("prometheus"), shutil.which("promtool")
     assert prometheus is not None

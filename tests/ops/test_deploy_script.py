@@ -8,7 +8,7 @@ import pytest
 
 from tests.ops.deploy_support import REPO, require_tool, run
 
-SCRIPTS = ["deploy.sh", "tests/deploy/stub/docker", "tests/deploy/container_test.sh", "tests/ops/ensure_prometheus.sh"]
+SCRIPTS = ["deploy.sh", "tests/deploy/stub/docker", "tests/deploy/container_test.sh", "tests/ops/install_prometheus.sh"]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
