@@ -14,6 +14,8 @@ ROOTFS_CACHE="${CT_ROOTFS_CACHE:-/var/tmp/mcp-desk-ct-rootfs}"
 WORK="$(mktemp -d /var/tmp/mcp-desk-ct-XXXXXX)"
 BASE="$(awk 'toupper($1) == "FROM" { print $2; exit }' Dockerfile)"
 PODMAN=(podman --storage-driver vfs --runtime runc --cgroup-manager cgroupfs)
+# This machine's rlimits cannot be raised inside the runtime: pin them below the host's.
+LIMITS=(--ulimit nofile=1024:1024 --ulimit nproc=4096:4096)
 BUILDAH=(buildah --storage-driver vfs)
 
 say() { printf '\n== container-test: %s\n' "$*"; }
@@ -65,7 +67,7 @@ build() {
 
 make_keys() {
     mkdir -p "$WORK/secrets"
-    "${PODMAN[@]}" run --rm --network host -e MCP_DESK_ENVIRONMENT=development "$IMAGE" \
+    "${PODMAN[@]}" run --rm --network host "${LIMITS[@]}" -e MCP_DESK_ENVIRONMENT=development "$IMAGE" \
         keys create --principal ops --role admin --json >"$WORK/key.json" || fail "keys create"
     python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["line"])' "$WORK/key.json" >"$WORK/secrets/api_keys"
     chmod 0644 "$WORK/secrets/api_keys"
@@ -73,8 +75,7 @@ make_keys() {
 
 start() {
     say "podman run --read-only $IMAGE (loopback ports $MCP_PORT/$HEALTH_PORT)"
-    "${PODMAN[@]}" run -d --name "$NAME" --network host --read-only --tmpfs /tmp \
-        --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 \
+    "${PODMAN[@]}" run -d --name "$NAME" --network host --read-only --tmpfs /tmp "${LIMITS[@]}" \
         -v "$WORK/secrets/api_keys:/run/secrets/mcp-desk-keys:ro" \
         -e MCP_DESK_API_KEYS_FILE=/run/secrets/mcp-desk-keys \
         -e MCP_DESK_HOST=127.0.0.1 -e MCP_DESK_PORT="$MCP_PORT" \
