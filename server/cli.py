@@ -47,7 +47,11 @@ def _serve(command: str, settings: Settings) -> int:
     import anyio
 
     from server.app import create_app
+    from server.logging import configure_logging
+    from server.policy.redaction import Redactor
     from server.transports import serve_http, serve_stdio
+
+    configure_logging(settings.log_level, settings.resolved_log_format, redact=Redactor().text)
 
     if command == "stdio":
         anyio.run(serve_stdio, create_app(settings, transport="stdio"), backend_options={"use_uvloop": True})

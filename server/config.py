@@ -69,6 +69,45 @@ class Settings(BaseSettings):
     max_query_chars: int = Field(default=500, ge=1)
     max_request_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
 
+    # --- policy area: security alerts and the audit log ---
+    alert_denial_burst: int = Field(default=5, ge=1)
+    alert_denial_window_seconds: float = Field(default=60.0, gt=0)
+    audit_fsync: bool = True
+    # --- Sandbox / diagnostics (server/sandbox) ---
+    diagnostics_log_root: Path = Path("/var/log")
+    sandbox_mode: Literal["auto", "bwrap", "none"] = "auto"
+    sandbox_require_isolation: bool = False
+    sandbox_max_concurrent: int = Field(default=2, ge=1, le=64)
+    sandbox_bwrap_path: Path | None = None
+    sandbox_memory_mb: int = Field(default=512, ge=16, le=65536)
+    sandbox_max_processes: int = Field(default=32, ge=1, le=4096)
+    # --- Rate limits, output cap and daily budget (server/policy/ratelimit.py, budget.py, tokens.py) ---
+    # rate_limit_rpm / rate_limit_tpm are declared above with the core keys.
+    rate_limit_storage_uri: SecretStr = SecretStr("memory://")
+    rate_limit_state_file: Path | None = None
+    max_output_tokens: int = Field(default=8000, ge=256)
+    max_daily_tokens: int | None = Field(default=None, ge=1)
+    max_daily_spend: float | None = Field(default=None, gt=0)
+    cost_alert_threshold: float = Field(default=0.8, gt=0, le=1)
+    model_input_price_per_mtok: float | dict[str, float] = 3.0
+    pricing_model: str | None = None
+    # --- HTTP security: authentication, sessions, transport guards (server/auth, transport_guards, sessions) ---
+    auth_mode: Literal["api_key", "oauth", "none"] = "api_key"
+    oauth_issuer: str | None = None
+    oauth_audience: str | None = None
+    oauth_jwks_url: str | None = None
+    oauth_jwks_file: Path | None = None
+    oauth_role_claim: str | None = None
+    oauth_default_role: str | None = None
+    oauth_authorization_servers: list[str] = []
+    oauth_required_scopes: list[str] = []
+    oauth_algorithms: list[str] = ["RS256", "ES256"]
+    oauth_leeway_seconds: float = Field(default=30.0, ge=0, le=300)
+    oauth_jwks_cache_seconds: float = Field(default=300.0, ge=1)
+    max_sessions_per_principal: int = Field(default=10, ge=1)
+    max_concurrent_requests: int = Field(default=64, ge=1)
+    request_body_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+
     @field_validator("storage_path", "docs_path", "export_path")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
@@ -84,6 +123,31 @@ class Settings(BaseSettings):
         ):
             raise ValueError("MCP_DESK_AUDIT_HMAC_KEY is a placeholder; generate one with `openssl rand -hex 32`")
         return self
+
+    @model_validator(mode="after")
+    def _pricing_selected(self) -> Settings:
+        table = self.model_input_price_per_mtok
+        if isinstance(table, dict) and self.pricing_model not in table:
+            names = ", ".join(sorted(table)) or "none"
+            raise ValueError(
+                f"MCP_DESK_PRICING_MODEL must name a model of MCP_DESK_MODEL_INPUT_PRICE_PER_MTOK ({names})"
+            )
+        if self.rate_limit_storage_uri.get_secret_value().split("://", 1)[0] == "":
+            raise ValueError("MCP_DESK_RATE_LIMIT_STORAGE_URI must be a URI such as memory:// or redis://host:6379")
+        return self
+
+    @property
+    def input_price_per_mtok(self) -> float:
+        """USD per million input tokens of the selected model (our output is the model's input)."""
+        table = self.model_input_price_per_mtok
+        if isinstance(table, dict):
+            return table[self.pricing_model or ""]
+        return table
+
+    @property
+    def resolved_rate_limit_state_file(self) -> Path:
+        """Where in-memory rate-limit and budget counters are kept across a clean restart."""
+        return (self.rate_limit_state_file or self.storage_path / "usage-counters.json").expanduser().absolute()
 
     @property
     def resolved_log_format(self) -> Literal["json", "console"]:

@@ -1,0 +1,255 @@
+"""The Audit guard: one record per decision, redacted and capped arguments, alerts on security events."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from structlog.testing import capture_logs
+
+from server.domain.principal import Principal
+from server.errors import (
+    BudgetExceeded,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    StorageUnavailable,
+)
+from server.policy.alerts import Alerter
+from server.policy.audit import Audit, AuditEvent, MemoryAuditSink, cap_arguments, classify
+from server.policy.audit_log import JsonlAuditLog, verify_audit_log
+from server.policy.authorize import authorize
+from server.policy.pipeline import READ_ONLY, ToolCall, ToolSpec, build_chain
+from server.policy.redaction import Redactor
+
+pytestmark = pytest.mark.anyio
+
+
+class ManualClock:
+    """A clock the test advances by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def _tool() -> None: ...
+
+
+GET = ToolSpec(name="get_note", fn=_tool, scope="notes:read", annotations=READ_ONLY)
+CREATE = ToolSpec(name="create_note", fn=_tool, scope="notes:write")
+ALICE = Principal(id="alice", role="viewer", scopes=frozenset({"notes:read"}))
+
+
+def _call(spec: ToolSpec = GET, **arguments: Any) -> ToolCall:
+    return ToolCall(spec=spec, principal=ALICE, arguments=arguments, request_id="req-1", transport="http")
+
+
+def _endpoint(
+    result: Any = None, exc: BaseException | None = None, clock: ManualClock | None = None
+) -> Callable[[ToolCall], Awaitable[Any]]:
+    async def endpoint(call: ToolCall) -> Any:
+        if clock is not None:
+            clock.now += 0.25
+        if exc is not None:
+            raise exc
+        return result
+
+    return endpoint
+
+
+def _audit(sink: MemoryAuditSink, **kwargs: Any) -> Audit:
+    return Audit(sink=sink, redactor=Redactor(), **kwargs)
+
+
+async def test_a_successful_call_writes_one_tool_result_with_duration_and_request_id() -> None:
+    sink, clock = MemoryAuditSink(), ManualClock()
+    chain = build_chain([_audit(sink, clock=clock)], _endpoint({"id": "n1"}, clock=clock))
+    assert await chain(_call(note_id="n1")) == {"id": "n1"}
+    [event] = sink.events
+    assert (event.event_type, event.outcome, event.tool, event.principal, event.role) == (
+        "tool_result",
+        "ok",
+        "get_note",
+        "alice",
+        "viewer",
+    )
+    assert (event.request_id, event.duration_ms, event.transport) == ("req-1", 250.0, "http")
+    assert event.arguments == {"note_id": "n1"}
+
+
+@pytest.mark.parametrize(
+    ("exc", "event_type", "outcome"),
+    [
+        (PermissionDenied("no"), "permission_denied", "denied"),
+        (RateLimited("slow down", retry_after_seconds=3), "rate_limit_exceeded", "rate_limited"),
+        (BudgetExceeded("spent"), "budget_exceeded", "budget"),
+        (InvalidInput("bad"), "tool_result", "invalid"),
+        (NotFound("gone"), "tool_result", "error"),
+        (Conflict("stale"), "tool_result", "error"),
+        (RuntimeError("boom"), "error", "error"),
+    ],
+)
+async def test_each_outcome_is_recorded_with_its_event_type_and_re_raised(
+    exc: Exception, event_type: str, outcome: str
+) -> None:
+    sink = MemoryAuditSink()
+    chain = build_chain([_audit(sink)], _endpoint(exc=exc))
+    with pytest.raises(type(exc)):
+        await chain(_call())
+    assert [(e.event_type, e.outcome) for e in sink.events] == [(event_type, outcome)]
+    assert classify(exc) == (event_type, outcome)
+
+
+async def test_a_denial_by_authorize_is_audited_with_the_missing_scope() -> None:
+    sink = MemoryAuditSink()
+    chain = build_chain([_audit(sink), authorize], _endpoint({"id": "x"}))
+    with pytest.raises(PermissionDenied):
+        await chain(_call(CREATE, title="t", body="b"))
+    [event] = sink.events
+    assert event.event_type == "permission_denied"
+    assert event.detail == "permission_denied: create_note needs scope 'notes:write'"
+
+
+async def test_arguments_and_details_are_redacted_never_raw() -> None:
+    sink = MemoryAuditSink()
+    secret = "sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"
+    chain = build_chain([_audit(sink)], _endpoint(exc=RuntimeError(f"upstream said {secret}")))
+    with pytest.raises(RuntimeError):
+        await chain(_call(body=f"key {secret}", password="hunter2"))
+    dumped = json.dumps([e.fields() for e in sink.events])
+    assert secret not in dumped
+    assert "hunter2" not in dumped
+    assert sink.events[0].arguments == {"body": "key [REDACTED:anthropic_key]", "password": "[REDACTED:password]"}
+    assert sink.events[0].detail == "RuntimeError: upstream said [REDACTED:anthropic_key]"
+
+
+def test_arguments_are_size_capped() -> None:
+    assert cap_arguments({"body": "x" * 1000}, max_chars=10) == {"body": "xxxxxxxxxx…[+990 chars]"}
+    nested = cap_arguments({"nested": {"list": ["y" * 300] * 100}}, max_bytes=100_000)["nested"]["list"]
+    assert (len(nested), nested[0][-11:]) == (50, "[+44 chars]")
+    huge = {f"k{n}": "z" * 200 for n in range(100)}
+    capped = cap_arguments(huge, max_bytes=512)
+    assert capped["_truncated"] is True
+    assert capped["_bytes"] > 512
+    assert len(capped["_keys"]) == 20
+
+
+async def test_intent_writes_tool_invocation_before_a_state_changing_tool_runs() -> None:
+    sink, counted = MemoryAuditSink(), list[str]()
+    audit = _audit(sink, on_event=counted.append)
+    seen: list[list[str]] = []
+
+    async def endpoint(call: ToolCall) -> dict[str, Any]:
+        seen.append([e.event_type for e in sink.events])
+        return {"id": "n1"}
+
+    chain = build_chain([audit, audit.intent], endpoint)
+    await chain(_call(CREATE, title="t"))
+    await chain(_call(GET, note_id="n1"))
+    assert seen == [["tool_invocation"], ["tool_invocation", "tool_result"]]
+    assert counted == ["tool_invocation", "tool_result", "tool_result"]
+    assert [(e.event_type, e.tool) for e in sink.events] == [
+        ("tool_invocation", "create_note"),
+        ("tool_result", "create_note"),
+        ("tool_result", "get_note"),
+    ]
+
+
+async def test_when_the_audit_log_is_down_a_write_is_refused_before_it_runs() -> None:
+    sink = MemoryAuditSink()
+    audit = _audit(sink)
+    ran: list[str] = []
+
+    async def endpoint(call: ToolCall) -> dict[str, Any]:
+        ran.append(call.spec.name)
+        return {}
+
+    chain = build_chain([audit, audit.intent], endpoint)
+    sink.fail = True
+    with capture_logs() as logs, pytest.raises(StorageUnavailable, match="was not run"):
+        await chain(_call(CREATE))
+    assert await chain(_call(GET)) == {}
+    assert ran == ["get_note"]
+    assert {entry["event"] for entry in logs} == {"audit_write_failed"}
+    sink.fail = False
+    await chain(_call(CREATE))
+    assert ran == ["get_note", "create_note"]
+
+
+async def test_a_cancelled_call_is_still_audited() -> None:
+    sink = MemoryAuditSink()
+    started = anyio.Event()
+
+    async def endpoint(call: ToolCall) -> Any:
+        started.set()
+        await anyio.sleep_forever()
+
+    chain = build_chain([_audit(sink)], endpoint)
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+
+            async def run() -> None:
+                await chain(_call())
+
+            tg.start_soon(run)
+            await started.wait()
+            tg.cancel_scope.cancel()
+    assert [(e.event_type, e.detail) for e in sink.events] == [("error", "cancelled")]
+
+
+async def test_blocked_paths_and_denial_bursts_raise_alerts_and_security_records() -> None:
+    sink, kinds = MemoryAuditSink(), list[str]()
+    alerter = Alerter(on_alert=kinds.append, clock=ManualClock(), burst_threshold=3)
+    blocked = PermissionDenied("path is blocked by policy", reason="blocked_path", path=".env")
+    chain = build_chain([_audit(sink, alerter=alerter)], _endpoint(exc=blocked))
+    with capture_logs():
+        for _ in range(3):
+            with pytest.raises(PermissionDenied):
+                await chain(_call(path=".env"))
+    assert kinds == ["path_blocked", "path_blocked", "path_blocked", "permission_denied_burst"]
+    security = [e.detail for e in sink.events if e.event_type == "security_alert"]
+    assert security == ["path_blocked", "path_blocked", "path_blocked", "permission_denied_burst"]
+
+
+async def test_auth_failed_is_audited_and_alerted() -> None:
+    sink, kinds = MemoryAuditSink(), list[str]()
+    audit = _audit(sink, alerter=Alerter(on_alert=kinds.append))
+    with capture_logs():
+        await audit.auth_failed(reason="invalid key", transport="http", request_id="r9")
+    assert [(e.event_type, e.outcome, e.detail) for e in sink.events] == [("auth_failed", "denied", "invalid key")]
+    assert kinds == ["auth_failed"]
+
+
+async def test_a_failing_sink_never_changes_what_the_caller_sees() -> None:
+    sink = MemoryAuditSink()
+    sink.fail = True
+    chain = build_chain([_audit(sink)], _endpoint({"ok": True}))
+    with capture_logs() as logs:
+        assert await chain(_call()) == {"ok": True}
+    assert logs[0]["event"] == "audit_write_failed"
+    assert not sink.writable()
+
+
+async def test_the_guard_and_the_file_log_together_verify(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    sink = JsonlAuditLog(path, hmac_key=b"k" * 32)
+    audit = Audit(sink=sink, redactor=Redactor())
+    chain = build_chain([audit, authorize, audit.intent], _endpoint({"id": "n1"}))
+    await chain(_call(GET, note_id="n1"))
+    with pytest.raises(PermissionDenied):
+        await chain(_call(CREATE, title='line1\n{"seq":99}', body="postgres://u:pw99@db/x"))
+    await sink.close()
+    assert verify_audit_log(path, b"k" * 32).records == 2
+    assert "pw99" not in path.read_text()
+    await MemoryAuditSink().flush()
+    await MemoryAuditSink().close()
+    assert AuditEvent(event_type="error", outcome="error").timestamp.endswith("+00:00")

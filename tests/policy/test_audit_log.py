@@ -1,0 +1,267 @@
+"""The hash-chained audit file: durability, resume after a crash, and tamper detection."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from server.errors import StorageUnavailable
+from server.policy.audit import AuditEvent
+from server.policy.audit_log import (
+    GENESIS,
+    JsonlAuditLog,
+    command_audit_verify,
+    record_hash,
+    verify_audit_log,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+def _event(n: int, **extra: Any) -> AuditEvent:
+    return AuditEvent(
+        event_type="tool_result",
+        outcome="ok",
+        principal="alice",
+        role="agent",
+        tool="get_note",
+        request_id=f"r{n}",
+        duration_ms=1.5,
+        arguments={"note_id": f"n{n}"},
+        **extra,
+    )
+
+
+async def _write_log(path: Path, count: int, key: bytes | None = None) -> JsonlAuditLog:
+    sink = JsonlAuditLog(path, hmac_key=key)
+    for n in range(count):
+        await sink.write(_event(n))
+    await sink.close()
+    return sink
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().splitlines(keepends=True)
+
+
+async def test_records_are_chained_one_json_line_each(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    sink = await _write_log(path, 3)
+    records = [json.loads(line) for line in _lines(path)]
+    assert [r["seq"] for r in records] == [1, 2, 3]
+    assert records[0]["prev_hash"] == GENESIS
+    assert [r["prev_hash"] for r in records[1:]] == [r["hash"] for r in records[:2]]
+    assert all(record_hash(r, None) == r["hash"] for r in records)
+    assert sink.last_hash == records[-1]["hash"]
+    assert records[0]["event_type"] == "tool_result"
+    assert records[0]["arguments"] == {"note_id": "n0"}
+    assert verify_audit_log(path).ok
+
+
+async def test_the_chain_resumes_across_restarts(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    await _write_log(path, 2)
+    await _write_log(path, 2)
+    result = verify_audit_log(path)
+    assert (result.ok, result.records, result.torn_lines) == (True, 4, ())
+
+
+async def test_hmac_key_is_needed_to_verify_a_keyed_log(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    await _write_log(path, 2, key=b"k" * 32)
+    assert verify_audit_log(path, b"k" * 32).ok
+    wrong = verify_audit_log(path, b"x" * 32)
+    assert (wrong.ok, wrong.first_bad_line) == (False, 1)
+    assert not verify_audit_log(path).ok
+
+
+def _rewrite(path: Path, lines: list[str]) -> None:
+    path.write_text("".join(lines))
+
+
+@pytest.mark.parametrize(
+    ("tamper", "bad_line", "words"),
+    [
+        ("edit", 3, "hash mismatch"),
+        ("remove", 3, "sequence 4 where 3"),
+        ("insert", 3, "sequence 4 where 3"),
+        ("reorder", 2, "sequence 3 where 2"),
+        ("resequence", 3, "prev_hash"),
+        ("blank", 4, "no later record accounts"),
+    ],
+)
+async def test_tampering_is_detected_at_the_first_bad_line(
+    tmp_path: Path, tamper: str, bad_line: int, words: str
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    await _write_log(path, 5)
+    lines = _lines(path)
+    if tamper == "edit":
+        lines[2] = lines[2].replace('"outcome":"ok"', '"outcome":"denied"')
+    elif tamper == "remove":
+        del lines[2]
+    elif tamper == "insert":
+        lines.insert(2, lines[3])
+    elif tamper == "reorder":
+        lines[1], lines[2] = lines[2], lines[1]
+    elif tamper == "resequence":
+        del lines[2]
+        for i in range(2, len(lines)):
+            record = json.loads(lines[i])
+            record["seq"] -= 1
+            record["hash"] = record_hash(record, None)
+            lines[i] = json.dumps(record) + "\n"
+    else:
+        lines.insert(3, "\n")
+    _rewrite(path, lines)
+    result = verify_audit_log(path)
+    assert not result.ok
+    assert result.first_bad_line == bad_line
+    assert result.reason is not None
+    assert words in result.reason
+
+
+async def test_a_torn_last_line_is_tolerated_reported_and_the_chain_continues(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    await _write_log(path, 3)
+    with path.open("a") as handle:
+        handle.write(_lines(path)[-1][:40])  # a crash in the middle of writing record 4
+    crashed = verify_audit_log(path)
+    assert (crashed.ok, crashed.records, crashed.torn_lines) == (True, 3, (4,))
+
+    await _write_log(path, 2)
+    result = verify_audit_log(path)
+    assert (result.ok, result.records, result.torn_lines) == (True, 5, (4,))
+    assert json.loads(_lines(path)[4])["torn_after_seq"] == 3
+    out = io.StringIO()
+    assert command_audit_verify(path, None, out) == 0
+    assert "warning: line 4 is a torn record" in out.getvalue()
+
+
+async def test_a_log_holding_only_a_torn_line_resumes_from_genesis(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    path.write_text('{"seq":1,"ev')
+    await _write_log(path, 1)
+    assert verify_audit_log(path).torn_lines == (1,)
+    assert verify_audit_log(path).records == 1
+
+
+async def test_a_torn_line_far_back_with_long_records_is_found_across_blocks(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    sink = JsonlAuditLog(path)
+    for n in range(3):
+        await sink.write(_event(n, detail="x" * 50_000))
+    await sink.close()
+    with path.open("a") as handle:
+        handle.write('{"seq":4,')
+    await _write_log(path, 1)
+    assert verify_audit_log(path).ok
+    assert json.loads(_lines(path)[-1])["seq"] == 4
+
+
+async def test_a_fake_torn_claim_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    await _write_log(path, 2)
+    lines = _lines(path)
+    record = json.loads(lines[1])
+    record["torn_after_seq"] = 1
+    record["hash"] = record_hash(record, None)
+    lines[1] = json.dumps(record) + "\n"
+    _rewrite(path, lines)
+    result = verify_audit_log(path)
+    assert (result.ok, result.first_bad_line) == (False, 2)
+
+
+async def test_newlines_and_control_characters_in_arguments_cannot_forge_records(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    forged = '{"seq":2,"event_type":"tool_result","outcome":"ok","prev_hash":"x","hash":"y"}'
+    sink = JsonlAuditLog(path)
+    evil = f"title\n{forged}\r\n\x00\x1b[2J\u2028\u2029"
+    await sink.write(_event(0, detail=evil))
+    await sink.write(AuditEvent(event_type="tool_result", outcome="ok", arguments={"title": evil, evil: 1}))
+    await sink.close()
+    lines = path.read_bytes().split(b"\n")
+    assert len(lines) == 3
+    assert lines[-1] == b""
+    assert all(32 <= byte < 127 for line in lines for byte in line)
+    assert json.loads(lines[1])["arguments"]["title"] == evil
+    assert verify_audit_log(path).records == 2
+
+
+async def test_concurrent_writers_produce_one_unbroken_chain(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    sink = JsonlAuditLog(path, fsync=False)
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            for n in range(50):
+                tg.start_soon(sink.write, _event(n))
+    await sink.close()
+    result = verify_audit_log(path)
+    assert (result.ok, result.records) == (True, 50)
+
+
+async def test_a_failed_write_raises_marks_the_sink_unwritable_and_recovers(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    sink = JsonlAuditLog(path)
+    await sink.write(_event(0))
+    fd = sink._fd
+    assert fd is not None
+    os.close(fd)
+    sink._fd = os.open(path, os.O_RDONLY)  # writes now fail like a read-only volume
+    with pytest.raises(StorageUnavailable):
+        await sink.write(_event(1))
+    assert not sink.writable()
+    os.close(sink._fd)
+    sink._fd = None
+    await sink.write(_event(2))
+    assert sink.writable()
+    await sink.flush()
+    await sink.close()
+    assert verify_audit_log(path).records == 2
+
+
+async def test_flush_and_close_before_any_write_are_harmless(tmp_path: Path) -> None:
+    sink = JsonlAuditLog(tmp_path / "sub" / "audit.jsonl")
+    await sink.flush()
+    await sink.close()
+    await sink.open()
+    await sink.open()
+    await sink.close()
+    assert (tmp_path / "sub" / "audit.jsonl").read_text() == ""
+
+
+async def test_verify_command_exit_codes(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    await _write_log(path, 2)
+    out = io.StringIO()
+    assert command_audit_verify(path, None, out) == 0
+    assert "ok: 2 records" in out.getvalue()
+    _rewrite(path, _lines(path)[::-1])
+    out = io.StringIO()
+    assert command_audit_verify(path, None, out) == 1
+    assert "line 1" in out.getvalue()
+    assert command_audit_verify(tmp_path / "missing.jsonl", None, io.StringIO()) == 2
+
+
+async def test_cost_of_a_durable_record_is_reported(tmp_path: Path) -> None:
+    """Benchmark, printed not asserted: fsync per record versus without, through the worker thread."""
+    costs = {}
+    for fsync in (True, False):
+        sink = JsonlAuditLog(tmp_path / f"audit-{fsync}.jsonl", fsync=fsync)
+        await sink.write(_event(0))
+        start = time.perf_counter()
+        for n in range(50):
+            await sink.write(_event(n))
+        costs[fsync] = (time.perf_counter() - start) / 50
+        await sink.close()
+    sys.stdout.write(
+        f"\naudit: {costs[True] * 1e6:.0f} us per record with fsync, {costs[False] * 1e6:.0f} us without\n"
+    )

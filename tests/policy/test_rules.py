@@ -1,0 +1,179 @@
+"""The policy file: the built-in roles, validation errors, overrides and `policy explain`."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from server.domain.principal import ALL_SCOPES
+from server.errors import ConfigError
+from server.policy.paths import DEFAULT_BLOCKED
+from server.policy.rules import Policy, command_policy_explain
+
+# DESIGN §4's tools with the scopes their specs declare.
+TOOLS: dict[str, str | None] = {
+    "create_note": "notes:write",
+    "get_note": "notes:read",
+    "update_note": "notes:write",
+    "delete_note": "notes:delete",
+    "list_notes": "notes:read",
+    "search_notes": "notes:read",
+    "create_ticket": "tickets:write",
+    "get_ticket": "tickets:read",
+    "update_ticket": "tickets:write",
+    "transition_ticket": "tickets:write",
+    "assign_ticket": "tickets:write",
+    "comment_ticket": "tickets:write",
+    "link_note": "tickets:write",
+    "list_tickets": "tickets:read",
+    "search_tickets": "tickets:read",
+    "delete_ticket": "tickets:delete",
+    "search_docs": "docs:read",
+    "read_doc": "docs:read",
+    "export_ticket": "exports:write",
+    "run_diagnostic": "diagnostics:run",
+    "get_usage": None,
+}
+READS = {
+    "get_note",
+    "list_notes",
+    "search_notes",
+    "get_ticket",
+    "list_tickets",
+    "search_tickets",
+    "search_docs",
+    "read_doc",
+    "get_usage",
+}
+AGENT = READS | {
+    "create_note",
+    "update_note",
+    "delete_note",
+    "create_ticket",
+    "update_ticket",
+    "transition_ticket",
+    "assign_ticket",
+    "comment_ticket",
+    "link_note",
+    "export_ticket",
+}
+EXPECTED = {"viewer": READS, "agent": AGENT, "admin": set(TOOLS)}
+
+
+@pytest.fixture(scope="module")
+def policy() -> Policy:
+    """The built-in policy, checked against the tool list."""
+    loaded = Policy.load()
+    loaded.check(TOOLS, roles_in_use={"MCP_DESK_STDIO_ROLE": "agent"})
+    return loaded
+
+
+@pytest.mark.parametrize("role", ["viewer", "agent", "admin"])
+@pytest.mark.parametrize("tool", sorted(TOOLS))
+def test_role_matrix_of_the_built_in_policy(policy: Policy, role: str, tool: str) -> None:
+    principal = policy.principal_for("p", role)
+    scope = policy.scope_for(tool, TOOLS[tool])
+    allowed = scope is None or principal.has(scope)
+    assert allowed == (tool in EXPECTED[role])
+
+
+def test_built_in_roles_match_the_design(policy: Policy) -> None:
+    assert policy.role_names() == ["viewer", "agent", "admin"]
+    assert policy.scopes_for("viewer") == {"notes:read", "tickets:read", "docs:read"}
+    assert policy.scopes_for("admin") == ALL_SCOPES
+    assert "notes:read_all" not in policy.scopes_for("agent")
+    assert policy.diagnostics == {}
+
+
+def test_principal_for_carries_role_scopes_and_transport(policy: Policy) -> None:
+    principal = policy.principal_for("alice", "viewer", transport="http")
+    assert (principal.id, principal.role, principal.transport) == ("alice", "viewer", "http")
+    with pytest.raises(ConfigError, match="unknown role 'root'"):
+        policy.principal_for("x", "root")
+
+
+def test_per_tool_limits_and_paths(policy: Policy) -> None:
+    assert policy.rate_for("export_ticket") == 10
+    assert policy.rate_for("get_note") is None
+    rule = policy.path_rule("read_doc")
+    assert rule is not None
+    assert rule.root == "docs"
+    assert policy.path_rule("get_note") is None
+    assert policy.blocked_for("read_doc") == DEFAULT_BLOCKED
+
+
+def _from(text: str) -> Policy:
+    return Policy.from_toml(text, source="test.toml")
+
+
+def test_overrides_and_raw_diagnostics_are_read() -> None:
+    policy = _from(
+        '[roles.ops]\nscopes = ["docs:read"]\n'
+        '[tools.read_doc]\nscope = "diagnostics:run"\nrate_per_minute = 3\n'
+        'paths = { root = "docs", deny = ["*.draft.md"] }\n'
+        '[diagnostics]\ntemplates = { uptime = { argv = ["/usr/bin/uptime"] } }\n'
+    )
+    assert policy.scope_for("read_doc", "docs:read") == "diagnostics:run"
+    assert policy.scope_for("get_note", "notes:read") == "notes:read"
+    assert policy.blocked_for("read_doc")[-1] == "*.draft.md"
+    assert policy.diagnostics == {"templates": {"uptime": {"argv": ["/usr/bin/uptime"]}}}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("roles = 1", r"test.toml: roles: "),
+        ("[roles]", r"roles: .*at least 1"),
+        ('[roles.viewer]\nscopes = ["notes:raed"]', r"roles.viewer.scopes: unknown scope 'notes:raed'"),
+        ('[roles.viewer]\nscopes = []\ncolour = "red"', r"roles.viewer.colour: unknown key"),
+        ("[roles.Bad]\nscopes = []", r"role name 'Bad'"),
+        ('[roles.v]\nscopes = []\n[tools.x]\nscope = "root"', r"tools.x.scope: unknown scope 'root'"),
+        ("[roles.v]\nscopes = []\n[tools.x]\nrate_per_minute = 0", r"tools.x.rate_per_minute"),
+        ('[roles.v]\nscopes = []\n[tools.x]\npaths = { root = "/etc" }', r"tools.x.paths.root"),
+        ("[roles.v]\nscopes = []\n[extra]\na = 1", r"extra: unknown key"),
+        ("[roles.v\n", r"not valid TOML"),
+    ],
+)
+def test_invalid_policy_files_are_config_errors_naming_the_key(text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        _from(text)
+
+
+def test_check_refuses_unknown_tools_and_unknown_roles_in_settings(policy: Policy) -> None:
+    with pytest.raises(ConfigError, match=r"tools\.nope: unknown tool"):
+        _from("[roles.v]\nscopes = []\n[tools.nope]\nrate_per_minute = 1").check(TOOLS)
+    with pytest.raises(ConfigError, match="MCP_DESK_STDIO_ROLE: unknown role 'root'"):
+        policy.check(TOOLS, roles_in_use={"MCP_DESK_STDIO_ROLE": "root"})
+
+
+def test_load_reads_a_file_and_reports_unreadable_ones(tmp_path: Path) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text('[roles.solo]\nscopes = ["docs:read"]\n')
+    assert Policy.load(path).role_names() == ["solo"]
+    with pytest.raises(ConfigError, match="MCP_DESK_POLICY_FILE"):
+        Policy.load(tmp_path / "missing.toml")
+
+
+def test_policy_explain_prints_each_roles_tools_scopes_limits_and_paths(policy: Policy) -> None:
+    out = io.StringIO()
+    assert command_policy_explain(policy, None, TOOLS, out, default_rpm=60) == 0
+    text = out.getvalue()
+    assert [line for line in text.splitlines() if line.startswith("role ")] == [
+        f"role {name}: {policy.roles[name].description}" for name in ("viewer", "agent", "admin")
+    ]
+    assert "tools (9 of 21)" in text
+    assert "export_ticket" in text
+    assert "10/min; paths under exports" in text
+    assert "60/min (global)" in text
+    assert "create_note (notes:write)" in text.split("not allowed: ")[1]
+
+
+def test_policy_explain_for_one_role_and_for_an_unknown_role(policy: Policy) -> None:
+    out = io.StringIO()
+    assert command_policy_explain(policy, "admin", TOOLS, out) == 0
+    assert "role viewer" not in out.getvalue()
+    assert "not allowed: (none)" in out.getvalue()
+    assert "notes: every owner" in out.getvalue()
+    assert command_policy_explain(policy, "root", TOOLS, io.StringIO()) == 2
