@@ -125,6 +125,14 @@ def _keys_file(venv: Path, where: Path) -> Path:
 def container(image_venv: Path) -> Iterator[Container]:
     """`mcp-desk http` as the image's entrypoint, with the image's ENV, as uid 10001 on a read-only root."""
     work = Path(tempfile.mkdtemp(prefix="mcp-desk-contract-", dir="/var/tmp"))
+    try:
+        yield from _started(image_venv, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _started(image_venv: Path, work: Path) -> Iterator[Container]:
+    """Start the server in `work`, yield it, and stop it (SIGTERM, then SIGKILL) afterwards."""
     work.chmod(0o755)
     data = work / "data"
     data.mkdir(mode=0o750)
@@ -160,7 +168,6 @@ def container(image_venv: Path) -> Iterator[Container]:
         yield Container(proc=proc, log=log, data=data, env=env, mcp_port=mcp_port, health_port=health_port)
     finally:
         stop(proc, timeout=60)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def _inside(c: Container, argv: list[str]) -> subprocess.CompletedProcess[str]:
