@@ -76,9 +76,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _coherent(self) -> Settings:
-        if self.environment == "production" and self.audit_hmac_key is not None:
-            if self.audit_hmac_key.get_secret_value().lower() in PLACEHOLDER_SECRETS:
-                raise ValueError("MCP_DESK_AUDIT_HMAC_KEY is a placeholder; generate one with `openssl rand -hex 32`")
+        key = self.audit_hmac_key
+        if (
+            self.environment == "production"
+            and key is not None
+            and key.get_secret_value().lower() in PLACEHOLDER_SECRETS
+        ):
+            raise ValueError("MCP_DESK_AUDIT_HMAC_KEY is a placeholder; generate one with `openssl rand -hex 32`")
         return self
 
     @property
@@ -139,7 +143,7 @@ def load_settings(env_file: Path | None = Path(".env"), **overrides: Any) -> Set
     if unknown:
         raise ConfigError(f"{unknown[0]}: unknown setting (see .env.example for the valid keys)")
     try:
-        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]  # pydantic-settings init kwarg
+        return Settings(_env_file=env_file, **overrides)
     except ValidationError as exc:
         raise ConfigError(_first_error(exc)) from None
 

@@ -1,0 +1,86 @@
+"""Versioned schema migrations, applied in order at start (tracked by `PRAGMA user_version`)."""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: notes, tickets, comments, links, idempotency keys, documents, and their full-text indexes.
+    """
+    CREATE TABLE notes (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        owner TEXT NOT NULL,
+        title TEXT NOT NULL,
+        body TEXT NOT NULL,
+        tags TEXT NOT NULL DEFAULT '[]',
+        version INTEGER NOT NULL DEFAULT 1,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX notes_owner_updated ON notes (owner, updated_at DESC, seq DESC);
+    CREATE VIRTUAL TABLE notes_fts USING fts5(
+        title, body, tags, content='notes', content_rowid='seq', tokenize='unicode61 remove_diacritics 2'
+    );
+    CREATE TRIGGER notes_ai AFTER INSERT ON notes BEGIN
+        INSERT INTO notes_fts (rowid, title, body, tags) VALUES (new.seq, new.title, new.body, new.tags);
+    END;
+    CREATE TRIGGER notes_ad AFTER DELETE ON notes BEGIN
+        INSERT INTO notes_fts (notes_fts, rowid, title, body, tags)
+        VALUES ('delete', old.seq, old.title, old.body, old.tags);
+    END;
+    CREATE TRIGGER notes_au AFTER UPDATE ON notes BEGIN
+        INSERT INTO notes_fts (notes_fts, rowid, title, body, tags)
+        VALUES ('delete', old.seq, old.title, old.body, old.tags);
+        INSERT INTO notes_fts (rowid, title, body, tags) VALUES (new.seq, new.title, new.body, new.tags);
+    END;
+
+    CREATE TABLE tickets (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        title TEXT NOT NULL,
+        description TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('open', 'in_progress', 'waiting', 'resolved', 'closed')),
+        priority TEXT NOT NULL CHECK (priority IN ('low', 'normal', 'high', 'urgent')),
+        assignee TEXT,
+        tags TEXT NOT NULL DEFAULT '[]',
+        created_by TEXT NOT NULL,
+        version INTEGER NOT NULL DEFAULT 1,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX tickets_updated ON tickets (updated_at DESC, seq DESC);
+    CREATE INDEX tickets_status ON tickets (status, updated_at DESC);
+    CREATE TABLE comments (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        ticket_seq INTEGER NOT NULL REFERENCES tickets (seq) ON DELETE CASCADE,
+        author TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX comments_ticket ON comments (ticket_seq, seq);
+    CREATE TABLE ticket_notes (
+        ticket_seq INTEGER NOT NULL REFERENCES tickets (seq) ON DELETE CASCADE,
+        note_id TEXT NOT NULL REFERENCES notes (id) ON DELETE CASCADE,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (ticket_seq, note_id)
+    );
+    CREATE INDEX ticket_notes_note ON ticket_notes (note_id);
+    CREATE VIRTUAL TABLE tickets_fts USING fts5(
+        title, description, comments, tokenize='unicode61 remove_diacritics 2'
+    );
+
+    CREATE TABLE idempotency (
+        scope TEXT NOT NULL,
+        key TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        object_id TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (scope, key)
+    );
+
+    CREATE TABLE docs (path TEXT PRIMARY KEY, title TEXT NOT NULL, content TEXT NOT NULL);
+    CREATE VIRTUAL TABLE docs_fts USING fts5(
+        path UNINDEXED, title, content, tokenize='unicode61 remove_diacritics 2'
+    );
+    """,
+)

@@ -1,0 +1,68 @@
+"""What every tool receives first: the caller, the stores and the few services tools use."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from server.domain.principal import Principal
+from server.storage.base import NoteScope, Storage
+
+
+async def _no_change(uri: str) -> None:
+    return None
+
+
+def _identity(text: str) -> str:
+    return text
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolEnv:
+    """Per-call context for tools; hidden from the model (it is not an argument)."""
+
+    principal: Principal
+    storage: Storage
+    docs_root: Path
+    export_root: Path
+    resource_changed: Callable[[str], Awaitable[None]] = _no_change
+    redact: Callable[[str], str] = _identity
+    services: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def note_scope(self) -> NoteScope:
+        """Which notes the caller may see: its own, or all with `notes:read_all`."""
+        return NoteScope(owner=self.principal.id, all_owners=self.principal.has("notes:read_all"))
+
+
+# Argument types shared by the tools. Limits are enforced by the validate guard (configurable);
+# descriptions tell the model what is accepted.
+Title = Annotated[str, Field(description="Short title (at most 200 characters by default).")]
+Body = Annotated[str, Field(description="Markdown text (at most 64 KiB by default).")]
+Tags = Annotated[list[str], Field(description="Labels (at most 20, each at most 40 characters by default).")]
+Cursor = Annotated[
+    str | None, Field(description="Pass back the next_cursor of the previous page; omit for the first page.")
+]
+Limit = Annotated[int, Field(ge=1, le=100, description="Items per page (1-100).")]
+Query = Annotated[str, Field(description="Words to search for (all must match; the last may be a prefix).")]
+IdempotencyKey = Annotated[
+    str | None,
+    Field(
+        min_length=1,
+        max_length=100,
+        description="Optional client key: repeating a create with the same key returns the first result.",
+    ),
+]
+ExpectedVersion = Annotated[
+    int | None, Field(ge=1, description="Optional: refuse the change unless the object is still at this version.")
+]
+NoteId = Annotated[
+    str, Field(min_length=1, max_length=64, description="A note id as returned by create_note or list_notes.")
+]
+TicketId = Annotated[
+    str, Field(min_length=1, max_length=64, description="A ticket id as returned by create_ticket or list_tickets.")
+]
