@@ -151,7 +151,9 @@ def create_api_key(exe: str, storage: Path, target: Target) -> str:
         check=False,
     )
     if proc.returncode != 0:
-        print(f"note: no API key ({proc.stderr.strip()[:200] or 'keys create failed'}); running keyless", file=sys.stderr)
+        print(
+            f"note: no API key ({proc.stderr.strip()[:200] or 'keys create failed'}); running keyless", file=sys.stderr
+        )
         return ""
     created = json.loads(proc.stdout)
     with (storage / "api-keys.txt").open("a", encoding="utf-8") as fh:

@@ -129,6 +129,18 @@ async def measure_size(app: Any, client: Any, qs: list[tuple[str, str]], owner: 
     return {"tool": _summaries(tool), "storage": _summaries(store), "matches_per_kind": hits}
 
 
+def read_marker(marker: Path) -> dict[str, Any]:
+    """What a database directory was seeded with ({} when new; creates the directory)."""
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    state: dict[str, Any] = json.loads(marker.read_text()) if marker.exists() else {}
+    return state
+
+
+def write_marker(marker: Path, state: dict[str, Any]) -> None:
+    """Record a finished seed."""
+    marker.write_text(json.dumps(state))
+
+
 async def measure_one(size: int, per_kind: int, workdir: Path) -> dict[str, Any]:
     """Seed (or reuse) a database of `size` notes and measure it."""
     from mcp import Client
@@ -137,7 +149,6 @@ async def measure_one(size: int, per_kind: int, workdir: Path) -> dict[str, Any]
     from server.config import load_settings
     from server.storage.migrations import MIGRATIONS
 
-    workdir.mkdir(parents=True, exist_ok=True)
     settings = load_settings(
         env_file=None, storage_path=workdir, docs_path=ROOT / "docs" / "kb", export_path=workdir / "exports"
     )
@@ -145,7 +156,7 @@ async def measure_one(size: int, per_kind: int, workdir: Path) -> dict[str, Any]
     app = create_app(settings, transport="memory")
     marker = workdir / "seeded.json"
     vocab = vocabulary()
-    state = json.loads(marker.read_text()) if marker.exists() else {}
+    state = read_marker(marker)
     if state and state != {"notes": size, "schema": len(MIGRATIONS)}:
         raise RuntimeError(f"{workdir} was seeded differently ({state}); delete it and rerun")
     async with app.lifespan(), Client(app.server, mode="legacy") as client:
@@ -154,7 +165,7 @@ async def measure_one(size: int, per_kind: int, workdir: Path) -> dict[str, Any]
             t0 = time.perf_counter()
             await grow(app.storage, vocab, count, size, owner)
             print(f"  seeded {size:,} notes in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
-            marker.write_text(json.dumps({"notes": size, "schema": len(MIGRATIONS)}))
+            write_marker(marker, {"notes": size, "schema": len(MIGRATIONS)})
         result = await measure_size(app, client, queries(vocab, per_kind), owner)
     r = result["tool"]["all"]
     print(f"  {size:>9,} notes: p50 {r['p50_ms']} ms  p99 {r['p99_ms']} ms", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import time
@@ -43,6 +44,7 @@ class StdioServer:
         self.stdin = self.proc.stdin
         self.stdout = self.proc.stdout
         self.next_id = 1
+        self.stray_lines = 0
 
     def request(self, raw: bytes, want_id: int) -> dict[str, Any]:
         """Write a frame and read frames until the response with `want_id` arrives."""
@@ -56,6 +58,9 @@ class StdioServer:
             data = self.stdout.readline()
             if not data:
                 raise RuntimeError(f"server closed stdout (exit {self.proc.poll()})")
+            if not data.startswith(b"{"):
+                self.stray_lines += 1  # not a protocol message: a stdio server must never print these
+                continue
             message: dict[str, Any] = json.loads(data)
             if message.get("id") == want_id:
                 return message
@@ -70,8 +75,8 @@ class StdioServer:
     def call(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
         """tools/call; raises on a protocol or tool error."""
         self.next_id += 1
-        msg = {"jsonrpc": "2.0", "id": self.next_id, "method": "tools/call"}
-        msg["params"] = {"name": tool, "arguments": arguments}  # type: ignore[assignment]
+        params = {"name": tool, "arguments": arguments}
+        msg: dict[str, Any] = {"jsonrpc": "2.0", "id": self.next_id, "method": "tools/call", "params": params}
         reply = self.request(line(msg), self.next_id)
         if "error" in reply or reply["result"].get("isError"):
             raise RuntimeError(f"{tool} failed: {json.dumps(reply)[:300]}")
@@ -80,10 +85,8 @@ class StdioServer:
 
     def close(self, timeout: float = 15.0) -> int:
         """Close stdin (the clean way to end a stdio server) and wait."""
-        try:
+        with contextlib.suppress(OSError):
             self.stdin.close()
-        except OSError:
-            pass
         try:
             code = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

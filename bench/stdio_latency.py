@@ -1,6 +1,6 @@
 """Sequential tool-call latency over stdio: one client, one call at a time.
 
-    python -m bench.stdio_latency [--calls 500] [--candidate mcp-desk|baseline]
+python -m bench.stdio_latency [--calls 500] [--candidate mcp-desk|baseline]
 """
 
 from __future__ import annotations
