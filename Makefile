@@ -50,3 +50,4 @@ bench: install-dev
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .coverage .coverage.* .mypy_cache .ruff_cache .pytest_cache
+-include mk/bench.mk

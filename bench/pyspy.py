@@ -64,6 +64,14 @@ def record(pid: int, seconds: float, out: Path, rate: int = 250) -> subprocess.P
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+# Frames that only start a thread or the event loop: inclusive shares are counted below them.
+ENTRY = frozenset({"Runner.run", "WorkerThread.run", "Thread.run", "Thread._bootstrap_inner", "Thread._bootstrap"})
+# Leaves that mean "waiting", not working (py-spy cannot always tell an idle thread).
+IDLE = frozenset({"Condition.wait", "Event.wait", "Queue.get", "select", "poll"})
+# A sample whose Python leaf is the loop runner is inside uvloop's C code: polling or running callbacks.
+LOOP = "Runner.run"
+
+
 def component(path: str) -> str:
     """The top-level package of a frame's file, as py-spy shortens it."""
     parts = path.replace("\\", "/").split("/")
@@ -75,30 +83,33 @@ def component(path: str) -> str:
 
 
 def summarize(raw: Path, top: int = 15) -> dict[str, Any]:
-    """Own time by function and inclusive time by component, as shares of all samples."""
+    """Own time by function and inclusive time by component, as shares of the busy samples."""
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
-    total = 0
+    total = idle = loop = 0
     for line in raw.read_text(errors="replace").splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
+        frames = [(m["func"], m["file"]) if (m := _FRAME.match(f)) else (f, "?") for f in stack.split(";")]
+        leaf_func, leaf_file = frames[-1]
+        if leaf_func in IDLE:
+            idle += count
+            continue
         total += count
-        frames = stack.split(";")
-        seen: set[str] = set()
-        for frame in frames:
-            m = _FRAME.match(frame)
-            if m:
-                seen.add(component(m["file"]))
-        for name in seen:
+        if leaf_func == LOOP:
+            loop += count
+        start = max((i + 1 for i, (func, _) in enumerate(frames) if func in ENTRY), default=0)
+        for name in {component(file) for _, file in frames[start:]}:
             inclusive[name] += count
-        leaf = _FRAME.match(frames[-1])
-        own[f"{leaf['func']} ({leaf['file']})" if leaf else frames[-1]] += count
+        own[f"{leaf_func} ({leaf_file})"] += count
     if total == 0:
-        return {"samples": 0, "own": [], "components": []}
+        return {"samples": 0, "idle_samples": idle, "own": [], "components": []}
     return {
         "samples": total,
+        "idle_samples": idle,
+        "event_loop_c_share": round(100 * loop / total, 1),
         "own": [(name, round(100 * n / total, 1)) for name, n in own.most_common(top)],
         "components": [(name, round(100 * n / total, 1)) for name, n in inclusive.most_common(top)],
     }
@@ -108,7 +119,16 @@ def markdown(title: str, summary: dict[str, Any]) -> str:
     """A short Markdown rendering of `summarize()`."""
     if not summary.get("samples"):
         return f"#### {title}\n\n(no samples)\n"
-    lines = [f"#### {title} ({summary['samples']} samples)", "", "| component (inclusive) | % |", "|---|---:|"]
+    lines = [
+        f"#### {title}",
+        "",
+        f"{summary['samples']} busy samples ({summary['idle_samples']} idle-thread samples left out); "
+        f"{summary['event_loop_c_share']}% of busy samples sit in the event loop's own C code (uvloop: polling "
+        "and socket work), shown as `Runner.run`.",
+        "",
+        "| component (inclusive, below the loop/thread entry) | % |",
+        "|---|---:|",
+    ]
     lines += [f"| {name} | {share} |" for name, share in summary["components"]]
     lines += ["", "| function (own time) | % |", "|---|---:|"]
     lines += [f"| `{name}` | {share} |" for name, share in summary["own"]]
