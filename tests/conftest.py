@@ -1,0 +1,99 @@
+"""Shared fixtures: real settings on tmp paths, a fresh app per test, the in-memory MCP client."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client
+from mcp_types import CallToolResult, TextContent
+
+from server.app import App, create_app
+from server.config import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+KB = REPO / "docs" / "kb"
+
+MakeSettings = Callable[..., Settings]
+MakeApp = Callable[..., App]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never read a developer's MCP_DESK_ variables or .env."""
+    for key in list(os.environ):
+        if key.startswith("MCP_DESK_"):
+            monkeypatch.delenv(key)
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> MakeSettings:
+    """Settings on a fresh storage folder with a copy of the sample knowledge base."""
+    docs = tmp_path / "kb"
+    if not docs.exists():
+        shutil.copytree(KB, docs)
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "storage_path": tmp_path / "data",
+            "docs_path": docs,
+            "export_path": tmp_path / "exports",
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)
+
+    return make
+
+
+@pytest.fixture
+def make_app(make_settings: MakeSettings) -> MakeApp:
+    def make(**overrides: Any) -> App:
+        return create_app(make_settings(**overrides), transport="memory")
+
+    return make
+
+
+@asynccontextmanager
+async def connected(app: App, **client_options: Any) -> AsyncIterator[Client]:
+    """Open the app's storage and an in-memory client session to it."""
+    async with app.lifespan(), Client(app.server, **client_options) as client:
+        yield client
+
+
+@pytest.fixture
+async def client(make_app: MakeApp) -> AsyncIterator[Client]:
+    async with connected(make_app()) as c:
+        yield c
+
+
+def text_of(result: CallToolResult) -> str:
+    """The first text block of a tool result."""
+    block = result.content[0]
+    assert isinstance(block, TextContent)
+    return block.text
+
+
+def ok(result: CallToolResult) -> dict[str, Any]:
+    """The structured content of a successful call (fails the test with the error text otherwise)."""
+    assert not result.is_error, text_of(result)
+    assert result.structured_content is not None
+    structured: dict[str, Any] = result.structured_content
+    assert json.loads(text_of(result)) == structured
+    return structured
+
+
+def error(result: CallToolResult) -> str:
+    """The text of a tool error."""
+    assert result.is_error
+    return text_of(result)

@@ -1,0 +1,131 @@
+"""Resources, prompts, completions, subscriptions and logging through the MCP surface."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import anyio
+import mcp_types as types
+import pytest
+from mcp import Client
+from mcp.shared.exceptions import MCPError
+
+from tests.conftest import MakeApp, connected, ok
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_the_tool_list_has_schemas_and_truthful_annotations(client: Client) -> None:
+    tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+    assert len(tools) == 19
+    for tool in tools.values():
+        assert tool.output_schema is not None and tool.output_schema["type"] == "object"
+        assert tool.description
+    assert tools["get_ticket"].annotations is not None and tools["get_ticket"].annotations.read_only_hint
+    delete = tools["delete_note"].annotations
+    assert delete is not None and delete.destructive_hint and not delete.read_only_hint
+    create = tools["create_note"].annotations
+    assert create is not None and not create.read_only_hint and not create.destructive_hint
+
+
+async def test_an_unknown_tool_is_a_protocol_error(client: Client) -> None:
+    with pytest.raises(MCPError) as caught:
+        await client.call_tool("no_such_tool", {})
+    assert caught.value.error.code == types.INVALID_PARAMS
+
+
+async def test_resources_read_as_json_and_markdown(client: Client) -> None:
+    ticket = ok(await client.call_tool("create_ticket", {"title": "VPN", "description": "d"}))
+    note = ok(await client.call_tool("create_note", {"title": "n", "body": "b"}))
+    read = await client.read_resource(f"ticket://{ticket['id']}")
+    assert json.loads(read.contents[0].text)["id"] == ticket["id"]  # type: ignore[union-attr]  # text contents
+    read = await client.read_resource(f"note://{note['id']}")
+    assert json.loads(read.contents[0].text)["title"] == "n"  # type: ignore[union-attr]  # text contents
+    doc = await client.read_resource("docs://vpn-troubleshooting.md")
+    assert doc.contents[0].mime_type == "text/markdown"
+    listed = {str(r.uri) for r in (await client.list_resources()).resources}
+    assert {f"ticket://{ticket['id']}", f"note://{note['id']}", "docs://vpn-troubleshooting.md"} <= listed
+    templates = {t.uri_template for t in (await client.list_resource_templates()).resource_templates}
+    assert templates == {"note://{note_id}", "ticket://{ticket_id}", "docs://{path}"}
+
+
+@pytest.mark.parametrize("uri", ["ticket://tkt_missing", "docs://../../etc/passwd", "file:///etc/passwd", "note://x"])
+async def test_bad_resource_uris_are_protocol_errors(client: Client, uri: str) -> None:
+    with pytest.raises(MCPError):
+        await client.read_resource(uri)
+
+
+async def test_prompts_include_the_ticket_and_matching_runbooks(client: Client) -> None:
+    ticket = ok(await client.call_tool("create_ticket", {"title": "VPN tunnel drops", "description": "since Monday"}))
+    names = {p.name for p in (await client.list_prompts()).prompts}
+    assert names == {"triage_ticket", "draft_reply", "summarize_ticket"}
+    for name in names:
+        prompt = await client.get_prompt(name, {"ticket_id": ticket["id"]})
+        text = prompt.messages[0].content.text  # type: ignore[union-attr]  # text content
+        assert ticket["id"] in text and "since Monday" in text
+    triage = await client.get_prompt("triage_ticket", {"ticket_id": ticket["id"]})
+    assert "vpn-troubleshooting.md" in triage.messages[0].content.text  # type: ignore[union-attr]  # text
+    with pytest.raises(MCPError):
+        await client.get_prompt("draft_reply", {"ticket_id": ticket["id"], "tone": "angry"})
+    with pytest.raises(MCPError):
+        await client.get_prompt("triage_ticket", {"ticket_id": "tkt_nope"})
+
+
+async def test_completions_for_ticket_ids_statuses_and_doc_paths(client: Client) -> None:
+    ticket = ok(await client.call_tool("create_ticket", {"title": "x", "description": "d"}))
+    ref = types.PromptReference(type="ref/prompt", name="triage_ticket")
+    done = await client.complete(ref, {"name": "ticket_id", "value": ticket["id"][:6]})
+    assert ticket["id"] in done.completion.values
+    template = types.ResourceTemplateReference(type="ref/resource", uri="docs://{path}")
+    paths = await client.complete(template, {"name": "path", "value": "vpn"})
+    assert paths.completion.values == ["vpn-troubleshooting.md"]
+    statuses = await client.complete(ref, {"name": "status", "value": "re"})
+    assert statuses.completion.values == ["resolved"]
+
+
+# The handshake-era client API is deprecated by the SDK for 2026-07-28 servers; we still serve that era.
+@pytest.mark.filterwarnings("ignore::mcp.shared.exceptions.MCPDeprecationWarning")
+async def test_a_legacy_subscriber_hears_when_its_ticket_changes(make_app: MakeApp) -> None:
+    received: list[str] = []
+    got = anyio.Event()
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, types.ResourceUpdatedNotification):
+            received.append(str(message.params.uri))
+            got.set()
+
+    async with connected(make_app(), mode="legacy", message_handler=on_message) as client:
+        ticket = ok(await client.call_tool("create_ticket", {"title": "x", "description": "d"}))
+        await client.subscribe_resource(f"ticket://{ticket['id']}")
+        ok(await client.call_tool("comment_ticket", {"ticket_id": ticket["id"], "body": "hi"}))
+        with anyio.fail_after(5):
+            await got.wait()
+        assert received == [f"ticket://{ticket['id']}"]
+        await client.unsubscribe_resource(f"ticket://{ticket['id']}")
+
+
+@pytest.mark.filterwarnings("ignore::mcp.shared.exceptions.MCPDeprecationWarning")
+async def test_set_level_delivers_tool_refusals_as_log_messages(make_app: MakeApp) -> None:
+    logged: list[types.LoggingMessageNotificationParams] = []
+
+    async def on_log(params: types.LoggingMessageNotificationParams) -> None:
+        logged.append(params)
+
+    async with connected(make_app(), mode="legacy", logging_callback=on_log) as client:
+        await client.call_tool("get_note", {"note_id": "note_missing"})
+        assert logged == []
+        await client.set_logging_level("warning")
+        await client.call_tool("get_note", {"note_id": "note_missing"})
+        assert [(p.level, p.data) for p in logged] == [("warning", "get_note refused: not_found")]
+
+
+async def test_a_modern_listener_hears_when_its_ticket_changes(make_app: MakeApp) -> None:
+    async with connected(make_app(), mode="2026-07-28") as client:
+        ticket = ok(await client.call_tool("create_ticket", {"title": "x", "description": "d"}))
+        uri = f"ticket://{ticket['id']}"
+        async with client.listen(resource_subscriptions=[uri]) as subscription:
+            ok(await client.call_tool("transition_ticket", {"ticket_id": ticket["id"], "status": "waiting"}))
+            with anyio.fail_after(5):
+                event = await subscription.__anext__()
+        assert getattr(event, "uri", None) == uri
