@@ -121,9 +121,13 @@ async def measure_size(app: Any, client: Any, qs: list[tuple[str, str]], owner: 
         t0 = time.perf_counter()
         await app.storage.search_notes(scope, q, cursor=None, limit=20)
         store[kind].append(time.perf_counter() - t0)
+    from server.storage.sqlite import fts_query
+
     for kind, q in qs[:5]:
         row = await app.storage.r.run(
-            lambda c, q=q: c.execute("SELECT count(*) FROM notes_fts WHERE notes_fts MATCH ?", (f'"{q}"*',)).fetchone()
+            lambda c, q=q: c.execute(
+                "SELECT count(*) FROM notes_fts WHERE notes_fts MATCH ?", (fts_query(q),)
+            ).fetchone()
         )
         hits[kind] = int(row[0])
     return {"tool": _summaries(tool), "storage": _summaries(store), "matches_per_kind": hits}
@@ -134,6 +138,13 @@ def read_marker(marker: Path) -> dict[str, Any]:
     marker.parent.mkdir(parents=True, exist_ok=True)
     state: dict[str, Any] = json.loads(marker.read_text()) if marker.exists() else {}
     return state
+
+
+def reset(workdir: Path) -> None:
+    """Forget a database seeded for another size or schema."""
+    for path in workdir.glob("*"):
+        if path.is_file():
+            path.unlink()
 
 
 def write_marker(marker: Path, state: dict[str, Any]) -> None:
@@ -158,7 +169,9 @@ async def measure_one(size: int, per_kind: int, workdir: Path) -> dict[str, Any]
     vocab = vocabulary()
     state = read_marker(marker)
     if state and state != {"notes": size, "schema": len(MIGRATIONS)}:
-        raise RuntimeError(f"{workdir} was seeded differently ({state}); delete it and rerun")
+        print(f"  {workdir} was seeded for {state}; seeding again", file=sys.stderr)
+        reset(workdir)
+        state = {}
     async with app.lifespan(), Client(app.server, mode="legacy") as client:
         if not state:
             count = await app.storage.r.run(lambda c: c.execute("SELECT count(*) FROM notes").fetchone()[0])
