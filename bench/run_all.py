@@ -193,8 +193,8 @@ def module_json(module: str, argv: list[str], timeout: float, logs: Path) -> dic
         )
     if proc.returncode != 0:
         raise RuntimeError(f"{module} failed (exit {proc.returncode}); see {log}")
-    start = proc.stdout.index("{")
-    result: dict[str, Any] = json.loads(proc.stdout[start:])
+    last = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")][-1]
+    result: dict[str, Any] = json.loads(last)
     return result
 
 
