@@ -51,3 +51,5 @@ bench: install-dev
 clean:
 	rm -rf $(VENV) $(TOOLS) .coverage .coverage.* .mypy_cache .ruff_cache .pytest_cache
 -include mk/container.mk
+
+-include mk/bench.mk

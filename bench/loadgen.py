@@ -142,6 +142,7 @@ class Stats:
 
     latencies_ns: list[int] = field(default_factory=list)
     errors: int = 0
+    all_calls: int = 0
     first_error: str = ""
     setup_s: float = 0.0
 
@@ -253,6 +254,7 @@ async def run_client(client: Client, stats: Stats, window: list[float], stop: as
             ok, resp = False, Response(0, {}, repr(exc).encode())
             await client.conn.close()
         t1 = clock()
+        stats.all_calls += 1
         if t0 < start_ns:
             continue
         if t1 > end_ns:
@@ -309,6 +311,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "tool": args.tool,
         "concurrency": args.concurrency,
         "calls": len(lat),
+        "calls_all": stats.all_calls,
         "errors": stats.errors,
         "first_error": stats.first_error,
         "elapsed_s": round(elapsed, 3),

@@ -141,7 +141,9 @@ async def serve_stdio(app: App) -> None:
         lines.stop()
 
     async with anyio.create_task_group() as tg:
-        await tg.start(_on_signal, stop)
+        await tg.start(partial(stop_on_signals, app.lifecycle, grace_seconds=grace, stop=stop))
+        app.gauges.append(app.refresh_gauges)
+        await tg.start(_sidecar, app, app.settings.resolved_health_port("stdio"))
         stdin_file = cast("anyio.AsyncFile[str]", lines)  # the SDK only iterates over it
         async with app.lifespan(), stdio_server(stdin=stdin_file) as (stdin, stdout), anyio.create_task_group() as io:
             written = anyio.Event()
