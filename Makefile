@@ -46,7 +46,7 @@ test: lint typecheck
 	$(VENV)/bin/coverage report
 
 bench: install-dev
-	$(VENV)/bin/python -m bench.search_notes
+	$(VENV)/bin/python -m bench.run_all
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .coverage .coverage.* .mypy_cache .ruff_cache .pytest_cache

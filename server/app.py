@@ -127,8 +127,7 @@ class App:
             state_file = settings.resolved_rate_limit_state_file
             load_counters(self.limiter.storage, state_file)
             stack.callback(save_counters, self.limiter.storage, state_file)
-            status = await self.runner.probe()
-            log.info("sandbox_probed", level=status.level, isolated=status.ok, reason=status.reason)
+            await self.runner.probe()
             self.lifecycle.mark_ready()
             yield
 

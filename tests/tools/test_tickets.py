@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from tests.conftest import error, ok
+from tests.conftest import MakeApp, connected, error, ok
 
 pytestmark = pytest.mark.anyio
 
@@ -76,7 +76,19 @@ async def test_list_returns_all_statuses_newest_first_and_filters(client: Client
     assert [t["id"] for t in urgent["items"]] == [second["id"]]
 
 
-async def test_update_and_search_and_delete(client: Client) -> None:
+async def test_update_and_search_and_delete(make_app: MakeApp) -> None:
+    async with connected(make_app(stdio_role="admin")) as client:
+        await _update_search_delete(client)
+
+
+async def test_an_agent_may_not_delete_tickets(client: Client) -> None:
+    created = await new_ticket(client)
+    refused = error(await client.call_tool("delete_ticket", {"ticket_id": created["id"]}))
+    assert refused == "permission_denied: delete_ticket needs scope 'tickets:delete'"
+    assert "delete_ticket" not in {tool.name for tool in (await client.list_tools()).tools}
+
+
+async def _update_search_delete(client: Client) -> None:
     created = await new_ticket(client)
     ok(await client.call_tool("update_ticket", {"ticket_id": created["id"], "description": "paper jam in tray 2"}))
     found = ok(await client.call_tool("search_tickets", {"query": "tray"}))
