@@ -119,7 +119,8 @@ class App:
         async with AsyncExitStack() as stack:
             settings.export_path.mkdir(parents=True, exist_ok=True)
             await stack.enter_async_context(self.storage.open())
-            await self.storage.index_docs(await anyio.to_thread.run_sync(knowledge.scan_docs, settings.docs_path))
+            docs = await anyio.to_thread.run_sync(knowledge.scan_docs, settings.docs_path, self.resources.docs_blocked)
+            await self.storage.index_docs(docs)
             await self.audit_log.open()
             stack.push_async_callback(self.audit_log.close)
             await stack.enter_async_context(self.alerter.running())
@@ -201,7 +202,10 @@ def create_app(settings: Settings, *, transport: Transport = "stdio", extra_tool
         principal=principal,
         redact=redactor.text,
         bus=InMemorySubscriptionBus(),
+        docs_blocked=policy.blocked_for("read_doc"),
     )
+
+    docs_blocked, export_blocked = policy.blocked_for("read_doc"), policy.blocked_for("export_ticket")
 
     def env_for(call: ToolCall) -> ToolEnv:
         return ToolEnv(
@@ -211,6 +215,8 @@ def create_app(settings: Settings, *, transport: Transport = "stdio", extra_tool
             export_root=settings.export_path,
             resource_changed=resources.changed,
             redact=redactor.text,
+            docs_blocked=docs_blocked,
+            export_blocked=export_blocked,
             runner=runner,
             limiter=limiter,
             budget=budget,

@@ -73,7 +73,9 @@ class Resources:
         principal: Callable[[], Principal],
         redact: Callable[[str], str],
         bus: SubscriptionBus,
+        docs_blocked: tuple[str, ...],
     ) -> None:
+        self.docs_blocked = docs_blocked
         self.storage = storage
         self.docs_root = docs_root
         self.principal = principal
@@ -100,7 +102,7 @@ class Resources:
             if kind == "ticket":
                 ticket = await self.storage.get_ticket(rest)
                 return orjson.dumps(ticket.model_dump(mode="json")).decode(), "application/json"
-            doc = await anyio.to_thread.run_sync(knowledge.read_doc, self.docs_root, rest)
+            doc = await anyio.to_thread.run_sync(knowledge.read_doc, self.docs_root, rest, self.docs_blocked)
             return doc.content, "text/markdown"
         except AppError as exc:
             raise _fail(f"{exc.code}: {exc.public}") from None
