@@ -14,7 +14,7 @@ import anyio
 import structlog
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.lowlevel.server import Server
-from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler
+from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.shared.exceptions import MCPDeprecationWarning
 
 from server import knowledge
@@ -321,7 +321,7 @@ def _server(registry: ToolRegistry, resources: Resources, prompts: Prompts) -> S
             on_read_resource=resources.read_resource,
             on_subscribe_resource=resources.subscribe,
             on_unsubscribe_resource=resources.unsubscribe,
-            on_subscriptions_listen=ListenHandler(resources.bus),
+            on_subscriptions_listen=resources.listen,
             on_list_prompts=prompts.list_prompts,
             on_get_prompt=prompts.get_prompt,
             on_completion=resources.complete,
