@@ -11,7 +11,7 @@ ignored. The hash covers the whole presented key, so the id cannot be paired wit
 Hot path: the argon2 hash runs once per key per process. A successful verification is cached under
 an HMAC of the presented key with a per-process secret (the raw key is never kept); failures are
 remembered in a small LRU (bounded, so an attacker cannot grow memory) so a replayed bad key costs
-one dict lookup. Keys whose id is unknown are refused without hashing.
+one dict lookup. Keys whose id is unknown are refused without hashing. Concurrent first uses of one key share a single hash.
 """
 
 from __future__ import annotations
@@ -85,6 +85,7 @@ class KeyStore:
         self._secret = secrets.token_bytes(32)
         self._verified: dict[bytes, KeyRecord] = {}
         self._failed: OrderedDict[bytes, None] = OrderedDict()
+        self._hashing: dict[bytes, anyio.Event] = {}
 
     @classmethod
     def load(cls, path: Path, *, roles: Collection[str] | None = None) -> KeyStore:
@@ -114,11 +115,24 @@ class KeyStore:
         return self._slow_verify(stored, presented, digest)
 
     async def verify_async(self, presented: str) -> KeyRecord | None:
-        """`verify` with the one-off slow hash moved to a worker thread (for the event loop)."""
+        """`verify` with the one-off slow hash moved to a worker thread (for the event loop).
+
+        Single flight: requests presenting the same new key while its hash runs wait for that one hash
+        (a client opening 32 connections at once costs one argon2 run, not 32).
+        """
         stored, digest, cached = self._lookup(presented)
         if stored is None or digest is None:
             return cached
-        return await anyio.to_thread.run_sync(self._slow_verify, stored, presented, digest)
+        running = self._hashing.get(digest)
+        if running is not None:
+            await running.wait()
+            return self._verified.get(digest)
+        self._hashing[digest] = done = anyio.Event()
+        try:
+            return await anyio.to_thread.run_sync(self._slow_verify, stored, presented, digest)
+        finally:
+            del self._hashing[digest]
+            done.set()
 
     def _lookup(self, presented: str) -> tuple[_StoredKey | None, bytes | None, KeyRecord | None]:
         if len(presented) > MAX_PRESENTED_CHARS:

@@ -6,6 +6,7 @@ import io
 import json
 from pathlib import Path
 
+import anyio
 import pytest
 
 from server.errors import ConfigError
@@ -146,3 +147,20 @@ def test_keys_create_refuses_bad_principal_or_unknown_role() -> None:
     assert command_keys_create("alice", "root", False, out, roles=ROLES, err=err) == 2
     assert out.getvalue() == ""
     assert "unknown role 'root'" in err.getvalue()
+
+
+async def test_concurrent_first_uses_of_a_key_share_one_verification(tmp_path: Path) -> None:
+    key = generate_key()
+    store = _store(tmp_path, (key, "alice", "admin"))
+    results = []
+
+    async def verify() -> None:
+        results.append(await store.verify_async(key))
+
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            for _ in range(8):
+                tg.start_soon(verify)
+    assert len(results) == 8
+    assert all(r is not None and r.principal == "alice" for r in results)
+    assert not store._hashing
