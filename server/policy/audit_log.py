@@ -5,9 +5,12 @@ record's `hash`, 64 zeros for the first) and `hash` = SHA-256, or HMAC-SHA256 wi
 `prev_hash + "\\n" + canonical JSON of the record without "hash"` (sorted keys, no spaces, ASCII).
 JSON escapes every control character, so an argument holding newlines cannot forge a record.
 
-Durability: each record is one `write()` to an O_APPEND descriptor followed by `fsync`, done in a
-worker thread under a lock, so an acknowledged event survives SIGKILL and power loss. A failed write
-is truncated back off the file. After a crash a torn (partial) last line may remain: on start the
+Durability: records are appended to an O_APPEND descriptor and fsynced in a worker thread under a
+lock, and `write` returns only once its record is on disk, so an acknowledged event survives SIGKILL
+and power loss. Group commit: records queued while a flush is in progress are chained, written and
+fsynced together by the next flush (one `write()`, one `fsync`, one thread hop for the batch), so
+concurrent calls share the disk's latency instead of queueing behind it. A failed write is
+truncated back off the file and every record of its batch is refused. After a crash a torn (partial) last line may remain: on start the
 chain resumes from the last complete record and the next record carries `torn_after_seq`, which
 lets `verify_audit_log` report the torn line as a warning instead of tampering. Removing records
 from the *end* of the log cannot be detected by a chain alone; ship the log off-host for that.
@@ -67,6 +70,7 @@ class JsonlAuditLog:
         self._fd: int | None = None
         self._tail = _Tail()
         self._lock = anyio.Lock()
+        self._queue: list[_Pending] = []
         self._healthy = True
 
     async def open(self) -> None:
@@ -76,16 +80,29 @@ class JsonlAuditLog:
 
     async def write(self, event: AuditEvent) -> None:
         """Append one record and return once it is on disk; StorageUnavailable if it could not be."""
+        pending = _Pending(event)
+        self._queue.append(pending)
         async with self._lock:
+            if not pending.done:  # else a flush that ran while we waited for the lock took it
+                await self._flush_queue_locked()
+        if pending.error is not None:
+            raise pending.error
+
+    async def _flush_queue_locked(self) -> None:
+        """Write every queued record as one batch: chained in order, one write, one fsync."""
+        batch, self._queue = self._queue, []
+        error: StorageUnavailable | None = None
+        try:
             await self._open_locked()
-            record = self._next_record(event)
-            try:
-                await anyio.to_thread.run_sync(self._append, record)
-            except OSError as exc:
-                self._healthy = False
-                raise StorageUnavailable("audit log unavailable", errno=exc.errno) from None
+            tail = await anyio.to_thread.run_sync(self._append_batch, [p.event for p in batch])
+        except OSError as exc:
+            self._healthy = False
+            error = StorageUnavailable("audit log unavailable", errno=exc.errno)
+        else:
             self._healthy = True
-            self._tail = _Tail(seq=record["seq"], hash=record["hash"])
+            self._tail = tail
+        for pending in batch:
+            pending.done, pending.error = True, error
 
     async def flush(self) -> None:
         """Records are fsynced as they are written; this syncs once more for callers that ask."""
@@ -115,27 +132,41 @@ class JsonlAuditLog:
             if self._tail.torn:
                 log.warning("audit_log_torn_tail", path=str(self.path), resumed_after_seq=self._tail.seq)
 
-    def _next_record(self, event: AuditEvent) -> dict[str, Any]:
-        record: dict[str, Any] = {"seq": self._tail.seq + 1, **event.fields()}
-        if self._tail.torn:
-            record["torn_after_seq"] = self._tail.seq
-        record["prev_hash"] = self._tail.hash
+    def _next_record(self, event: AuditEvent, tail: _Tail) -> dict[str, Any]:
+        record: dict[str, Any] = {"seq": tail.seq + 1, **event.fields()}
+        if tail.torn:
+            record["torn_after_seq"] = tail.seq
+        record["prev_hash"] = tail.hash
         record = json.loads(json.dumps(record, default=str))
         record["hash"] = record_hash(record, self._key)
         return record
 
-    def _append(self, record: dict[str, Any]) -> None:
+    def _append_batch(self, events: list[AuditEvent]) -> _Tail:
+        """(Worker thread, under the lock.) Chain, write and fsync `events`; the new tail once durable."""
         assert self._fd is not None  # noqa: S101  # opened under the same lock
-        line = json.dumps(record, separators=(",", ":"), ensure_ascii=True) + "\n"
-        data = ("\n" if self._tail.needs_newline else "") + line
+        tail, lines = self._tail, ["\n"] if self._tail.needs_newline else []
+        for event in events:
+            record = self._next_record(event, tail)
+            lines.append(json.dumps(record, separators=(",", ":"), ensure_ascii=True) + "\n")
+            tail = _Tail(seq=record["seq"], hash=record["hash"])
         size = os.fstat(self._fd).st_size
         try:
-            _write_all(self._fd, data.encode())
+            _write_all(self._fd, "".join(lines).encode())
             if self._fsync:
                 os.fsync(self._fd)
         except OSError:
             _truncate_quietly(self._fd, size)
             raise
+        return tail
+
+
+@dataclass(slots=True)
+class _Pending:
+    """One queued record and how its batch ended."""
+
+    event: AuditEvent
+    done: bool = False
+    error: StorageUnavailable | None = None
 
 
 def _write_all(fd: int, data: bytes) -> None:
