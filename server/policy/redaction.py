@@ -10,6 +10,7 @@ UUIDs and prose about passwords survive.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
@@ -187,6 +188,7 @@ def _compile_rules(extra: Iterable[tuple[str, str]]) -> list[_Rule]:
     return rules
 
 
+@functools.lru_cache(maxsize=1024)
 def is_sensitive_key(name: str) -> bool:
     """True for mapping keys whose string values are secrets whatever they look like."""
     normalized = re.sub(r"[^a-z0-9]", "", name.lower())
@@ -198,13 +200,19 @@ class Redactor:
 
     def __init__(self, extra_patterns: Iterable[tuple[str, str]] = ()) -> None:
         self._rules = _compile_rules(extra_patterns)
+        # Fast path: one scan for every rule's trigger literals. Text without any of them (most results)
+        # can only match the rules that have no triggers (operator patterns), so only those run.
+        # (Substring tests in C: far cheaper than one regex alternation over every trigger.)
+        self._triggers = tuple(sorted({t for rule in self._rules for t in rule.triggers}))
+        self._untriggered = [rule for rule in self._rules if not rule.triggers]
 
     def text(self, s: str) -> str:
         """`s` with every secret replaced by `[REDACTED:kind]`."""
         if len(s) < MIN_SECRET_TEXT:
             return s
         lowered = s.lower()
-        for rule in self._rules:
+        rules = self._rules if any(map(lowered.__contains__, self._triggers)) else self._untriggered
+        for rule in rules:
             if rule.applies(lowered):
                 s = rule.pattern.sub(rule.replace, s)
         return s
