@@ -24,10 +24,11 @@ from typing import Any
 import anyio
 from pydantic import BaseModel
 
-from bench.common import ROOT, summarize_ms
+from bench.common import RAISED_LIMITS, ROOT, summarize_ms
 from bench.loadgen import NOTE_BODY
 from server.app import create_app
 from server.config import load_settings
+from server.logging import configure_logging
 from server.domain.principal import ALL_SCOPES, Principal
 from server.policy.pipeline import READ_ONLY, ToolCall, ToolSpec
 from server.tools.env import Body, Tags, Title
@@ -48,16 +49,28 @@ async def bench_noop(env: Any, title: Title, body: Body, tags: Tags | None = Non
     return Echo(id="note_0000000000000000", title=title, body=body, tags=tags or [], version=1)
 
 
+# The limits the HTTP candidate runs with (bench.common.RAISED_LIMITS), as Settings overrides.
+RAISED_SETTINGS = {
+    key.removeprefix("MCP_DESK_").lower(): value
+    for key, value in RAISED_LIMITS.items()
+    if key.removeprefix("MCP_DESK_").lower() in ("rate_limit_rpm", "rate_limit_tpm", "max_daily_tokens")
+}
 ARGUMENTS = {"title": "Pipeline cost probe", "body": NOTE_BODY, "tags": ["bench", "vpn"]}
 
 
-async def measure(calls: int, profile: bool) -> dict[str, Any]:
+async def measure(calls: int, profile: bool, audit_fsync: bool = False) -> dict[str, Any]:
     """Time the chain and the bare tool, interleaved in blocks of 1,000."""
     spec = ToolSpec(name="bench_noop", fn=bench_noop, scope="notes:write", annotations=READ_ONLY)
     with tempfile.TemporaryDirectory(prefix="mcp-desk-pipeline-") as tmp:
         settings = load_settings(
-            env_file=None, storage_path=Path(tmp), docs_path=ROOT / "docs" / "kb", export_path=Path(tmp) / "exports"
+            env_file=None,
+            storage_path=Path(tmp),
+            docs_path=ROOT / "docs" / "kb",
+            export_path=Path(tmp) / "exports",
+            audit_fsync=audit_fsync,
+            **RAISED_SETTINGS,
         )
+        configure_logging("warning", "json")
         app = create_app(settings, transport="memory", extra_tools=[spec])
         chain = app.registry.chain
         principal = Principal(id="bench", role="admin", scopes=ALL_SCOPES, transport="http")
@@ -113,8 +126,15 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--calls", type=int, default=20_000)
     p.add_argument("--profile", action="store_true", help="cProfile 5,000 chained calls, top 25 by own time")
+    p.add_argument(
+        "--audit-fsync",
+        action="store_true",
+        help="fsync every audit record (the server's default); off by default here: that is disk time, not pipeline "
+        "CPU, and the HTTP section measures it",
+    )
     args = p.parse_args(argv)
-    result = anyio.run(measure, max(1000, args.calls), args.profile)
+    result = anyio.run(measure, max(1000, args.calls), args.profile, args.audit_fsync)
+    result["audit_fsync"] = args.audit_fsync
     profile = result.pop("profile")
     print(json.dumps(result))
     if profile:
