@@ -28,8 +28,8 @@ from bench.common import RAISED_LIMITS, ROOT, summarize_ms
 from bench.loadgen import NOTE_BODY
 from server.app import create_app
 from server.config import load_settings
-from server.logging import configure_logging
 from server.domain.principal import ALL_SCOPES, Principal
+from server.logging import configure_logging
 from server.policy.pipeline import READ_ONLY, ToolCall, ToolSpec
 from server.tools.env import Body, Tags, Title
 

@@ -10,10 +10,11 @@ lock, and `write` returns only once its record is on disk, so an acknowledged ev
 and power loss. Group commit: records queued while a flush is in progress are chained, written and
 fsynced together by the next flush (one `write()`, one `fsync`, one thread hop for the batch), so
 concurrent calls share the disk's latency instead of queueing behind it. A failed write is
-truncated back off the file and every record of its batch is refused. After a crash a torn (partial) last line may remain: on start the
-chain resumes from the last complete record and the next record carries `torn_after_seq`, which
-lets `verify_audit_log` report the torn line as a warning instead of tampering. Removing records
-from the *end* of the log cannot be detected by a chain alone; ship the log off-host for that.
+truncated back off the file and every record of its batch is refused. After a crash a torn
+(partial) last line may remain: on start the chain resumes from the last complete record and the
+next record carries `torn_after_seq`, which lets `verify_audit_log` report the torn line as a
+warning instead of tampering. Removing records from the *end* of the log cannot be detected by a
+chain alone; ship the log off-host for that.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ ignored. The hash covers the whole presented key, so the id cannot be paired wit
 Hot path: the argon2 hash runs once per key per process. A successful verification is cached under
 an HMAC of the presented key with a per-process secret (the raw key is never kept); failures are
 remembered in a small LRU (bounded, so an attacker cannot grow memory) so a replayed bad key costs
-one dict lookup. Keys whose id is unknown are refused without hashing. Concurrent first uses of one key share a single hash.
+one dict lookup. Keys whose id is unknown are refused without hashing. Concurrent first uses of
+one key share a single hash.
 """
 
 from __future__ import annotations
