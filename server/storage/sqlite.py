@@ -11,6 +11,7 @@ import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -86,6 +87,44 @@ def _fingerprint(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
+@dataclass(slots=True)
+class _Pending:
+    """One queued write transaction and how it ended."""
+
+    fn: Callable[[sqlite3.Connection], Any]
+    done: bool = False
+    result: Any = None
+    error: BaseException | None = None
+
+
+def _commit_batch(conn: sqlite3.Connection, batch: list[_Pending]) -> None:
+    """(Worker thread.) One transaction, a savepoint per queued function, one commit."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        for pending in batch:
+            conn.execute("SAVEPOINT tx")
+            try:
+                pending.result = pending.fn(conn)
+            except sqlite3.OperationalError as exc:
+                conn.execute("ROLLBACK TO tx")
+                log.error("storage_write_failed", error=str(exc))
+                pending.error = StorageUnavailable(_UNAVAILABLE)
+            except Exception as exc:
+                conn.execute("ROLLBACK TO tx")
+                pending.error = exc
+            conn.execute("RELEASE tx")
+        conn.execute("COMMIT")
+    except sqlite3.OperationalError as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        log.error("storage_write_failed", error=str(exc))
+        for pending in batch:
+            pending.error, pending.result = StorageUnavailable(_UNAVAILABLE), None
+    finally:
+        for pending in batch:
+            pending.done = True
+
+
 class _Connection:
     """A sqlite3 connection used from worker threads, one statement batch at a time."""
 
@@ -101,6 +140,8 @@ class _Connection:
         self.conn.execute("PRAGMA cache_size = -16000")
         self.lock = threading.Lock()
         self.limiter = anyio.CapacityLimiter(1)
+        self._queue: list[_Pending] = []
+        self._commit_lock = anyio.Lock()
 
     async def run(self, fn: Callable[[sqlite3.Connection], R]) -> R:
         def call() -> R:
@@ -110,21 +151,21 @@ class _Connection:
         return await anyio.to_thread.run_sync(call, limiter=self.limiter)
 
     async def transaction(self, fn: Callable[[sqlite3.Connection], R]) -> R:
-        def call(conn: sqlite3.Connection) -> R:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return result
+        """Run `fn` in a write transaction; return once that transaction is committed (durable).
 
-        try:
-            return await self.run(call)
-        except sqlite3.OperationalError as exc:
-            log.error("storage_write_failed", error=str(exc))
-            raise StorageUnavailable(_UNAVAILABLE) from None
+        Group commit: transactions queued while a commit is in progress run together in the next one,
+        each inside its own SAVEPOINT (an error undoes only that one's changes and goes to its caller
+        alone), then one COMMIT (one fsync) makes them all durable before any caller is answered.
+        """
+        pending = _Pending(fn)
+        self._queue.append(pending)
+        async with self._commit_lock:
+            if not pending.done:  # else a commit that ran while we waited for the lock took it
+                batch, self._queue = self._queue, []
+                await self.run(lambda conn: _commit_batch(conn, batch))
+        if pending.error is not None:
+            raise pending.error
+        return pending.result  # type: ignore[no-any-return]
 
     def close(self) -> None:
         with self.lock:
@@ -188,21 +229,24 @@ class SqliteStorage:
     ) -> Note:
         """Insert a note; a repeated idempotency key returns the note it created."""
 
-        def tx(conn: sqlite3.Connection) -> str:
-            fingerprint = _fingerprint(title, body, list(tags))
+        scope = NoteScope(owner=owner)
+
+        def tx(conn: sqlite3.Connection) -> sqlite3.Row:
+            # The fingerprint is only needed with an idempotency key; the row is read back in the same
+            # transaction (one worker-thread hop per note instead of two).
+            fingerprint = "" if idempotency_key is None else _fingerprint(title, body, list(tags))
             existing = _idempotent(conn, f"{owner}:create_note", idempotency_key, fingerprint)
             if existing is not None:
-                return existing
+                return _note_row(conn, existing, scope)
             note_id, ts = new_id("note"), now()
             conn.execute(
                 "INSERT INTO notes (id, owner, title, body, tags, created_at, updated_at) VALUES (?,?,?,?,?,?,?)",
                 (note_id, owner, title, body, json.dumps(list(tags)), ts, ts),
             )
             _remember(conn, f"{owner}:create_note", idempotency_key, fingerprint, note_id)
-            return note_id
+            return _note_row(conn, note_id, scope)
 
-        note_id = await self.w.transaction(tx)
-        return await self.get_note(note_id, NoteScope(owner=owner), writer=True)
+        return _note(await self.w.transaction(tx))
 
     async def get_note(self, note_id: str, scope: NoteScope, *, writer: bool = False) -> Note:
         """Fetch a visible note or raise NotFound (the same for missing and foreign)."""
