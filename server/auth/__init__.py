@@ -14,7 +14,6 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from server.auth.apikey import ApiKeyVerifier, KeyStore
-from server.auth.oauth import auth_settings, authorization_servers, jwt_verifier
 from server.auth.startup import check_http_security
 from server.config import Settings
 
@@ -33,6 +32,10 @@ class HttpAuth:
 def http_auth(settings: Settings, *, key_store: KeyStore | None) -> HttpAuth | None:
     """The authentication the settings ask for; None means none is configured (loopback development only)."""
     if settings.auth_mode == "oauth":
+        # Imported here: PyJWT, cryptography and httpx cost ~0.3 s of start-up that API-key and stdio
+        # servers never need (stdio cold start is what a desktop client waits for).
+        from server.auth.oauth import auth_settings, authorization_servers, jwt_verifier
+
         strict = auth_settings(settings)
         assert strict.resource_server_url is not None  # noqa: S101  # auth_settings always sets it
         routes = create_protected_resource_routes(
