@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 import weakref
@@ -94,8 +95,13 @@ class ToolRegistry:
         self.transport = transport
         # Per connection: the level a client asked for with logging/setLevel (none asked: no log messages).
         self._log_levels: weakref.WeakKeyDictionary[Connection, int] = weakref.WeakKeyDictionary()
-        overrides = read_only_overrides or {}
-        self._tools = {spec.name: mcp_tool(spec, read_only=overrides.get(spec.name)) for spec in specs}
+        self._overrides = read_only_overrides or {}
+
+    @functools.cached_property
+    def _tools(self) -> dict[str, types.Tool]:
+        # Built on first use (tools/list, or a call's schema check), not at start-up: generating 21 pairs of
+        # JSON schemas is ~0.2 s that a stdio client would otherwise wait for before `initialize` is answered.
+        return {name: mcp_tool(spec, read_only=self._overrides.get(name)) for name, spec in self.specs.items()}
 
     def visible(self, principal: Principal) -> list[types.Tool]:
         """The tools this principal may call; the others are absent, not greyed out."""
