@@ -33,6 +33,13 @@ RAISED_LIMITS = {
     "MCP_DESK_LOG_LEVEL": "warning",
 }
 
+# The same limits as Settings overrides, for in-process benchmarks (pipeline_cost, search_notes).
+RAISED_SETTINGS = {
+    key.removeprefix("MCP_DESK_").lower(): value
+    for key, value in RAISED_LIMITS.items()
+    if key.removeprefix("MCP_DESK_").lower() in ("rate_limit_rpm", "rate_limit_tpm", "max_daily_tokens")
+}
+
 
 def free_port() -> int:
     """A port nobody listens on right now (bind 0 on loopback)."""

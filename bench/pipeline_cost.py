@@ -24,7 +24,7 @@ from typing import Any
 import anyio
 from pydantic import BaseModel
 
-from bench.common import RAISED_LIMITS, ROOT, summarize_ms
+from bench.common import RAISED_SETTINGS, ROOT, summarize_ms
 from bench.loadgen import NOTE_BODY
 from server.app import create_app
 from server.config import load_settings
@@ -49,12 +49,6 @@ async def bench_noop(env: Any, title: Title, body: Body, tags: Tags | None = Non
     return Echo(id="note_0000000000000000", title=title, body=body, tags=tags or [], version=1)
 
 
-# The limits the HTTP candidate runs with (bench.common.RAISED_LIMITS), as Settings overrides.
-RAISED_SETTINGS = {
-    key.removeprefix("MCP_DESK_").lower(): value
-    for key, value in RAISED_LIMITS.items()
-    if key.removeprefix("MCP_DESK_").lower() in ("rate_limit_rpm", "rate_limit_tpm", "max_daily_tokens")
-}
 ARGUMENTS = {"title": "Pipeline cost probe", "body": NOTE_BODY, "tags": ["bench", "vpn"]}
 
 
