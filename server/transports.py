@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import stat
 from collections.abc import AsyncIterator
@@ -31,6 +32,21 @@ from server.sessions import session_manager
 from server.transport_guards import harden, uvicorn_options
 
 log = structlog.get_logger()
+
+
+GC_GEN0_THRESHOLD = 10_000
+
+
+def settle_heap() -> None:
+    """After start-up: move every object made so far out of the collector's sight, and collect less often.
+
+    Modules, schemas, models and the app never die; `gc.freeze()` stops each full collection from walking
+    them again, and a larger first-generation threshold (10,000 allocations, CPython's default is 700)
+    cuts the number of young collections per request. Reference counting still frees almost everything.
+    """
+    gc.freeze()  # no gc.collect() first: it would cost a stdio client tens of ms before `initialize`
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
 
 
 class _StdinLines:
@@ -146,6 +162,7 @@ async def serve_stdio(app: App) -> None:
         await tg.start(_sidecar, app, app.settings.resolved_health_port("stdio"))
         stdin_file = cast("anyio.AsyncFile[str]", lines)  # the SDK only iterates over it
         async with app.lifespan(), stdio_server(stdin=stdin_file) as (stdin, stdout), anyio.create_task_group() as io:
+            settle_heap()
             written = anyio.Event()
             io.start_soon(read, stdin)
             io.start_soon(write, stdout, written)
@@ -177,6 +194,7 @@ def http_app(app: App) -> ASGIApp:
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         async with app.lifespan(), manager.run():
+            settle_heap()
             yield
 
     async def refresh() -> None:
