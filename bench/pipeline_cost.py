@@ -65,7 +65,7 @@ async def measure(calls: int, profile: bool, audit_fsync: bool = False) -> dict[
             **RAISED_SETTINGS,
         )
         configure_logging("warning", "json")
-        app = create_app(settings, transport="memory", extra_tools=[spec])
+        app = create_app(settings, transport="memory", extra_tools=(spec,))
         chain = app.registry.chain
         principal = Principal(id="bench", role="admin", scopes=ALL_SCOPES, transport="http")
 

@@ -72,6 +72,7 @@ def render(results: dict[str, Any]) -> str:
         "",
         f"Baseline `{base}` (bare `mcp` SDK) vs candidate `{cand}`"
         + (" with an API key" if names.get("api_key") else " (keyless)")
+        + "".join(f", `{k}={v}`" for k, v in results.get("candidate_env", {}).items())
         + f"; {s['repeats']} repeats of {s['duration']} s (+{s['warmup']} s warm-up) per cell, interleaved; "
         f"load average {results['loadavg_start']} at start, {results.get('loadavg_end', '?')} at end.",
         "",

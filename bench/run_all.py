@@ -232,6 +232,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--profile-concurrency", type=int, default=32)
     p.add_argument("--skip", default="", help="comma list of: http,stdio,cold,memory,search,pipeline")
     p.add_argument("--baseline-args", default="", help="extra flags for baseline_server, e.g. '--gc-freeze'")
+    p.add_argument(
+        "--candidate-env",
+        default="",
+        help="extra settings for mcp-desk, e.g. 'MCP_DESK_AUDIT_FSYNC=false' (space-separated KEY=VALUE)",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.concurrency, args.repeats, args.duration, args.warmup = "8,32", 2, 1.5, 0.5
@@ -265,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
             base.http_argv += extra
             base.stdio_argv += [a for a in extra if a == "--gc-freeze"]
         cand = candidate_target(work) if args.candidate == "mcp-desk" else baseline_target(work, "baseline-b")
+        extra_env = dict(item.split("=", 1) for item in args.candidate_env.split())
+        cand.env.update(extra_env)
+        results["candidate_env"] = extra_env
         results["names"] = {"base": base.name, "cand": cand.name, "api_key": bool(cand.api_key)}
         if "http" not in args.skip:
             section("http", results, lambda: http_section(base, cand, args, logs))
