@@ -265,3 +265,44 @@ async def test_cost_of_a_durable_record_is_reported(tmp_path: Path) -> None:
     sys.stdout.write(
         f"\naudit: {costs[True] * 1e6:.0f} us per record with fsync, {costs[False] * 1e6:.0f} us without\n"
     )
+
+
+async def test_records_queued_behind_a_flush_are_written_as_one_batch_and_fail_together(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    sink = JsonlAuditLog(path, fsync=False)
+    await sink.write(_event(0))
+    errors: list[Exception] = []
+
+    async def write(n: int) -> None:
+        try:
+            await sink.write(_event(n))
+        except StorageUnavailable as exc:
+            errors.append(exc)
+
+    fd = sink._fd
+    assert fd is not None
+    os.close(fd)
+    sink._fd = os.open(path, os.O_RDONLY)  # the next batch fails like a read-only volume
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            await sink._lock.acquire()  # as if a flush were running: the records queue up behind it
+            for n in range(1, 6):
+                tg.start_soon(write, n)
+            await anyio.wait_all_tasks_blocked()
+            assert len(sink._queue) == 5
+            sink._lock.release()
+    assert len(errors) == 5
+    assert not sink.writable()
+    os.close(sink._fd)
+    sink._fd = None
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            await sink._lock.acquire()
+            for n in range(6, 11):
+                tg.start_soon(write, n)
+            await anyio.wait_all_tasks_blocked()
+            sink._lock.release()
+    await sink.close()
+    assert len(errors) == 5
+    result = verify_audit_log(path)
+    assert (result.ok, result.records) == (True, 6)

@@ -238,3 +238,36 @@ async def test_concurrent_writers_all_succeed(store: SqliteStorage) -> None:
         for i in range(20):
             tg.start_soon(note, store, "alice", f"n{i}")
     assert len((await store.list_notes(ALICE, tag=None, cursor=None, limit=100)).items) == 20
+
+
+async def test_writes_queued_behind_a_commit_share_one_transaction_and_fail_alone(store: SqliteStorage) -> None:
+    first = await note(store)
+    results: dict[str, object] = {}
+
+    async def create(n: int) -> None:
+        results[f"note{n}"] = await note(store, title=f"queued {n}")
+
+    async def stale_update() -> None:
+        try:
+            await store.update_note(first.id, ALICE, title="x", body=None, tags=None, expected_version=99)
+        except Conflict as exc:
+            results["stale"] = exc
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            await store.w._commit_lock.acquire()  # as if a commit were running: the writes queue up behind it
+            for n in range(3):
+                tg.start_soon(create, n)
+            tg.start_soon(stale_update)
+            tg.start_soon(create, 3)
+            await anyio.wait_all_tasks_blocked()
+            assert len(store.w._queue) == 5
+            store.w._commit_lock.release()
+    assert isinstance(results.pop("stale"), Conflict)
+    titles = sorted(n.title for n in results.values() if isinstance(n, Note))
+    assert titles == [f"queued {n}" for n in range(4)]
+    assert (await store.get_note(first.id, ALICE)).version == 1
+    for n in range(4):
+        created = results[f"note{n}"]
+        assert isinstance(created, Note)
+        assert (await store.get_note(created.id, ALICE)).title == f"queued {n}"
