@@ -7,7 +7,7 @@ VENV := .venv
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run stdio test lint typecheck bench install install-dev clean
+.PHONY: run stdio test lint typecheck prometheus bench install install-dev clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -39,11 +39,15 @@ typecheck: install-dev
 	$(VENV)/bin/mypy
 
 ## Lint, type-check, then the whole suite with coverage.
-test: lint typecheck
+## Prometheus/promtool come from Debian (root: installed on first use; CI=true: a failure to install fails).
+test: lint typecheck prometheus
 	rm -f .coverage .coverage.*
 	$(VENV)/bin/coverage run -m pytest
 	$(VENV)/bin/coverage combine -q
 	$(VENV)/bin/coverage report
+
+prometheus:
+	@bash tests/ops/install_prometheus.sh || [ "$${CI:-}" != "true" ]
 
 bench: install-dev
 	$(VENV)/bin/python -m bench.run_all

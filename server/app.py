@@ -104,6 +104,7 @@ class App:
     metrics: Metrics
     lifecycle: Lifecycle
     audit_log: JsonlAuditLog
+    audit: Audit
     alerter: Alerter
     limiter: RateLimit
     budget: Budget
@@ -134,6 +135,10 @@ class App:
     async def _drain_alerts(self) -> None:
         with anyio.move_on_after(2):
             await self.alerter.drain()
+
+    async def auth_failed(self, reason: str) -> None:
+        """An HTTP request was refused for its credentials: audit `auth_failed` and raise the alert (counted)."""
+        await self.audit.auth_failed(reason=reason, transport=self.transport)
 
     async def refresh_gauges(self) -> None:
         """Gauges read at scrape time: tickets by status and the budget ratio."""
@@ -262,6 +267,7 @@ def create_app(settings: Settings, *, transport: Transport = "stdio", extra_tool
         metrics=metrics,
         lifecycle=lifecycle,
         audit_log=audit_log,
+        audit=audit,
         alerter=alerter,
         limiter=limiter,
         budget=budget,
