@@ -250,11 +250,15 @@ def create_app(settings: Settings, *, transport: Transport = "stdio", extra_tool
     prompts = Prompts(storage=storage, principal=principal, redact=redactor.text)
     server = _server(registry, resources, prompts)
     server.middleware.append(MethodTimer(metrics, transport))
+    def budget_ratio() -> float | None:
+        limited = settings.max_daily_tokens is not None or settings.max_daily_spend is not None
+        return budget.used_ratio() if limited else None
+
     checks = [
         storage_check(storage.probe),
         audit_check(audit_log.writable),
         rate_limiter_check(limiter.healthy),
-        budget_check(budget.used_ratio, alert_threshold=settings.cost_alert_threshold),
+        budget_check(budget_ratio, alert_threshold=settings.cost_alert_threshold),
         sandbox_check(lambda: runner.isolation_status().level),
     ]
     return App(
