@@ -250,6 +250,7 @@ def create_app(settings: Settings, *, transport: Transport = "stdio", extra_tool
     prompts = Prompts(storage=storage, principal=principal, redact=redactor.text)
     server = _server(registry, resources, prompts)
     server.middleware.append(MethodTimer(metrics, transport))
+
     def budget_ratio() -> float | None:
         limited = settings.max_daily_tokens is not None or settings.max_daily_spend is not None
         return budget.used_ratio() if limited else None
