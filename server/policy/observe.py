@@ -16,7 +16,7 @@ import anyio
 import orjson
 import structlog
 
-from server.errors import AppError
+from server.errors import AppError, PermissionDenied, RateLimited
 from server.policy.pipeline import Next, ToolCall
 
 __all__ = ["CallRecorder", "CallTracker", "Observe"]
@@ -31,6 +31,12 @@ class CallRecorder(Protocol):
         self, tool: str, outcome: str, duration_s: float, transport: str, error_type: str | None = None
     ) -> None:
         """Count one finished call and observe its latency."""
+
+    def permission_denied(self, tool: str) -> None:
+        """Count a call refused by policy."""
+
+    def rate_limited(self, scope: str) -> None:
+        """Count a call refused by the rate limit named by `scope`."""
 
 
 class CallTracker(Protocol):
@@ -72,6 +78,7 @@ class Observe:
                 async with self.lifecycle.track() if self.lifecycle is not None else _untracked():
                     result = await call_next(call)
             except AppError as exc:
+                self._count_refusal(call, exc)
                 self._finish(call, started, outcome=exc.outcome, error_type=exc.code, result=None)
                 raise
             except anyio.get_cancelled_exc_class():
@@ -82,6 +89,13 @@ class Observe:
                 raise
             self._finish(call, started, outcome="ok", error_type=None, result=result)
             return result
+
+    def _count_refusal(self, call: ToolCall, exc: AppError) -> None:
+        """Feed mcp_desk_permission_denied_total and mcp_desk_rate_limited_total."""
+        if isinstance(exc, PermissionDenied):
+            self.recorder.permission_denied(call.spec.name)
+        elif isinstance(exc, RateLimited):
+            self.recorder.rate_limited(str(exc.context.get("scope", "requests")))
 
     def _finish(
         self,

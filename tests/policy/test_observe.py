@@ -100,6 +100,31 @@ async def test_anticipated_refusals_are_counted_by_their_outcome_and_re_raised(e
     ]
 
 
+def sample(metrics: Metrics, name: str, **labels: str) -> float:
+    for family in text_string_to_metric_families(metrics.render().decode()):
+        for found in family.samples:
+            if found.name == name and found.labels == labels:
+                return found.value
+    raise AssertionError(f"no sample {name}{labels}")
+
+
+async def test_denials_and_rate_limit_refusals_also_feed_their_own_counters() -> None:
+    clock, metrics = ManualClock(100.0), Metrics(version="t", tools=["create_note"])
+    for error in (
+        PermissionDenied("create_note needs scope 'notes:write'"),
+        RateLimited("6 calls a minute", retry_after_seconds=3, scope="tool"),
+        RateLimited("60 requests a minute", retry_after_seconds=3, scope="requests"),
+    ):
+        chain = build_chain([Observe(recorder=metrics, clock=clock)], endpoint_taking(clock, 0.001, error=error))
+        with pytest.raises(type(error)):
+            await chain(make_call())
+
+    assert sample(metrics, "mcp_desk_permission_denied_total", tool="create_note") == 1.0
+    assert sample(metrics, "mcp_desk_rate_limited_total", scope="tool") == 1.0
+    assert sample(metrics, "mcp_desk_rate_limited_total", scope="requests") == 1.0
+    assert sample(metrics, "mcp_desk_rate_limited_total", scope="tokens") == 0.0
+
+
 async def test_an_unexpected_exception_counts_as_error_and_logs_only_its_type() -> None:
     clock, metrics = ManualClock(100.0), Metrics(version="t", tools=["create_note"])
     boom = RuntimeError("password=hunter2 in /srv/secret/path")
