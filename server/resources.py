@@ -54,6 +54,18 @@ def _fail(message: str) -> MCPError:
     return MCPError(code=types.INVALID_PARAMS, message=message)
 
 
+def _redact_strings(value: Any, redact: Callable[[str], str]) -> Any:
+    """Every string inside `value` redacted. Done before JSON encoding: escapes such as `\\n` would hide
+    a secret's word boundary from the redactor if it ran over the encoded text instead."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: _redact_strings(item, redact) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redact_strings(item, redact) for item in value]
+    return value
+
+
 def parse_uri(uri: str) -> tuple[str, str]:
     """Split `kind://rest` for the three schemes we serve."""
     kind, sep, rest = uri.partition("://")
@@ -99,14 +111,17 @@ class Resources:
             if kind == "note":
                 scope = NoteScope(owner=principal.id, all_owners=principal.has("notes:read_all"))
                 note = await self.storage.get_note(rest, scope)
-                return orjson.dumps(note.model_dump(mode="json")).decode(), "application/json"
+                return self._json(note.model_dump(mode="json")), "application/json"
             if kind == "ticket":
                 ticket = await self.storage.get_ticket(rest)
-                return orjson.dumps(ticket.model_dump(mode="json")).decode(), "application/json"
+                return self._json(ticket.model_dump(mode="json")), "application/json"
             doc = await anyio.to_thread.run_sync(knowledge.read_doc, self.docs_root, rest, self.docs_blocked)
             return doc.content, "text/markdown"
         except AppError as exc:
-            raise _fail(f"{exc.code}: {exc.public}") from None
+            raise _fail(self.redact(f"{exc.code}: {exc.public}")) from None
+
+    def _json(self, data: dict[str, Any]) -> str:
+        return orjson.dumps(_redact_strings(data, self.redact)).decode()
 
     async def read_resource(
         self, ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams
