@@ -57,6 +57,16 @@ class _StdinLines:
         return self
 
     async def __anext__(self) -> str:
+        while True:
+            line = await self._next_line()
+            try:
+                return line.decode("utf-8")
+            except UnicodeDecodeError:
+                # JSON on the wire is UTF-8 (RFC 8259). Replacing the bad bytes would store U+FFFD in place of
+                # what the client sent; the line is dropped instead, like any other unparsable line.
+                log.warning("stdin_line_not_utf8", length=len(line))
+
+    async def _next_line(self) -> bytes:
         while b"\n" not in self.buffer and not self.eof:
             if self.pollable and not await self._readable():
                 break
@@ -69,7 +79,7 @@ class _StdinLines:
         if not self.buffer:
             raise StopAsyncIteration
         line, _, self.buffer = self.buffer.partition(b"\n")
-        return line.decode("utf-8", errors="replace")
+        return line
 
     async def _readable(self) -> bool:
         """Wait for input; False once `stop()` was called."""
