@@ -104,6 +104,7 @@ class App:
     metrics: Metrics
     lifecycle: Lifecycle
     audit_log: JsonlAuditLog
+    audit: Audit
     alerter: Alerter
     limiter: RateLimit
     budget: Budget
@@ -135,6 +136,10 @@ class App:
     async def _drain_alerts(self) -> None:
         with anyio.move_on_after(2):
             await self.alerter.drain()
+
+    async def auth_failed(self, reason: str) -> None:
+        """An HTTP request was refused for its credentials: audit `auth_failed` and raise the alert (counted)."""
+        await self.audit.auth_failed(reason=reason, transport=self.transport)
 
     async def refresh_gauges(self) -> None:
         """Gauges read at scrape time: tickets by status and the budget ratio."""
@@ -250,11 +255,16 @@ def create_app(settings: Settings, *, transport: Transport = "stdio", extra_tool
     prompts = Prompts(storage=storage, principal=principal, redact=redactor.text)
     server = _server(registry, resources, prompts)
     server.middleware.append(MethodTimer(metrics, transport))
+
+    def budget_ratio() -> float | None:
+        limited = settings.max_daily_tokens is not None or settings.max_daily_spend is not None
+        return budget.used_ratio() if limited else None
+
     checks = [
         storage_check(storage.probe),
         audit_check(audit_log.writable),
         rate_limiter_check(limiter.healthy),
-        budget_check(budget.used_ratio, alert_threshold=settings.cost_alert_threshold),
+        budget_check(budget_ratio, alert_threshold=settings.cost_alert_threshold),
         sandbox_check(lambda: runner.isolation_status().level),
     ]
     return App(
@@ -268,6 +278,7 @@ def create_app(settings: Settings, *, transport: Transport = "stdio", extra_tool
         metrics=metrics,
         lifecycle=lifecycle,
         audit_log=audit_log,
+        audit=audit,
         alerter=alerter,
         limiter=limiter,
         budget=budget,

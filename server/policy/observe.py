@@ -1,7 +1,9 @@
 """Observe: the outermost guard. Log context, latency, outcome counter, one canonical log line per call.
 
 It sees every outcome, refusals by inner guards included, and records it through `CallRecorder`
-(which `server.metrics.Metrics` satisfies by structure). Arguments and results are measured, never logged.
+(which `server.metrics.Metrics` satisfies by structure): the outcome and latency of every call, plus the
+refusal counters (permission denied by tool, rate limited by scope), so each refusal is counted once.
+Arguments and results are measured, never logged.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import anyio
 import orjson
 import structlog
 
-from server.errors import AppError, PermissionDenied, RateLimited
+from server.errors import AppError
 from server.policy.pipeline import Next, ToolCall
 
 __all__ = ["CallRecorder", "CallTracker", "Observe"]
@@ -33,10 +35,10 @@ class CallRecorder(Protocol):
         """Count one finished call and observe its latency."""
 
     def permission_denied(self, tool: str) -> None:
-        """Count a call refused by policy."""
+        """Count a call refused by policy (scope, path or command)."""
 
     def rate_limited(self, scope: str) -> None:
-        """Count a call refused by the rate limit named by `scope`."""
+        """Count a call refused by the rate limit named by `scope` (requests, tokens, tool)."""
 
 
 class CallTracker(Protocol):
@@ -78,8 +80,8 @@ class Observe:
                 async with self.lifecycle.track() if self.lifecycle is not None else _untracked():
                     result = await call_next(call)
             except AppError as exc:
-                self._count_refusal(call, exc)
                 self._finish(call, started, outcome=exc.outcome, error_type=exc.code, result=None)
+                self._count_refusal(call, exc)
                 raise
             except anyio.get_cancelled_exc_class():
                 self._finish(call, started, outcome="error", error_type="cancelled", result=None)
@@ -91,10 +93,10 @@ class Observe:
             return result
 
     def _count_refusal(self, call: ToolCall, exc: AppError) -> None:
-        """Feed mcp_desk_permission_denied_total and mcp_desk_rate_limited_total."""
-        if isinstance(exc, PermissionDenied):
+        """The refusal counters: every `denied` outcome (PermissionDenied, CommandRejected) and rate limit."""
+        if exc.outcome == "denied":
             self.recorder.permission_denied(call.spec.name)
-        elif isinstance(exc, RateLimited):
+        elif exc.outcome == "rate_limited":
             self.recorder.rate_limited(str(exc.context.get("scope", "requests")))
 
     def _finish(
