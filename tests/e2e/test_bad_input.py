@@ -157,6 +157,7 @@ async def test_garbage_over_http_gets_clean_answers_a_5_mib_body_gets_413_and_da
             assert ok(await client.call_tool("get_note", {"note_id": kept["id"]}))["body"] == "kept"
             assert ok(await client.call_tool("search_notes", {"query": "kept"}))["items"]
     assert titles_in_database(tmp_path) == ["before"]
-    health = httpx.get(f"http://127.0.0.1:{server.health_port}/health", timeout=30)
+    async with httpx.AsyncClient() as sidecar:
+        health = await sidecar.get(f"http://127.0.0.1:{server.health_port}/health", timeout=30)
     assert health.status_code == 200
     assert server.stop() == 0
