@@ -135,8 +135,10 @@ async def test_sigterm_over_http_answers_all_20_calls_in_flight_goes_unready_ref
                     calls.start_soon(call, client if number % 2 else stateless)
                 await wait_for_naps(server.process.pid, IN_FLIGHT)
                 server.process.send_signal(signal.SIGTERM)
-                ready = await sidecar.get("/health/ready")
-                assert ready.status_code == 503
+                while (await sidecar.get("/health/ready")).status_code == 200:  # noqa: ASYNC110  # the signal is async
+                    await anyio.sleep(0.02)
+                assert (await sidecar.get("/health/ready")).status_code == 503
+                assert len(results) < IN_FLIGHT  # still draining: the naps are running
                 refused = error(await client.call_tool("create_note", {"title": "during the drain", "body": "x"}))
                 assert refused.startswith("shutting_down:"), refused
             assert len(results) == IN_FLIGHT
