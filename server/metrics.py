@@ -8,6 +8,7 @@ label set is created at start-up, so `rate()` works from the first scrape.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import get_args
 
 from prometheus_client import (
     CONTENT_TYPE_PLAIN_0_0_4,
@@ -21,6 +22,9 @@ from prometheus_client import (
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
+
+from server.domain.models import STATUSES
+from server.policy.audit import EventType
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
 
@@ -65,16 +69,7 @@ METHODS: tuple[str, ...] = (
 TRANSPORTS: Mapping[str, str] = {"stdio": "pipe", "pipe": "pipe", "http": "tcp", "tcp": "tcp", "memory": "inproc"}
 # RateLimited.context["scope"] of the RateLimit guard (the HTTP pre-check is not wired, so no "http").
 RATE_LIMIT_SCOPES: tuple[str, ...] = ("requests", "tokens", "tool")
-AUDIT_EVENT_TYPES: tuple[str, ...] = (
-    "tool_invocation",
-    "tool_result",
-    "permission_denied",
-    "rate_limit_exceeded",
-    "budget_exceeded",
-    "auth_failed",
-    "error",
-    "security_alert",
-)
+AUDIT_EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 # The kinds `policy.alerts.Alerter` is called with (audit: auth_failed, path_blocked, permission_denied_burst;
 # budget: budget_threshold, budget_exhausted).
 ALERT_KINDS: tuple[str, ...] = (
@@ -85,7 +80,7 @@ ALERT_KINDS: tuple[str, ...] = (
     "budget_exhausted",
 )
 SANDBOX_OUTCOMES: tuple[str, ...] = ("ok", "failed", "timeout", "killed", "truncated", "rejected")
-TICKET_STATUSES: tuple[str, ...] = ("open", "in_progress", "waiting", "resolved", "closed")
+TICKET_STATUSES: tuple[str, ...] = STATUSES
 # mcp_desk_health_check_status{check}: a check's last verdict as a number alerts can compare against.
 HEALTH_VALUES: Mapping[str, float] = {"ok": 1.0, "warn": 0.5, "fail": 0.0}
 NOT_CHECKED = float("nan")
