@@ -69,7 +69,11 @@ def titles_in_database(tmp_path: Path) -> list[str]:
 
 
 async def send_while_reading(port: int, request: bytes) -> bytes:
-    """Write a raw HTTP request in pieces while reading: the server may answer 413 and close mid-body."""
+    """Write a raw HTTP request in pieces while reading: the server may answer 413 and close mid-body.
+
+    Closing with unread input makes the kernel send a reset, which can overtake the answer; b"" then means
+    the connection was reset before anything could be read (the caller tries again).
+    """
     async with await anyio.connect_tcp("127.0.0.1", port) as stream:
 
         async def write() -> None:
@@ -81,7 +85,10 @@ async def send_while_reading(port: int, request: bytes) -> bytes:
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(write)
-            answer = await stream.receive()
+            try:
+                answer = await stream.receive()
+            except (anyio.BrokenResourceError, anyio.EndOfStream, ConnectionError):
+                answer = b""
             tg.cancel_scope.cancel()
     return answer
 
@@ -149,10 +156,10 @@ async def test_garbage_over_http_gets_clean_answers_a_5_mib_body_gets_413_and_da
                 assert response.status_code < 500, (body[:80], response.status_code, response.text[:300])
             huge = b'{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"x":"' + b"a" * (5 * 2**20) + b'"}}'
             for chunked in (False, True):
-                answer = await send_while_reading(
-                    server.port, raw_post(server.port, session["mcp-session-id"], huge, chunked=chunked)
-                )
-                assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+                request = raw_post(server.port, session["mcp-session-id"], huge, chunked=chunked)
+                answers = [await send_while_reading(server.port, request) for _ in range(3)]
+                assert any(answer.startswith(b"HTTP/1.1 413") for answer in answers), answers
+                assert all(answer.startswith(b"HTTP/1.1 413") for answer in answers if answer), answers
         async with connect(server.url) as client:
             assert ok(await client.call_tool("get_note", {"note_id": kept["id"]}))["body"] == "kept"
             assert ok(await client.call_tool("search_notes", {"query": "kept"}))["items"]
