@@ -7,7 +7,7 @@ VENV := .venv
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run stdio test lint typecheck bench install install-dev clean
+.PHONY: run stdio test lint typecheck bench install install-dev interop-tools clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -38,8 +38,12 @@ lint: install-dev
 typecheck: install-dev
 	$(VENV)/bin/mypy
 
-## Lint, type-check, then the whole suite with coverage.
-test: lint typecheck
+## The pinned Node tooling of tests/interop (Node 22, conformance suite, TypeScript SDK, Inspector); needs npm.
+interop-tools:
+	bash tests/interop/install.sh
+
+## Lint, type-check, install the interop clients, then the whole suite with coverage.
+test: lint typecheck interop-tools
 	rm -f .coverage .coverage.*
 	$(VENV)/bin/coverage run -m pytest
 	$(VENV)/bin/coverage combine -q
