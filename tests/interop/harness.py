@@ -89,10 +89,18 @@ def desk_http(tmp: Path, env: Mapping[str, str] | None = None) -> Iterator[Runni
 
     port = free_port()
     command = [*desk_command(), "http", "--port", str(port)]
-    log = (tmp / f"server-{port}.log").open("wb")
-    proc = subprocess.Popen(command, env=dict(env or desk_env(tmp)), stdout=log, stderr=subprocess.STDOUT)
+    server_env = dict(env or desk_env(tmp))
+    # The sidecar defaults to port 3001: other servers on this machine may hold it, so pick a free one too.
+    server_env.setdefault("MCP_DESK_HEALTH_PORT", str(free_port()))
+    log_path = tmp / f"server-{port}.log"
+    log = log_path.open("wb")
+    proc = subprocess.Popen(command, env=server_env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        _wait_until_listening(port, proc, time.monotonic() + STARTUP_SECONDS)
+        try:
+            _wait_until_listening(port, proc, time.monotonic() + STARTUP_SECONDS)
+        except RuntimeError as exc:
+            log.flush()
+            raise RuntimeError(f"{exc}; its output:\n{log_path.read_text(errors='replace')[-2000:]}") from None
         yield RunningServer(url=f"http://127.0.0.1:{port}/mcp", port=port)
     finally:
         proc.terminate()
