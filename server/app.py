@@ -108,6 +108,7 @@ class App:
     metrics: Metrics
     lifecycle: Lifecycle
     audit_log: JsonlAuditLog
+    audit: Audit
     alerter: Alerter
     limiter: RateLimit
     budget: Budget
@@ -139,6 +140,10 @@ class App:
     async def _drain_alerts(self) -> None:
         with anyio.move_on_after(2):
             await self.alerter.drain()
+
+    async def auth_failed(self, reason: str) -> None:
+        """An HTTP request was refused for its credentials: audit `auth_failed` and raise the alert (counted)."""
+        await self.audit.auth_failed(reason=reason, transport=self.transport)
 
     async def refresh_gauges(self) -> None:
         """Gauges read at scrape time: tickets by status and the budget ratio."""
@@ -267,11 +272,16 @@ def create_app(
     # Seals the requestState of multi-round (2026-07-28) results and verifies it when a client echoes it back.
     server.middleware.append(RequestStateBoundary(RequestStateSecurity.ephemeral(), default_audience="mcp-desk"))
     server.middleware.append(MethodTimer(metrics, transport))
+
+    def budget_ratio() -> float | None:
+        limited = settings.max_daily_tokens is not None or settings.max_daily_spend is not None
+        return budget.used_ratio() if limited else None
+
     checks = [
         storage_check(storage.probe),
         audit_check(audit_log.writable),
         rate_limiter_check(limiter.healthy),
-        budget_check(budget.used_ratio, alert_threshold=settings.cost_alert_threshold),
+        budget_check(budget_ratio, alert_threshold=settings.cost_alert_threshold),
         sandbox_check(lambda: runner.isolation_status().level),
     ]
     return App(
@@ -285,6 +295,7 @@ def create_app(
         metrics=metrics,
         lifecycle=lifecycle,
         audit_log=audit_log,
+        audit=audit,
         alerter=alerter,
         limiter=limiter,
         budget=budget,

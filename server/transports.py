@@ -24,6 +24,7 @@ from starlette.types import ASGIApp
 
 from server.app import VERSION, App
 from server.auth import check_http_security, protect
+from server.auth.failures import ReportAuthFailures
 from server.health import sessions_check
 from server.http import ServerWithoutSignals, serve_sidecar, sidecar_app
 from server.lifecycle import stop_on_signals
@@ -170,7 +171,9 @@ def http_app(app: App) -> ASGIApp:
     )
     app.checks.append(sessions_check(lambda: manager.open_sessions, settings.max_sessions))
     endpoint: Any = StreamableHTTPASGIApp(manager)
-    routes: list[Any] = [Route("/mcp", endpoint=protect(endpoint, app.auth) if app.auth else endpoint)]
+    if app.auth is not None:
+        endpoint = ReportAuthFailures(protect(endpoint, app.auth), on_failure=app.auth_failed)
+    routes: list[Any] = [Route("/mcp", endpoint=endpoint)]
     if app.auth is not None:
         routes.extend(app.auth.metadata_routes)
 

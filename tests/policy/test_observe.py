@@ -11,25 +11,24 @@ from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
 from server.domain.principal import Principal
-from server.errors import AppError, BudgetExceeded, InvalidInput, NotFound, PermissionDenied, RateLimited
+from server.errors import (
+    AppError,
+    BudgetExceeded,
+    CommandRejected,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+)
 from server.lifecycle import Lifecycle
 from server.metrics import Metrics
 from server.policy.observe import Observe
 from server.policy.pipeline import Next, ToolCall, ToolSpec, build_chain
+from tests.clock import ManualClock
 
 pytestmark = pytest.mark.anyio
 
 ALICE = Principal(id="alice", role="agent", scopes=frozenset({"notes:read"}), transport="stdio")
-
-
-class ManualClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def create_note(**_: Any) -> dict[str, Any]:
@@ -62,7 +61,7 @@ def endpoint_taking(clock: ManualClock, seconds: float, result: Any = None, erro
 
 
 async def test_a_successful_call_logs_one_canonical_line_and_counts_ok() -> None:
-    clock, metrics = ManualClock(), Metrics(version="t", tools=["create_note"])
+    clock, metrics = ManualClock(100.0), Metrics(version="t", tools=["create_note"])
     chain = build_chain([Observe(recorder=metrics, clock=clock)], endpoint_taking(clock, 0.25, {"id": "n1"}))
 
     with capture_logs() as logs:
@@ -97,7 +96,7 @@ async def test_a_successful_call_logs_one_canonical_line_and_counts_ok() -> None
     ],
 )
 async def test_anticipated_refusals_are_counted_by_their_outcome_and_re_raised(error: AppError, outcome: str) -> None:
-    clock, metrics = ManualClock(), Metrics(version="t", tools=["create_note"])
+    clock, metrics = ManualClock(100.0), Metrics(version="t", tools=["create_note"])
     chain = build_chain([Observe(recorder=metrics, clock=clock)], endpoint_taking(clock, 0.001, error=error))
 
     with capture_logs() as logs, pytest.raises(type(error)):
@@ -109,8 +108,37 @@ async def test_anticipated_refusals_are_counted_by_their_outcome_and_re_raised(e
     ]
 
 
-async def test_an_unexpected_exception_counts_as_error_and_logs_only_its_type() -> None:
+def sample(metrics: Metrics, name: str, **labels: str) -> float:
+    for family in text_string_to_metric_families(metrics.render().decode()):
+        for s in family.samples:
+            if s.name == name and s.labels == labels:
+                return s.value
+    raise AssertionError(f"no sample {name}{labels}")
+
+
+async def test_every_denial_and_rate_limit_is_counted_once_by_tool_and_by_scope() -> None:
     clock, metrics = ManualClock(), Metrics(version="t", tools=["create_note"])
+    refusals: list[AppError] = [
+        PermissionDenied("missing scope notes:write"),
+        CommandRejected("option not allowed"),
+        RateLimited("tokens per minute reached", retry_after_seconds=3, scope="tokens"),
+        RateLimited("tool limit reached", retry_after_seconds=3, scope="tool"),
+        RateLimited("requests per minute reached", retry_after_seconds=3, scope="requests"),
+        InvalidInput("title too long"),
+        BudgetExceeded("daily budget spent"),
+    ]
+    for error in refusals:
+        chain = build_chain([Observe(recorder=metrics, clock=clock)], endpoint_taking(clock, 0.0, error=error))
+        with pytest.raises(type(error)):
+            await chain(make_call())
+
+    assert sample(metrics, "mcp_desk_permission_denied_total", tool="create_note") == 2.0
+    scopes = ("requests", "tokens", "tool")
+    assert [sample(metrics, "mcp_desk_rate_limited_total", scope=s) for s in scopes] == [1.0, 1.0, 1.0]
+
+
+async def test_an_unexpected_exception_counts_as_error_and_logs_only_its_type() -> None:
+    clock, metrics = ManualClock(100.0), Metrics(version="t", tools=["create_note"])
     boom = RuntimeError("password=hunter2 in /srv/secret/path")
     chain = build_chain([Observe(recorder=metrics, clock=clock)], endpoint_taking(clock, 0.001, error=boom))
 
@@ -124,7 +152,7 @@ async def test_an_unexpected_exception_counts_as_error_and_logs_only_its_type() 
 
 
 async def test_arguments_and_results_are_measured_never_logged() -> None:
-    clock, metrics = ManualClock(), Metrics(version="t", tools=["create_note"])
+    clock, metrics = ManualClock(100.0), Metrics(version="t", tools=["create_note"])
     result = {"body": "the result text"}
     chain = build_chain([Observe(recorder=metrics, clock=clock)], endpoint_taking(clock, 0.0, result))
 
@@ -136,7 +164,7 @@ async def test_arguments_and_results_are_measured_never_logged() -> None:
 
 
 async def test_inner_guards_and_the_tool_log_with_the_bound_request_context() -> None:
-    clock, metrics = ManualClock(), Metrics(version="t", tools=["create_note"])
+    clock, metrics = ManualClock(100.0), Metrics(version="t", tools=["create_note"])
     seen: list[dict[str, Any]] = []
 
     async def endpoint(call: ToolCall) -> Any:
@@ -151,7 +179,7 @@ async def test_inner_guards_and_the_tool_log_with_the_bound_request_context() ->
 
 
 async def test_a_call_arriving_while_draining_is_refused_counted_and_never_run() -> None:
-    clock, metrics, lifecycle = ManualClock(), Metrics(version="t", tools=["create_note"]), Lifecycle()
+    clock, metrics, lifecycle = ManualClock(100.0), Metrics(version="t", tools=["create_note"]), Lifecycle()
     ran: list[ToolCall] = []
 
     async def endpoint(call: ToolCall) -> Any:
@@ -171,7 +199,7 @@ async def test_a_call_arriving_while_draining_is_refused_counted_and_never_run()
 
 
 async def test_a_running_call_is_tracked_so_the_drain_waits_for_it() -> None:
-    clock, metrics, lifecycle = ManualClock(), Metrics(version="t", tools=["create_note"]), Lifecycle()
+    clock, metrics, lifecycle = ManualClock(100.0), Metrics(version="t", tools=["create_note"]), Lifecycle()
     release = anyio.Event()
     results: list[Any] = []
 
@@ -198,7 +226,7 @@ async def test_a_running_call_is_tracked_so_the_drain_waits_for_it() -> None:
 
 
 async def test_a_cancelled_call_is_still_logged_and_counted() -> None:
-    clock, metrics = ManualClock(), Metrics(version="t", tools=["create_note"])
+    clock, metrics = ManualClock(100.0), Metrics(version="t", tools=["create_note"])
 
     async def endpoint(call: ToolCall) -> Any:
         await anyio.sleep_forever()
