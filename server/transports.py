@@ -89,9 +89,9 @@ class _StdinLines:
         return not self.eof
 
     def stop(self) -> None:
-        """End the iteration now (a signal): what was not read yet is left unread."""
+        """End the iteration (a signal): complete lines already read are still served, the rest is not read."""
         self.eof = True
-        self.buffer = b""
+        self.buffer = self.buffer[: self.buffer.rfind(b"\n") + 1]
         self._waiting.cancel()
 
     def close(self) -> None:
@@ -127,13 +127,10 @@ async def serve_stdio(app: App) -> None:
     pending = _Pending()
     to_server, server_in = anyio.create_memory_object_stream[Any](64)
     server_out, from_server = anyio.create_memory_object_stream[Any](64)
-    reading = anyio.CancelScope()
-
     async def read(stdin: Any) -> None:
-        with reading:
-            async for item in stdin:
-                pending.received(item)
-                await to_server.send(item)
+        async for item in stdin:
+            pending.received(item)
+            await to_server.send(item)
         with anyio.move_on_after(grace):
             await pending.empty.wait()
         to_server.close()
@@ -148,7 +145,6 @@ async def serve_stdio(app: App) -> None:
     lines = _StdinLines()
 
     def stop() -> None:
-        reading.cancel()
         lines.stop()
 
     async with anyio.create_task_group() as tg:
