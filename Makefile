@@ -41,7 +41,7 @@ typecheck: install-dev
 ## Lint, type-check, then the whole suite with coverage.
 test: lint typecheck
 	rm -f .coverage .coverage.*
-	COVERAGE_PROCESS_START=$(CURDIR)/pyproject.toml $(VENV)/bin/coverage run -m pytest
+	$(VENV)/bin/coverage run -m pytest
 	$(VENV)/bin/coverage combine -q
 	$(VENV)/bin/coverage report
 

@@ -14,7 +14,7 @@ import anyio
 import structlog
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.lowlevel.server import Server
-from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler
+from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.shared.exceptions import MCPDeprecationWarning
 
 from server import knowledge
@@ -119,7 +119,8 @@ class App:
         async with AsyncExitStack() as stack:
             settings.export_path.mkdir(parents=True, exist_ok=True)
             await stack.enter_async_context(self.storage.open())
-            await self.storage.index_docs(await anyio.to_thread.run_sync(knowledge.scan_docs, settings.docs_path))
+            docs = await anyio.to_thread.run_sync(knowledge.scan_docs, settings.docs_path, self.resources.docs_blocked)
+            await self.storage.index_docs(docs)
             await self.audit_log.open()
             stack.push_async_callback(self.audit_log.close)
             await stack.enter_async_context(self.alerter.running())
@@ -201,7 +202,10 @@ def create_app(settings: Settings, *, transport: Transport = "stdio", extra_tool
         principal=principal,
         redact=redactor.text,
         bus=InMemorySubscriptionBus(),
+        docs_blocked=policy.blocked_for("read_doc"),
     )
+
+    docs_blocked, export_blocked = policy.blocked_for("read_doc"), policy.blocked_for("export_ticket")
 
     def env_for(call: ToolCall) -> ToolEnv:
         return ToolEnv(
@@ -211,6 +215,8 @@ def create_app(settings: Settings, *, transport: Transport = "stdio", extra_tool
             export_root=settings.export_path,
             resource_changed=resources.changed,
             redact=redactor.text,
+            docs_blocked=docs_blocked,
+            export_blocked=export_blocked,
             runner=runner,
             limiter=limiter,
             budget=budget,
@@ -244,11 +250,15 @@ def create_app(settings: Settings, *, transport: Transport = "stdio", extra_tool
     prompts = Prompts(storage=storage, principal=principal, redact=redactor.text)
     server = _server(registry, resources, prompts)
     server.middleware.append(MethodTimer(metrics, transport))
+    def budget_ratio() -> float | None:
+        limited = settings.max_daily_tokens is not None or settings.max_daily_spend is not None
+        return budget.used_ratio() if limited else None
+
     checks = [
         storage_check(storage.probe),
         audit_check(audit_log.writable),
         rate_limiter_check(limiter.healthy),
-        budget_check(budget.used_ratio, alert_threshold=settings.cost_alert_threshold),
+        budget_check(budget_ratio, alert_threshold=settings.cost_alert_threshold),
         sandbox_check(lambda: runner.isolation_status().level),
     ]
     return App(
@@ -315,7 +325,7 @@ def _server(registry: ToolRegistry, resources: Resources, prompts: Prompts) -> S
             on_read_resource=resources.read_resource,
             on_subscribe_resource=resources.subscribe,
             on_unsubscribe_resource=resources.unsubscribe,
-            on_subscriptions_listen=ListenHandler(resources.bus),
+            on_subscriptions_listen=resources.listen,
             on_list_prompts=prompts.list_prompts,
             on_get_prompt=prompts.get_prompt,
             on_completion=resources.complete,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import structlog
 
 from server.domain.models import Doc
 from server.errors import AppError, InvalidInput
-from server.policy.paths import read_regular_file, resolve_path
+from server.policy.paths import DEFAULT_BLOCKED, read_regular_file, resolve_path
 
 log = structlog.get_logger()
 MAX_DOC_BYTES = 1024 * 1024
@@ -23,9 +24,9 @@ def title_of(text: str, fallback: str) -> str:
     return fallback
 
 
-def read_doc(root: Path, relative: str) -> Doc:
+def read_doc(root: Path, relative: str, blocked: Sequence[str] = DEFAULT_BLOCKED) -> Doc:
     """One document by its path relative to the docs root, after the path rules of policy."""
-    path = resolve_path(root, relative)
+    path = resolve_path(root, relative, blocked=blocked)
     if not relative.endswith(DOC_SUFFIXES):
         raise InvalidInput(f"only {', '.join(DOC_SUFFIXES)} documents are served")
     text = read_regular_file(path, max_bytes=MAX_DOC_BYTES).decode("utf-8", errors="replace")
@@ -41,7 +42,7 @@ def list_doc_paths(root: Path) -> list[str]:
     )
 
 
-def scan_docs(root: Path) -> list[Doc]:
+def scan_docs(root: Path, blocked: Sequence[str] = DEFAULT_BLOCKED) -> list[Doc]:
     """Every readable document under the root; a missing root is a warning, not a failure."""
     if not root.is_dir():
         log.warning("docs_root_missing", hint="set MCP_DESK_DOCS_PATH to the knowledge base folder")
@@ -49,7 +50,7 @@ def scan_docs(root: Path) -> list[Doc]:
     docs: list[Doc] = []
     for relative in list_doc_paths(root):
         try:
-            docs.append(read_doc(root, relative))
+            docs.append(read_doc(root, relative, blocked))
         except (AppError, OSError) as exc:
             log.warning("doc_skipped", doc=relative, reason=type(exc).__name__)
     log.info("docs_indexed", count=len(docs))

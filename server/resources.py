@@ -13,7 +13,7 @@ import orjson
 import structlog
 from mcp.server.connection import Connection
 from mcp.server.context import ServerRequestContext
-from mcp.server.subscriptions import ResourceUpdated, SubscriptionBus
+from mcp.server.subscriptions import ListenHandler, ResourceUpdated, SubscriptionBus
 from mcp.shared.exceptions import MCPError
 
 from server import knowledge
@@ -73,7 +73,10 @@ class Resources:
         principal: Callable[[], Principal],
         redact: Callable[[str], str],
         bus: SubscriptionBus,
+        docs_blocked: tuple[str, ...],
     ) -> None:
+        self.docs_blocked = docs_blocked
+        self._listener = ListenHandler(bus)
         self.storage = storage
         self.docs_root = docs_root
         self.principal = principal
@@ -100,7 +103,7 @@ class Resources:
             if kind == "ticket":
                 ticket = await self.storage.get_ticket(rest)
                 return orjson.dumps(ticket.model_dump(mode="json")).decode(), "application/json"
-            doc = await anyio.to_thread.run_sync(knowledge.read_doc, self.docs_root, rest)
+            doc = await anyio.to_thread.run_sync(knowledge.read_doc, self.docs_root, rest, self.docs_blocked)
             return doc.content, "text/markdown"
         except AppError as exc:
             raise _fail(f"{exc.code}: {exc.public}") from None
@@ -161,6 +164,15 @@ class Resources:
         """Handshake-era `resources/unsubscribe`; unknown subscriptions are ignored."""
         self._subscriptions.get(connection_of(ctx), set()).discard(str(params.uri))
         return types.EmptyResult()
+
+    async def listen(
+        self, ctx: ServerRequestContext[Any], params: types.SubscriptionsListenRequestParams
+    ) -> types.SubscriptionsListenResult:
+        """2026-07-28 `subscriptions/listen`: resource subscriptions need the same scope as reading them."""
+        for uri in params.notifications.resource_subscriptions or ():
+            kind, _ = parse_uri(uri)
+            self._require(self.principal(), kind)
+        return await self._listener(ctx, params)
 
     async def changed(self, uri: str) -> None:
         """Tell subscribers (both protocol eras) that a resource changed; a gone subscriber is skipped."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -11,7 +12,9 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
-from tests.conftest import MakeApp, connected, ok
+from tests.conftest import REPO, MakeApp, connected, ok
+
+DEFAULT_POLICY = REPO / "server" / "policy" / "default_policy.toml"
 
 pytestmark = pytest.mark.anyio
 
@@ -129,3 +132,14 @@ async def test_a_modern_listener_hears_when_its_ticket_changes(make_app: MakeApp
             with anyio.fail_after(5):
                 event = await subscription.__anext__()
         assert getattr(event, "uri", None) == uri
+
+
+async def test_a_listener_without_ticket_scope_is_refused(make_app: MakeApp, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(DEFAULT_POLICY.read_text() + '\n[roles.docs_only]\nscopes = ["docs:read"]\n')
+    async with connected(make_app(), mode="2026-07-28") as client:
+        ticket = ok(await client.call_tool("create_ticket", {"title": "x", "description": "d"}))
+    async with connected(make_app(policy_file=policy, stdio_role="docs_only"), mode="2026-07-28") as client:
+        with pytest.raises(MCPError):
+            async with client.listen(resource_subscriptions=[f"ticket://{ticket['id']}"]):
+                pass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated
 
 import anyio
@@ -44,7 +45,7 @@ async def search_docs(env: ToolEnv, query: Query, cursor: Cursor = None, limit: 
 
 async def read_doc(env: ToolEnv, path: DocPath) -> Doc:
     """Read one knowledge-base document by its path relative to the knowledge base."""
-    return await anyio.to_thread.run_sync(knowledge.read_doc, env.docs_root, path)
+    return await anyio.to_thread.run_sync(knowledge.read_doc, env.docs_root, path, env.docs_blocked)
 
 
 def render_ticket(ticket: Ticket, notes: list[Note]) -> str:
@@ -88,7 +89,7 @@ async def export_ticket(env: ToolEnv, ticket_id: TicketId, filename: FileName = 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     name = filename or f"ticket-{ticket.id}-{stamp}.md"
     data = env.redact(render_ticket(ticket, notes)).encode()
-    await anyio.to_thread.run_sync(write_exclusive, env.export_root, name, data)
+    await anyio.to_thread.run_sync(partial(write_exclusive, env.export_root, name, data, blocked=env.export_blocked))
     return Export(ticket_id=ticket.id, path=name, bytes=len(data))
 
 

@@ -10,6 +10,7 @@ from typing import Annotated
 from pydantic import Field
 
 from server.domain.principal import Principal
+from server.policy.paths import DEFAULT_BLOCKED
 from server.sandbox.runner import CommandRunner
 from server.storage.base import NoteScope, Storage
 from server.tools.usage import DailyBudget, Limiter
@@ -36,6 +37,8 @@ class ToolEnv:
     budget: DailyBudget
     resource_changed: Callable[[str], Awaitable[None]] = _no_change
     redact: Callable[[str], str] = _identity
+    docs_blocked: tuple[str, ...] = DEFAULT_BLOCKED
+    export_blocked: tuple[str, ...] = DEFAULT_BLOCKED
 
     @property
     def note_scope(self) -> NoteScope:

@@ -14,18 +14,9 @@ from structlog.testing import capture_logs
 
 from server.errors import ConfigError
 from server.policy.alerts import Alerter, post_json
+from tests.clock import ManualClock
 
 pytestmark = pytest.mark.anyio
-
-
-class ManualClock:
-    """A clock the test advances by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class _Receiver(BaseHTTPRequestHandler):

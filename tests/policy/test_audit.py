@@ -27,18 +27,9 @@ from server.policy.audit_log import JsonlAuditLog, verify_audit_log
 from server.policy.authorize import authorize
 from server.policy.pipeline import READ_ONLY, ToolCall, ToolSpec, build_chain
 from server.policy.redaction import Redactor
+from tests.clock import ManualClock
 
 pytestmark = pytest.mark.anyio
-
-
-class ManualClock:
-    """A clock the test advances by hand."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def _tool() -> None: ...
@@ -71,7 +62,7 @@ def _audit(sink: MemoryAuditSink, **kwargs: Any) -> Audit:
 
 
 async def test_a_successful_call_writes_one_tool_result_with_duration_and_request_id() -> None:
-    sink, clock = MemoryAuditSink(), ManualClock()
+    sink, clock = MemoryAuditSink(), ManualClock(100.0)
     chain = build_chain([_audit(sink, clock=clock)], _endpoint({"id": "n1"}, clock=clock))
     assert await chain(_call(note_id="n1")) == {"id": "n1"}
     [event] = sink.events
@@ -208,7 +199,7 @@ async def test_a_cancelled_call_is_still_audited() -> None:
 
 async def test_blocked_paths_and_denial_bursts_raise_alerts_and_security_records() -> None:
     sink, kinds = MemoryAuditSink(), list[str]()
-    alerter = Alerter(on_alert=kinds.append, clock=ManualClock(), burst_threshold=3)
+    alerter = Alerter(on_alert=kinds.append, clock=ManualClock(100.0), burst_threshold=3)
     blocked = PermissionDenied("path is blocked by policy", reason="blocked_path", path=".env")
     chain = build_chain([_audit(sink, alerter=alerter)], _endpoint(exc=blocked))
     with capture_logs():

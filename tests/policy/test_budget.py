@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -14,24 +13,12 @@ from server.errors import BudgetExceeded
 from server.policy.budget import Budget
 from server.policy.pipeline import Next, ToolCall, ToolSpec, build_chain
 from server.policy.ratelimit import WindowStore
+from tests.clock import ManualClock
 
 pytestmark = pytest.mark.anyio
 
 DAY_START = 1_749_945_600.0  # 2025-06-15T00:00:00Z
 TEXT_100_TOKENS = "x" * 388  # {"text":"…"} is 400 bytes
-
-
-@dataclass
-class ManualClock:
-    """A clock that moves only when told to."""
-
-    now: float = DAY_START + 3600
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 async def _tool(**_: Any) -> dict[str, Any]:
@@ -57,7 +44,7 @@ def _chain(budget: Budget, endpoint: Next = _hundred_tokens) -> Next:
 
 
 async def test_a_spent_token_budget_refuses_with_budget_exceeded_until_utc_midnight() -> None:
-    clock = ManualClock()
+    clock = ManualClock(DAY_START + 3600)
     chain = _chain(_budget(clock))
     for n in range(3):
         await chain(_call(rid=f"session-{n}"))
@@ -76,7 +63,7 @@ async def test_a_spent_token_budget_refuses_with_budget_exceeded_until_utc_midni
 
 
 async def test_a_spend_budget_prices_tokens_as_model_input() -> None:
-    budget = _budget(ManualClock(), price_per_mtok=10.0, max_daily_tokens=None, max_daily_spend=0.002)
+    budget = _budget(ManualClock(DAY_START + 3600), price_per_mtok=10.0, max_daily_tokens=None, max_daily_spend=0.002)
     chain = _chain(budget)
     await chain(_call())
     await chain(_call())
@@ -88,7 +75,7 @@ async def test_a_spend_budget_prices_tokens_as_model_input() -> None:
 
 
 async def test_two_principals_have_separate_budgets() -> None:
-    chain = _chain(_budget(ManualClock()))
+    chain = _chain(_budget(ManualClock(DAY_START + 3600)))
     for _ in range(3):
         await chain(_call("alice"))
 
@@ -97,7 +84,7 @@ async def test_two_principals_have_separate_budgets() -> None:
 
 async def test_the_alert_fires_once_when_the_threshold_is_crossed_and_once_when_spent() -> None:
     alerts: list[tuple[str, str, float]] = []
-    chain = _chain(_budget(ManualClock(), max_daily_tokens=1000, on_alert=lambda *a: alerts.append(a)))
+    chain = _chain(_budget(ManualClock(DAY_START + 3600), max_daily_tokens=1000, on_alert=lambda *a: alerts.append(a)))
     for _ in range(7):
         await chain(_call())
     assert alerts == []
@@ -111,7 +98,7 @@ async def test_the_alert_fires_once_when_the_threshold_is_crossed_and_once_when_
 
 
 async def test_get_usage_is_charged_but_answers_when_the_budget_is_spent() -> None:
-    budget = _budget(ManualClock(), max_daily_tokens=100)
+    budget = _budget(ManualClock(DAY_START + 3600), max_daily_tokens=100)
     chain = _chain(budget)
     await chain(_call())
 
@@ -122,7 +109,7 @@ async def test_get_usage_is_charged_but_answers_when_the_budget_is_spent() -> No
 async def test_cost_and_token_hooks_see_every_charge() -> None:
     costs: list[float] = []
     tokens: list[tuple[str, int]] = []
-    chain = _chain(_budget(ManualClock(), on_cost=costs.append, on_tokens=lambda *a: tokens.append(a)))
+    chain = _chain(_budget(ManualClock(DAY_START + 3600), on_cost=costs.append, on_tokens=lambda *a: tokens.append(a)))
     await chain(_call(tool="read_doc"))
 
     assert tokens == [("read_doc", 100)]
@@ -130,7 +117,7 @@ async def test_cost_and_token_hooks_see_every_charge() -> None:
 
 
 async def test_used_ratio_and_health_follow_the_busiest_principal_and_reset_with_the_day() -> None:
-    clock = ManualClock()
+    clock = ManualClock(DAY_START + 3600)
     budget = _budget(clock, max_daily_tokens=500, alert_threshold=0.5)
     chain = _chain(budget)
     assert (budget.used_ratio(), budget.health_status()) == (0.0, "ok")
@@ -149,7 +136,7 @@ async def test_used_ratio_and_health_follow_the_busiest_principal_and_reset_with
 
 
 async def test_without_limits_the_budget_only_counts() -> None:
-    budget = _budget(ManualClock(), max_daily_tokens=None)
+    budget = _budget(ManualClock(DAY_START + 3600), max_daily_tokens=None)
     chain = _chain(budget)
     for _ in range(20):
         await chain(_call())

@@ -16,20 +16,11 @@ from server.lifecycle import Lifecycle
 from server.metrics import Metrics
 from server.policy.observe import Observe
 from server.policy.pipeline import Next, ToolCall, ToolSpec, build_chain
+from tests.clock import ManualClock
 
 pytestmark = pytest.mark.anyio
 
 ALICE = Principal(id="alice", role="agent", scopes=frozenset({"notes:read"}), transport="stdio")
-
-
-class ManualClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def create_note(**_: Any) -> dict[str, Any]:
@@ -62,7 +53,7 @@ def endpoint_taking(clock: ManualClock, seconds: float, result: Any = None, erro
 
 
 async def test_a_successful_call_logs_one_canonical_line_and_counts_ok() -> None:
-    clock, metrics = ManualClock(), Metrics(version="t", tools=["create_note"])
+    clock, metrics = ManualClock(100.0), Metrics(version="t", tools=["create_note"])
     chain = build_chain([Observe(recorder=metrics, clock=clock)], endpoint_taking(clock, 0.25, {"id": "n1"}))
 
     with capture_logs() as logs:
@@ -97,7 +88,7 @@ async def test_a_successful_call_logs_one_canonical_line_and_counts_ok() -> None
     ],
 )
 async def test_anticipated_refusals_are_counted_by_their_outcome_and_re_raised(error: AppError, outcome: str) -> None:
-    clock, metrics = ManualClock(), Metrics(version="t", tools=["create_note"])
+    clock, metrics = ManualClock(100.0), Metrics(version="t", tools=["create_note"])
     chain = build_chain([Observe(recorder=metrics, clock=clock)], endpoint_taking(clock, 0.001, error=error))
 
     with capture_logs() as logs, pytest.raises(type(error)):
@@ -110,7 +101,7 @@ async def test_anticipated_refusals_are_counted_by_their_outcome_and_re_raised(e
 
 
 async def test_an_unexpected_exception_counts_as_error_and_logs_only_its_type() -> None:
-    clock, metrics = ManualClock(), Metrics(version="t", tools=["create_note"])
+    clock, metrics = ManualClock(100.0), Metrics(version="t", tools=["create_note"])
     boom = RuntimeError("password=hunter2 in /srv/secret/path")
     chain = build_chain([Observe(recorder=metrics, clock=clock)], endpoint_taking(clock, 0.001, error=boom))
 
@@ -124,7 +115,7 @@ async def test_an_unexpected_exception_counts_as_error_and_logs_only_its_type() 
 
 
 async def test_arguments_and_results_are_measured_never_logged() -> None:
-    clock, metrics = ManualClock(), Metrics(version="t", tools=["create_note"])
+    clock, metrics = ManualClock(100.0), Metrics(version="t", tools=["create_note"])
     result = {"body": "the result text"}
     chain = build_chain([Observe(recorder=metrics, clock=clock)], endpoint_taking(clock, 0.0, result))
 
@@ -136,7 +127,7 @@ async def test_arguments_and_results_are_measured_never_logged() -> None:
 
 
 async def test_inner_guards_and_the_tool_log_with_the_bound_request_context() -> None:
-    clock, metrics = ManualClock(), Metrics(version="t", tools=["create_note"])
+    clock, metrics = ManualClock(100.0), Metrics(version="t", tools=["create_note"])
     seen: list[dict[str, Any]] = []
 
     async def endpoint(call: ToolCall) -> Any:
@@ -151,7 +142,7 @@ async def test_inner_guards_and_the_tool_log_with_the_bound_request_context() ->
 
 
 async def test_a_call_arriving_while_draining_is_refused_counted_and_never_run() -> None:
-    clock, metrics, lifecycle = ManualClock(), Metrics(version="t", tools=["create_note"]), Lifecycle()
+    clock, metrics, lifecycle = ManualClock(100.0), Metrics(version="t", tools=["create_note"]), Lifecycle()
     ran: list[ToolCall] = []
 
     async def endpoint(call: ToolCall) -> Any:
@@ -171,7 +162,7 @@ async def test_a_call_arriving_while_draining_is_refused_counted_and_never_run()
 
 
 async def test_a_running_call_is_tracked_so_the_drain_waits_for_it() -> None:
-    clock, metrics, lifecycle = ManualClock(), Metrics(version="t", tools=["create_note"]), Lifecycle()
+    clock, metrics, lifecycle = ManualClock(100.0), Metrics(version="t", tools=["create_note"]), Lifecycle()
     release = anyio.Event()
     results: list[Any] = []
 
@@ -198,7 +189,7 @@ async def test_a_running_call_is_tracked_so_the_drain_waits_for_it() -> None:
 
 
 async def test_a_cancelled_call_is_still_logged_and_counted() -> None:
-    clock, metrics = ManualClock(), Metrics(version="t", tools=["create_note"])
+    clock, metrics = ManualClock(100.0), Metrics(version="t", tools=["create_note"])
 
     async def endpoint(call: ToolCall) -> Any:
         await anyio.sleep_forever()

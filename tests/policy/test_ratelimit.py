@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,23 +11,11 @@ from server.domain.principal import Principal
 from server.errors import ConfigError, RateLimited
 from server.policy.pipeline import Next, ToolCall, ToolSpec, build_chain
 from server.policy.ratelimit import RateLimit, WindowStore, load_counters, open_storage, save_counters
+from tests.clock import ManualClock
 
 pytestmark = pytest.mark.anyio
 
 MINUTE_START = 1_750_000_020.0  # a whole minute (UTC)
-
-
-@dataclass
-class ManualClock:
-    """A clock that moves only when told to."""
-
-    now: float = MINUTE_START
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 async def _tool(**_: Any) -> dict[str, Any]:
@@ -69,7 +56,7 @@ async def test_a_burst_beyond_rpm_is_refused_with_the_time_left_in_the_minute_th
 
 
 async def test_many_sessions_of_one_principal_share_one_allowance() -> None:
-    chain = build_chain([_limiter(ManualClock())], _returning("ok"))
+    chain = build_chain([_limiter(ManualClock(MINUTE_START))], _returning("ok"))
     await chain(_call(transport="http", rid="session-a"))
     await chain(_call(transport="stdio", rid="session-b"))
     await chain(_call(transport="memory", rid="session-c"))
@@ -79,7 +66,7 @@ async def test_many_sessions_of_one_principal_share_one_allowance() -> None:
 
 
 async def test_two_principals_do_not_affect_each_other() -> None:
-    chain = build_chain([_limiter(ManualClock())], _returning("ok"))
+    chain = build_chain([_limiter(ManualClock(MINUTE_START))], _returning("ok"))
     for _ in range(3):
         await chain(_call("alice"))
 
@@ -89,7 +76,7 @@ async def test_two_principals_do_not_affect_each_other() -> None:
 
 
 async def test_a_per_tool_limit_bites_only_that_tool() -> None:
-    clock = ManualClock()
+    clock = ManualClock(MINUTE_START)
     chain = build_chain([_limiter(clock, requests_per_minute=10, per_tool={"export_ticket": 2})], _returning("ok"))
     await chain(_call(tool="export_ticket"))
     await chain(_call(tool="export_ticket"))
@@ -120,7 +107,7 @@ async def test_the_token_limit_refuses_the_next_call_once_spent_and_resets_at_th
 
 
 async def test_get_usage_is_never_refused_for_tokens_but_still_counts_as_a_request() -> None:
-    chain = build_chain([_limiter(ManualClock(), tokens_per_minute=10)], _returning("x" * 300))
+    chain = build_chain([_limiter(ManualClock(MINUTE_START), tokens_per_minute=10)], _returning("x" * 300))
     await chain(_call())
     await chain(_call(tool="get_usage"))
     await chain(_call(tool="get_usage"))
@@ -145,7 +132,7 @@ async def test_snapshot_reports_what_is_left_this_minute_and_when_it_resets() ->
 
 
 async def test_saturation_is_the_busiest_principals_share_this_minute() -> None:
-    clock = ManualClock()
+    clock = ManualClock(MINUTE_START)
     limiter = _limiter(clock, requests_per_minute=4)
     chain = build_chain([limiter], _returning("ok"))
     await chain(_call("alice"))
@@ -159,7 +146,7 @@ async def test_saturation_is_the_busiest_principals_share_this_minute() -> None:
 
 
 async def test_memory_stays_bounded_with_100000_principals_churned() -> None:
-    clock = ManualClock()
+    clock = ManualClock(MINUTE_START)
     store = WindowStore(clock)
     limiter = RateLimit(storage=store, requests_per_minute=5, tokens_per_minute=1000, clock=clock)
     chain = build_chain([limiter], _returning("ok"))
@@ -177,7 +164,7 @@ async def test_memory_stays_bounded_with_100000_principals_churned() -> None:
 
 
 async def test_window_store_expires_clears_and_resets_counters() -> None:
-    clock = ManualClock()
+    clock = ManualClock(MINUTE_START)
     store = WindowStore(clock)
     assert await store.incr("k", 10, 2) == 2
     assert await store.get_expiry("k") == MINUTE_START + 10
@@ -192,7 +179,7 @@ async def test_window_store_expires_clears_and_resets_counters() -> None:
 
 
 async def test_counters_survive_a_clean_restart_through_the_state_file(tmp_path: Path) -> None:
-    clock = ManualClock()
+    clock = ManualClock(MINUTE_START)
     before = WindowStore(clock)
     await before.incr("fresh", 100, 7)
     await before.incr("stale", 1, 1)
@@ -207,7 +194,7 @@ async def test_counters_survive_a_clean_restart_through_the_state_file(tmp_path:
 
 async def test_an_unreadable_state_file_starts_empty(tmp_path: Path) -> None:
     (tmp_path / "counters.json").write_text("{not json")
-    store = WindowStore(ManualClock())
+    store = WindowStore(ManualClock(MINUTE_START))
     load_counters(store, tmp_path / "counters.json")
     load_counters(store, tmp_path / "missing.json")
     assert len(store) == 0
@@ -239,7 +226,7 @@ async def test_a_call_that_ends_in_the_next_minute_is_charged_to_that_minute() -
 
 
 async def test_refusal_previews_the_next_refusal_without_counting() -> None:
-    clock = ManualClock()
+    clock = ManualClock(MINUTE_START)
     limiter = _limiter(clock, requests_per_minute=5, per_tool={"export_ticket": 1})
     await build_chain([limiter], _returning("ok"))(_call(tool="export_ticket"))
 

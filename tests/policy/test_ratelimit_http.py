@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import httpx
 import pytest
 
 from server.errors import RateLimited
 from server.policy.ratelimit import RateLimit, WindowStore
 from server.policy.ratelimit_http import RateLimitPrecheck, Receive, Scope, Send
+from tests.clock import ManualClock
 
 pytestmark = pytest.mark.anyio
 
 MINUTE_START = 1_750_000_020.0
 STATELESS = {"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "get_note"}
-
-
-@dataclass
-class ManualClock:
-    """A clock that moves only when told to."""
-
-    now: float = MINUTE_START + 20
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def _inner(scope: Scope, receive: Receive, send: Send) -> None:
@@ -51,7 +40,7 @@ def _client(limiter: RateLimit, refused: list[tuple[str, RateLimited]]) -> httpx
 
 async def test_a_stateless_tool_call_over_the_minute_gets_429_with_retry_after() -> None:
     refused: list[tuple[str, RateLimited]] = []
-    async with _client(await _spent_limiter(ManualClock()), refused) as client:
+    async with _client(await _spent_limiter(ManualClock(MINUTE_START + 20)), refused) as client:
         response = await client.post("/mcp", headers={**STATELESS, "x-test-principal": "alice"}, content=b"{}")
 
     assert response.status_code == 429
@@ -62,7 +51,7 @@ async def test_a_stateless_tool_call_over_the_minute_gets_429_with_retry_after()
 
 async def test_other_principals_sessions_and_methods_pass_through() -> None:
     refused: list[tuple[str, RateLimited]] = []
-    async with _client(await _spent_limiter(ManualClock()), refused) as client:
+    async with _client(await _spent_limiter(ManualClock(MINUTE_START + 20)), refused) as client:
         bob = await client.post("/mcp", headers={**STATELESS, "x-test-principal": "bob"}, content=b"{}")
         anonymous = await client.post("/mcp", headers=STATELESS, content=b"{}")
         sessionful = await client.post("/mcp", headers={"x-test-principal": "alice"}, content=b"{}")
@@ -76,7 +65,7 @@ async def test_other_principals_sessions_and_methods_pass_through() -> None:
 
 
 async def test_a_spent_token_minute_is_refused_early_except_for_get_usage() -> None:
-    clock = ManualClock()
+    clock = ManualClock(MINUTE_START + 20)
     store = WindowStore(clock)
     limiter = RateLimit(storage=store, requests_per_minute=10, tokens_per_minute=100, clock=clock)
     await store.incr(f"mcp-desk/rl/tokens/{int(clock() // 60)}/alice", 60, 150)

@@ -39,3 +39,20 @@ async def test_export_writes_a_markdown_report_and_never_overwrites(make_app: Ma
         assert again.startswith("conflict:")
         bad = error(await client.call_tool("export_ticket", {"ticket_id": ticket["id"], "filename": "../x.md"}))
         assert bad.startswith("invalid_input:")
+
+
+async def test_policy_deny_patterns_hide_documents_from_tools_and_resources(make_app: MakeApp, tmp_path: Path) -> None:
+    default = (Path(__file__).parents[2] / "server" / "policy" / "default_policy.toml").read_text()
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        default.replace(
+            '[tools.read_doc]\npaths = { root = "docs" }',
+            '[tools.read_doc]\npaths = { root = "docs", deny = ["vpn-*"] }',
+        )
+    )
+    async with connected(make_app(policy_file=policy)) as client:
+        refused = error(await client.call_tool("read_doc", {"path": "vpn-troubleshooting.md"}))
+        assert refused.startswith("permission_denied:")
+        found = ok(await client.call_tool("search_docs", {"query": "vpn"}))
+        assert "vpn-troubleshooting.md" not in [item["id"] for item in found["items"]]
+        assert ok(await client.call_tool("read_doc", {"path": "disk-full.md"}))["title"]

@@ -14,20 +14,11 @@ from server.policy.pipeline import Next, ToolCall, ToolSpec, build_chain
 from server.policy.ratelimit import RateLimit, WindowStore
 from server.policy.tokens import OutputCap, estimate_tokens
 from server.tools.usage import TOOLS, Usage
+from tests.clock import ManualClock
 
 pytestmark = pytest.mark.anyio
 
 START = 1_749_945_600.0 + 3600 + 30  # 01:00:30 UTC
-
-
-@dataclass
-class ManualClock:
-    """A clock that moves only when told to."""
-
-    now: float = START
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass(frozen=True)
@@ -47,7 +38,7 @@ SPECS = {spec.name: spec for spec in [*TOOLS, ToolSpec(name="search_docs", fn=_s
 
 
 def _setup(**budget: Any) -> tuple[RateLimit, Budget, Next]:
-    clock = ManualClock()
+    clock = ManualClock(START)
     store = WindowStore(clock)
     limiter = RateLimit(storage=store, requests_per_minute=5, tokens_per_minute=2000, clock=clock)
     spend = Budget(storage=store, price_per_mtok=3.0, clock=clock, **{"max_daily_tokens": 10_000, **budget})

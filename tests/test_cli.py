@@ -1,0 +1,109 @@
+"""The command line: configuration errors, check-config, keys, policy explain, audit verify."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from server.app import create_app
+from server.cli import run
+from server.config import load_settings
+from tests.conftest import KB, connected
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MCP_DESK_STORAGE_PATH", str(tmp_path / "data"))
+    monkeypatch.setenv("MCP_DESK_DOCS_PATH", str(KB))
+
+
+def cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = run(list(argv), out, err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_check_config_prints_the_effective_config_with_secrets_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MCP_DESK_AUDIT_HMAC_KEY", "3f2a9c1d8e7b6a5f4e3d2c1b0a998877")
+    code, out, _ = cli("check-config")
+    shown = json.loads(out)
+    assert code == 0
+    assert shown["MCP_DESK_AUDIT_HMAC_KEY"] == "**********"
+    assert shown["MCP_DESK_PORT"] == 8000
+    assert "3f2a9c1d8e7b6a5f4e3d2c1b0a998877" not in out
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("MCP_DESK_PORT", "eighty", "MCP_DESK_PORT: Input should be a valid integer"),
+        ("MCP_DESK_RATE_LIMIT_RPM", "0", "MCP_DESK_RATE_LIMIT_RPM: Input should be greater than or equal to 1"),
+        ("MCP_DESK_ENVIRONMENT", "prod", "MCP_DESK_ENVIRONMENT: Input should be 'development', 'staging' or"),
+        ("MCP_DESK_STDIO_ROLE", "superuser", "MCP_DESK_STDIO_ROLE"),
+        ("MCP_DESK_TYPO", "1", "MCP_DESK_TYPO: unknown setting"),
+    ],
+)
+def test_bad_configuration_is_one_line_naming_the_key(
+    monkeypatch: pytest.MonkeyPatch, key: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(key, value)
+    code, out, err = cli("check-config")
+    assert code == 1
+    assert out == ""
+    assert err.count("\n") == 1
+    assert message in err
+
+
+def test_a_public_bind_without_authentication_refuses_to_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MCP_DESK_HOST", "0.0.0.0")  # noqa: S104  # the insecure setup under test
+    code, _, err = cli("check-config")
+    assert code == 1
+    assert "MCP_DESK_API_KEYS_FILE" in err or "authentication" in err
+
+
+def test_keys_create_prints_a_key_once_and_a_line_without_it(tmp_path: Path) -> None:
+    code, out, _ = cli("keys", "create", "--principal", "alice", "--role", "agent", "--json")
+    created = json.loads(out)
+    assert code == 0
+    assert (created["principal"], created["role"]) == ("alice", "agent")
+    assert created["key"].startswith("mcpd_")
+    assert created["key"] not in created["line"]
+    keys = tmp_path / "keys"
+    keys.write_text(created["line"] + "\n")
+    code, out, err = cli("keys", "create", "--principal", "bob", "--role", "nobody")
+    assert code != 0
+    assert "nobody" in err
+
+
+def test_policy_explain_lists_roles_tools_and_diagnostics() -> None:
+    code, out, _ = cli("policy", "explain", "--role", "viewer")
+    allowed, refused = out.split("not allowed:")
+    assert code == 0
+    assert "get_ticket" in allowed
+    assert "create_note" not in allowed
+    assert "delete_ticket (tickets:delete)" in refused
+    code, out, _ = cli("policy", "explain")
+    assert "admin" in out
+    assert "disk_usage" in out
+
+
+@pytest.mark.anyio
+async def test_audit_verify_reports_a_clean_and_a_tampered_log(tmp_path: Path) -> None:
+    app = create_app(load_settings(env_file=None), transport="memory")
+    async with connected(app) as client:
+        for i in range(3):
+            await client.call_tool("create_note", {"title": f"n{i}", "body": "b"})
+    log = app.settings.resolved_audit_log_path
+    code, out, _ = cli("audit", "verify")
+    assert code == 0, out
+    lines = log.read_text().splitlines()
+    lines[1] = lines[1].replace('"create_note"', '"delete_note"')
+    log.write_text("\n".join(lines) + "\n")
+    code, out, _ = cli("audit", "verify", str(log))
+    assert code == 1
+    assert "line 2" in out
+    assert cli("audit", "verify", str(tmp_path / "none.jsonl"))[0] == 2
