@@ -227,7 +227,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--sessions", type=int, default=500)
     p.add_argument("--search-sizes", default="10000,100000,1000000", help="empty to skip")
     p.add_argument("--search-queries", type=int, default=200)
-    p.add_argument("--pipeline-calls", type=int, default=20_000)
+    p.add_argument("--pipeline-calls", type=int, default=5000)
     p.add_argument("--profile", action="store_true", help="py-spy both HTTP servers, -X importtime the candidate")
     p.add_argument("--profile-concurrency", type=int, default=32)
     p.add_argument("--skip", default="", help="comma list of: http,stdio,cold,memory,search,pipeline")
