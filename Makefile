@@ -7,7 +7,7 @@ VENV := .venv
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run stdio test lint typecheck bench install install-dev clean
+.PHONY: run stdio test lint typecheck prometheus interop-tools bench install install-dev clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -39,11 +39,19 @@ typecheck: install-dev
 	$(VENV)/bin/mypy
 
 ## Lint, type-check, then the whole suite with coverage.
-test: lint typecheck
+## Prometheus/promtool come from Debian (root: installed on first use; CI=true: a failure to install fails);
+## the interop tests' pinned Node tooling from tests/interop/package-lock.json (npm ci, once).
+test: lint typecheck prometheus interop-tools
 	rm -f .coverage .coverage.*
 	$(VENV)/bin/coverage run -m pytest
 	$(VENV)/bin/coverage combine -q
 	$(VENV)/bin/coverage report
+
+prometheus:
+	@bash tests/ops/install_prometheus.sh || [ "$${CI:-}" != "true" ]
+
+interop-tools:
+	bash tests/interop/install.sh
 
 bench: install-dev
 	$(VENV)/bin/python -m bench.run_all

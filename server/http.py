@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from server.health import HealthCheck, overall_status, run_checks
+from server.health import CheckResult, HealthCheck, overall_status, run_checks
 from server.lifecycle import Lifecycle
 from server.metrics import CONTENT_TYPE, Metrics
 
@@ -41,11 +41,21 @@ def sidecar_app(
     clock: Callable[[], float] = time.time,
     on_scrape: Callable[[], Awaitable[None]] | None = None,
 ) -> Starlette:
-    """Build the sidecar; `on_scrape` may refresh gauges (e.g. ticket counts) before /metrics renders."""
+    """Build the sidecar; `on_scrape` may refresh gauges (e.g. ticket counts) before /metrics renders.
+
+    Both /health and /metrics run the checks and record them as `mcp_desk_health_check_status{check}`,
+    so alert rules see the same verdicts /health gives.
+    """
     started = clock()
+    metrics.declare_health_checks(check.name for check in checks)
+
+    async def checked() -> dict[str, CheckResult]:
+        results = await run_checks(checks)
+        metrics.set_health({name: result.status for name, result in results.items()})
+        return results
 
     async def health(_: Request) -> Response:
-        results = await run_checks(checks)
+        results = await checked()
         status = overall_status(results)
         now = clock()
         body = {
@@ -65,6 +75,7 @@ def sidecar_app(
         return JSONResponse({"status": lifecycle.state.value}, status_code=code, headers=NO_STORE)
 
     async def scrape(_: Request) -> Response:
+        await checked()
         if on_scrape is not None:
             await on_scrape()
         return Response(metrics.render(), media_type=CONTENT_TYPE, headers=NO_STORE)

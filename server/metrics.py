@@ -8,6 +8,7 @@ label set is created at start-up, so `rate()` works from the first scrape.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import get_args
 
 from prometheus_client import (
     CONTENT_TYPE_PLAIN_0_0_4,
@@ -21,6 +22,9 @@ from prometheus_client import (
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
+
+from server.domain.models import STATUSES
+from server.policy.audit import EventType
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
 
@@ -44,6 +48,7 @@ ERROR_TYPES: tuple[str, ...] = (
     "error",
     "internal",
     "cancelled",
+    "protocol",
 )
 METHODS: tuple[str, ...] = (
     TOOL_CALL,
@@ -62,20 +67,23 @@ METHODS: tuple[str, ...] = (
 )
 # OpenTelemetry `network.transport`: stdio is a pipe, Streamable HTTP runs over TCP.
 TRANSPORTS: Mapping[str, str] = {"stdio": "pipe", "pipe": "pipe", "http": "tcp", "tcp": "tcp", "memory": "inproc"}
-RATE_LIMIT_SCOPES: tuple[str, ...] = ("requests", "tokens", "tool", "http")
-AUDIT_EVENT_TYPES: tuple[str, ...] = (
-    "tool_invocation",
-    "tool_result",
-    "permission_denied",
-    "rate_limit_exceeded",
-    "budget_exceeded",
+# RateLimited.context["scope"] of the RateLimit guard (the HTTP pre-check is not wired, so no "http").
+RATE_LIMIT_SCOPES: tuple[str, ...] = ("requests", "tokens", "tool")
+AUDIT_EVENT_TYPES: tuple[str, ...] = get_args(EventType)
+# The kinds `policy.alerts.Alerter` is called with (audit: auth_failed, path_blocked, permission_denied_burst;
+# budget: budget_threshold, budget_exhausted).
+ALERT_KINDS: tuple[str, ...] = (
     "auth_failed",
-    "error",
-    "security_alert",
+    "path_blocked",
+    "permission_denied_burst",
+    "budget_threshold",
+    "budget_exhausted",
 )
-ALERT_KINDS: tuple[str, ...] = ("auth_failed", "denial_burst", "blocked_path", "budget_threshold", "command_rejected")
 SANDBOX_OUTCOMES: tuple[str, ...] = ("ok", "failed", "timeout", "killed", "truncated", "rejected")
-TICKET_STATUSES: tuple[str, ...] = ("open", "in_progress", "waiting", "resolved", "closed")
+TICKET_STATUSES: tuple[str, ...] = STATUSES
+# mcp_desk_health_check_status{check}: a check's last verdict as a number alerts can compare against.
+HEALTH_VALUES: Mapping[str, float] = {"ok": 1.0, "warn": 0.5, "fail": 0.0}
+NOT_CHECKED = float("nan")
 # Tool latencies: sub-millisecond lookups up to diagnostics that may run for tens of seconds.
 DURATION_BUCKETS: tuple[float, ...] = (
     0.0005,
@@ -131,6 +139,7 @@ class Metrics:
         self._alert_kinds = frozenset(alert_kinds)
         self._sandbox_outcomes = frozenset(sandbox_outcomes)
         self._statuses = tuple(ticket_statuses)
+        self._checks: frozenset[str] = frozenset()
         self._register_collectors()
         self._build_instruments()
         self._precreate()
@@ -163,6 +172,12 @@ class Metrics:
             "mcp_desk_sandbox_runs", "Sandboxed diagnostic runs.", ["command", "outcome"], registry=r
         )
         self._tickets = Gauge("mcp_desk_tickets", "Tickets by status.", ["status"], registry=r)
+        self._health = Gauge(
+            "mcp_desk_health_check_status",
+            "Last result of each /health check: 1 ok, 0.5 warn, 0 fail (NaN until first run).",
+            ["check"],
+            registry=r,
+        )
         self._build_info = Gauge(
             "mcp_desk_build_info", "Build information; the value is always 1.", ["version"], registry=r
         )
@@ -211,7 +226,7 @@ class Metrics:
         self._denied.labels(tool=_bounded(tool, self._tools)).inc()
 
     def rate_limited(self, scope: str) -> None:
-        """Count a refusal by the rate limit named by `scope` (requests, tokens, tool, http)."""
+        """Count a refusal by the rate limit named by `scope` (requests, tokens, tool)."""
         self._rate_limited.labels(scope=_bounded(scope, self._scopes)).inc()
 
     def audit_event(self, event_type: str) -> None:
@@ -253,6 +268,18 @@ class Metrics:
             self._tickets.labels(status=status).set(counts.get(status, 0))
         if other:
             self._tickets.labels(status=OTHER).set(other)
+
+    def declare_health_checks(self, names: Iterable[str]) -> None:
+        """Create `mcp_desk_health_check_status` for these checks (NaN until they first run); others read "other"."""
+        new = frozenset(names) - self._checks
+        self._checks |= new
+        for name in new:
+            self._health.labels(check=name).set(NOT_CHECKED)
+
+    def set_health(self, statuses: Mapping[str, str]) -> None:
+        """Record each check's verdict (ok, warn or fail) by check name."""
+        for name, status in statuses.items():
+            self._health.labels(check=_bounded(name, self._checks)).set(HEALTH_VALUES.get(status, 0.0))
 
     def render(self) -> bytes:
         """The Prometheus text exposition (format 0.0.4) of this app's registry."""

@@ -24,6 +24,7 @@ from starlette.types import ASGIApp
 
 from server.app import VERSION, App
 from server.auth import check_http_security, protect
+from server.auth.failures import ReportAuthFailures
 from server.health import sessions_check
 from server.http import ServerWithoutSignals, serve_sidecar, sidecar_app
 from server.lifecycle import stop_on_signals
@@ -57,6 +58,16 @@ class _StdinLines:
         return self
 
     async def __anext__(self) -> str:
+        while True:
+            line = await self._next_line()
+            try:
+                return line.decode("utf-8")
+            except UnicodeDecodeError:
+                # JSON on the wire is UTF-8 (RFC 8259). Replacing the bad bytes would store U+FFFD in place of
+                # what the client sent; the line is dropped instead, like any other unparsable line.
+                log.warning("stdin_line_not_utf8", length=len(line))
+
+    async def _next_line(self) -> bytes:
         while b"\n" not in self.buffer and not self.eof:
             if self.pollable and not await self._readable():
                 break
@@ -69,7 +80,7 @@ class _StdinLines:
         if not self.buffer:
             raise StopAsyncIteration
         line, _, self.buffer = self.buffer.partition(b"\n")
-        return line.decode("utf-8", errors="replace")
+        return line
 
     async def _readable(self) -> bool:
         """Wait for input; False once `stop()` was called."""
@@ -170,7 +181,9 @@ def http_app(app: App) -> ASGIApp:
     )
     app.checks.append(sessions_check(lambda: manager.open_sessions, settings.max_sessions))
     endpoint: Any = StreamableHTTPASGIApp(manager)
-    routes: list[Any] = [Route("/mcp", endpoint=protect(endpoint, app.auth) if app.auth else endpoint)]
+    if app.auth is not None:
+        endpoint = ReportAuthFailures(protect(endpoint, app.auth), on_failure=app.auth_failed)
+    routes: list[Any] = [Route("/mcp", endpoint=endpoint)]
     if app.auth is not None:
         routes.extend(app.auth.metadata_routes)
 

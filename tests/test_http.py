@@ -201,6 +201,29 @@ async def test_on_scrape_refreshes_gauges_before_rendering(lifecycle: Lifecycle)
     assert 'mcp_desk_tickets{status="open"} 3.0' in response.text
 
 
+async def test_health_and_every_scrape_record_each_check_as_a_gauge(tmp_path: Path, lifecycle: Lifecycle) -> None:
+    metrics = make_metrics()
+    budget = {"ratio": 0.85}
+    checks = [storage_probe(tmp_path), sandbox_check(lambda: "bwrap"), budget_check(lambda: budget["ratio"])]
+
+    def gauges(text: str) -> dict[str, float]:
+        return {
+            s.labels["check"]: s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+            if s.name == "mcp_desk_health_check_status"
+        }
+
+    async with await client_for(checks, lifecycle, metrics=metrics) as client:
+        first = gauges((await client.get("/metrics")).text)
+        budget["ratio"] = 1.0
+        await client.get("/health")
+        after_health = gauges(metrics.render().decode())
+
+    assert first == {"storage": 1.0, "sandbox": 1.0, "budget": 0.5}
+    assert after_health == {"storage": 1.0, "sandbox": 1.0, "budget": 0.0}
+
+
 async def test_only_get_is_served(lifecycle: Lifecycle) -> None:
     async with await client_for([], lifecycle) as client:
         response = await client.post("/health")

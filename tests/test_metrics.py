@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
@@ -144,7 +146,7 @@ def test_non_tool_methods_are_observed_without_a_tool_label() -> None:
 def test_gauges_and_counters_fed_by_other_components() -> None:
     metrics = make_metrics()
     metrics.audit_event("tool_result")
-    metrics.security_alert("blocked_path")
+    metrics.security_alert("path_blocked")
     metrics.set_sessions(3)
     metrics.output_tokens("get_note", 120)
     metrics.output_tokens("get_note", 0)
@@ -153,7 +155,7 @@ def test_gauges_and_counters_fed_by_other_components() -> None:
     metrics.sandbox_run("uptime", "ok")
 
     assert value(metrics, "mcp_desk_audit_events_total", event_type="tool_result") == 1.0
-    assert value(metrics, "mcp_desk_security_alerts_total", kind="blocked_path") == 1.0
+    assert value(metrics, "mcp_desk_security_alerts_total", kind="path_blocked") == 1.0
     assert value(metrics, "mcp_desk_sessions_active") == 3.0
     assert value(metrics, "mcp_desk_output_tokens_total", tool="get_note") == 120.0
     assert value(metrics, "mcp_desk_context_cost_usd_total") == 0.25
@@ -173,3 +175,26 @@ def test_ticket_counts_replace_the_previous_ones_and_missing_statuses_read_zero(
 
 def test_no_created_series_double_the_exposition() -> None:
     assert not [s for s in samples(make_metrics()) if s.name.endswith("_created")]
+
+
+def test_health_checks_read_nan_until_they_run_then_1_ok_half_warn_0_fail() -> None:
+    metrics = make_metrics()
+    metrics.declare_health_checks(["storage", "sandbox", "budget"])
+    assert math.isnan(value(metrics, "mcp_desk_health_check_status", check="storage") or 0.0)
+
+    metrics.set_health({"storage": "ok", "sandbox": "warn", "budget": "fail", "made_up": "ok"})
+
+    assert value(metrics, "mcp_desk_health_check_status", check="storage") == 1.0
+    assert value(metrics, "mcp_desk_health_check_status", check="sandbox") == 0.5
+    assert value(metrics, "mcp_desk_health_check_status", check="budget") == 0.0
+    assert value(metrics, "mcp_desk_health_check_status", check="other") == 1.0
+
+
+def test_alert_kinds_are_the_ones_the_alerter_is_called_with() -> None:
+    metrics = make_metrics()
+    kinds = ["auth_failed", "path_blocked", "permission_denied_burst", "budget_threshold", "budget_exhausted"]
+    for kind in kinds:
+        metrics.security_alert(kind)
+
+    assert [value(metrics, "mcp_desk_security_alerts_total", kind=k) for k in kinds] == [1.0] * 5
+    assert value(metrics, "mcp_desk_security_alerts_total", kind="other") is None

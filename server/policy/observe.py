@@ -1,7 +1,9 @@
 """Observe: the outermost guard. Log context, latency, outcome counter, one canonical log line per call.
 
 It sees every outcome, refusals by inner guards included, and records it through `CallRecorder`
-(which `server.metrics.Metrics` satisfies by structure). Arguments and results are measured, never logged.
+(which `server.metrics.Metrics` satisfies by structure): the outcome and latency of every call, plus the
+refusal counters (permission denied by tool, rate limited by scope), so each refusal is counted once.
+Arguments and results are measured, never logged.
 """
 
 from __future__ import annotations
@@ -31,6 +33,12 @@ class CallRecorder(Protocol):
         self, tool: str, outcome: str, duration_s: float, transport: str, error_type: str | None = None
     ) -> None:
         """Count one finished call and observe its latency."""
+
+    def permission_denied(self, tool: str) -> None:
+        """Count a call refused by policy (scope, path or command)."""
+
+    def rate_limited(self, scope: str) -> None:
+        """Count a call refused by the rate limit named by `scope` (requests, tokens, tool)."""
 
 
 class CallTracker(Protocol):
@@ -73,6 +81,7 @@ class Observe:
                     result = await call_next(call)
             except AppError as exc:
                 self._finish(call, started, outcome=exc.outcome, error_type=exc.code, result=None)
+                self._count_refusal(call, exc)
                 raise
             except anyio.get_cancelled_exc_class():
                 self._finish(call, started, outcome="error", error_type="cancelled", result=None)
@@ -82,6 +91,13 @@ class Observe:
                 raise
             self._finish(call, started, outcome="ok", error_type=None, result=result)
             return result
+
+    def _count_refusal(self, call: ToolCall, exc: AppError) -> None:
+        """The refusal counters: every `denied` outcome (PermissionDenied, CommandRejected) and rate limit."""
+        if exc.outcome == "denied":
+            self.recorder.permission_denied(call.spec.name)
+        elif exc.outcome == "rate_limited":
+            self.recorder.rate_limited(str(exc.context.get("scope", "requests")))
 
     def _finish(
         self,

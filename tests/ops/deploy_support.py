@@ -29,7 +29,7 @@ COMPOSE_FILE = REPO / "docker-compose.yml"
 ENV_EXAMPLE = REPO / ".env.example"
 TEST_GRAFANA_PASSWORD = "compose-config-check-only"  # not a credential: proves interpolation
 
-# DESIGN §6, plus the health gauge proposed for health-derived alerts and Prometheus' own `up`.
+# DESIGN §6, the health gauge the health-derived alerts and panels use, and Prometheus' own `up`.
 DESIGN_METRICS = frozenset(
     {
         "mcp_server_operation_duration_seconds",
@@ -47,7 +47,7 @@ DESIGN_METRICS = frozenset(
         "mcp_desk_build_info",
     }
 )
-PROPOSED_METRICS = frozenset({"mcp_desk_health_check_status"})
+HEALTH_METRICS = frozenset({"mcp_desk_health_check_status"})
 PROMETHEUS_METRICS = frozenset({"up"})
 HISTOGRAM_SUFFIXES = ("_bucket", "_count", "_sum")
 GRAFANA_RANGE_VARIABLES = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "5m"}

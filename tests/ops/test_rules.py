@@ -8,8 +8,8 @@ import pytest
 
 from tests.ops.deploy_support import (
     DESIGN_METRICS,
+    HEALTH_METRICS,
     PROMETHEUS_METRICS,
-    PROPOSED_METRICS,
     REPO,
     ensure_prometheus,
     exported_family,
@@ -93,7 +93,7 @@ def test_every_alert_has_a_firing_unit_test() -> None:
 
 
 def test_rules_use_only_exported_metrics_and_recorded_series() -> None:
-    allowed = DESIGN_METRICS | PROPOSED_METRICS | PROMETHEUS_METRICS
+    allowed = DESIGN_METRICS | HEALTH_METRICS | PROMETHEUS_METRICS
     recorded = recording_rule_names()
     for rule in _rules("recording.yml") + _rules("alerts.yml"):
         for name in metric_names(rule["expr"]):

@@ -54,6 +54,17 @@ def test_test_job_installs_what_the_suite_needs_from_apt() -> None:
         assert package in steps
 
 
+def test_make_test_installs_prometheus_before_pytest_and_fails_on_ci_when_it_cannot() -> None:
+    make = shutil.which("make")
+    require(make, "make not found: apt-get install make")
+    assert make is not None
+    plan = run([make, "-n", "test"], cwd=REPO).stdout.splitlines()
+    install = next(i for i, line in enumerate(plan) if "tests/ops/install_prometheus.sh" in line)
+    pytest_run = next(i for i, line in enumerate(plan) if "-m pytest" in line)
+    assert install < pytest_run
+    assert '[ "${CI:-}" != "true" ]' in plan[install]
+
+
 def test_container_job_builds_the_image_and_smoke_tests_the_stack() -> None:
     steps = _steps("container")
     assert _workflow()["jobs"]["container"]["needs"] == "test"

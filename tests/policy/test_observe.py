@@ -11,7 +11,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
 from server.domain.principal import Principal
-from server.errors import AppError, BudgetExceeded, InvalidInput, NotFound, PermissionDenied, RateLimited
+from server.errors import (
+    AppError,
+    BudgetExceeded,
+    CommandRejected,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+)
 from server.lifecycle import Lifecycle
 from server.metrics import Metrics
 from server.policy.observe import Observe
@@ -98,6 +106,35 @@ async def test_anticipated_refusals_are_counted_by_their_outcome_and_re_raised(e
     assert [(e["event"], e["outcome"], e["error_type"], e["log_level"]) for e in logs] == [
         ("tool_call_finished", outcome, error.code, "info")
     ]
+
+
+def sample(metrics: Metrics, name: str, **labels: str) -> float:
+    for family in text_string_to_metric_families(metrics.render().decode()):
+        for s in family.samples:
+            if s.name == name and s.labels == labels:
+                return s.value
+    raise AssertionError(f"no sample {name}{labels}")
+
+
+async def test_every_denial_and_rate_limit_is_counted_once_by_tool_and_by_scope() -> None:
+    clock, metrics = ManualClock(), Metrics(version="t", tools=["create_note"])
+    refusals: list[AppError] = [
+        PermissionDenied("missing scope notes:write"),
+        CommandRejected("option not allowed"),
+        RateLimited("tokens per minute reached", retry_after_seconds=3, scope="tokens"),
+        RateLimited("tool limit reached", retry_after_seconds=3, scope="tool"),
+        RateLimited("requests per minute reached", retry_after_seconds=3, scope="requests"),
+        InvalidInput("title too long"),
+        BudgetExceeded("daily budget spent"),
+    ]
+    for error in refusals:
+        chain = build_chain([Observe(recorder=metrics, clock=clock)], endpoint_taking(clock, 0.0, error=error))
+        with pytest.raises(type(error)):
+            await chain(make_call())
+
+    assert sample(metrics, "mcp_desk_permission_denied_total", tool="create_note") == 2.0
+    scopes = ("requests", "tokens", "tool")
+    assert [sample(metrics, "mcp_desk_rate_limited_total", scope=s) for s in scopes] == [1.0, 1.0, 1.0]
 
 
 async def test_an_unexpected_exception_counts_as_error_and_logs_only_its_type() -> None:
