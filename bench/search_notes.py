@@ -27,7 +27,7 @@ from typing import Any
 
 import anyio
 
-from bench.common import RESULTS, ROOT, summarize_ms
+from bench.common import RESULTS, ROOT, raised_overrides, summarize_ms
 
 SEED = 20260728
 TAGS = ["vpn", "email", "printer", "sso", "disk", "database", "password", "network", "billing", "onboarding"]
@@ -161,7 +161,11 @@ async def measure_one(size: int, per_kind: int, workdir: Path) -> dict[str, Any]
     from server.storage.migrations import MIGRATIONS
 
     settings = load_settings(
-        env_file=None, storage_path=workdir, docs_path=ROOT / "docs" / "kb", export_path=workdir / "exports"
+        env_file=None,
+        **raised_overrides(),
+        storage_path=workdir,
+        docs_path=ROOT / "docs" / "kb",
+        export_path=workdir / "exports",
     )
     owner = settings.stdio_principal
     app = create_app(settings, transport="memory")
