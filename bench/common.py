@@ -30,24 +30,23 @@ RAISED_LIMITS = {
     "MCP_DESK_MAX_DAILY_SPEND": "1000000000",
     "MCP_DESK_MAX_SESSIONS": "100000",
     "MCP_DESK_MAX_SESSIONS_PER_PRINCIPAL": "100000",
-    "MCP_DESK_MAX_CONCURRENT_REQUESTS": "10000",
+    "MCP_DESK_MAX_CONCURRENT_REQUESTS": "100000",
     "MCP_DESK_LOG_LEVEL": "warning",
 }
 
-# The same limits as Settings overrides, for in-process benchmarks (pipeline_cost, search_notes).
-RAISED_SETTINGS = {
-    key.removeprefix("MCP_DESK_").lower(): value
-    for key, value in RAISED_LIMITS.items()
-    if key.removeprefix("MCP_DESK_").lower() in ("rate_limit_rpm", "rate_limit_tpm", "max_daily_tokens")
-}
+
+_HANDED_OUT: set[int] = set()
 
 
 def free_port() -> int:
-    """A port nobody listens on right now (bind 0 on loopback)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOOPBACK, 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A port nobody listens on right now (bind 0 on loopback), never the same one twice per run."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((LOOPBACK, 0))
+            port: int = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def wait_for_port(port: int, proc: subprocess.Popen[Any], timeout: float = 30.0) -> None:
@@ -90,6 +89,13 @@ def candidate_settings_keys() -> set[str]:
     except ImportError:
         return set()
     return {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+
+
+def raised_overrides() -> dict[str, str]:
+    """RAISED_LIMITS as `load_settings(**overrides)` keyword arguments, for in-process apps."""
+    known = candidate_settings_keys()
+    prefix = "MCP_DESK_"
+    return {k.removeprefix(prefix).lower(): v for k, v in RAISED_LIMITS.items() if k in known}
 
 
 @dataclass

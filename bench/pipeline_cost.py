@@ -1,11 +1,16 @@
 """Per-call cost of mcp-desk's guard chain alone, without MCP, transport or storage.
 
-A no-op tool shaped like `create_note` (same arguments, echoes them back so redaction has a real
+A no-op tool shaped like `create_note` (same arguments and annotations, so the audit log writes
+its intent record too; it echoes the arguments back so redaction has a real
 result to scan) is added to the app; its `ToolCall` is pushed through the app's own chain (every
-guard app.py wires, in its order) many times. The same tool called directly, with the endpoint's
-`model_dump`, is the floor; the difference is the pipeline's cost.
+guard app.py wires, in its order) many times, one call at a time. The same tool called directly,
+with the endpoint's `model_dump`, is the floor; the difference is the pipeline's cost, as wall time
+(what a caller waits) and CPU time (what the server spends). It runs with the default settings
+(the audit log fsyncs every record) and, to tell waiting on the disk from computing, once more with
+`audit_fsync` off. Logging is configured as the server's at `warning`. `per_guard` is each guard's
+marginal cost: the chain from that guard inward minus the chain from the next guard inward.
 
-    python -m bench.pipeline_cost [--calls 20000] [--profile]
+    python -m bench.pipeline_cost [--calls 5000] [--profile]
 """
 
 from __future__ import annotations
@@ -18,19 +23,20 @@ import pstats
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import anyio
 from pydantic import BaseModel
 
-from bench.common import RAISED_SETTINGS, ROOT, summarize_ms
+from bench.common import ROOT, candidate_settings_keys, median, raised_overrides
 from bench.loadgen import NOTE_BODY
 from server.app import create_app
 from server.config import load_settings
 from server.domain.principal import ALL_SCOPES, Principal
 from server.logging import configure_logging
-from server.policy.pipeline import READ_ONLY, ToolCall, ToolSpec
+from server.policy.pipeline import WRITE, ToolCall, ToolSpec, build_chain
 from server.tools.env import Body, Tags, Title
 
 
@@ -49,22 +55,67 @@ async def bench_noop(env: Any, title: Title, body: Body, tags: Tags | None = Non
     return Echo(id="note_0000000000000000", title=title, body=body, tags=tags or [], version=1)
 
 
-ARGUMENTS = {"title": "Pipeline cost probe", "body": NOTE_BODY, "tags": ["bench", "vpn"]}
+ARGUMENTS: dict[str, Any] = {"title": "Pipeline cost probe", "body": NOTE_BODY, "tags": ["bench", "vpn"]}
 
 
-async def measure(calls: int, profile: bool, audit_fsync: bool = False) -> dict[str, Any]:
-    """Time the chain and the bare tool, interleaved in blocks of 1,000."""
-    spec = ToolSpec(name="bench_noop", fn=bench_noop, scope="notes:write", annotations=READ_ONLY)
+def unwrap_chain(chain: Any) -> tuple[list[Any], Any]:
+    """The guards (outermost first) and the endpoint of a chain made by `build_chain`."""
+    guards = []
+    while isinstance(chain, partial) and "call_next" in chain.keywords:
+        guards.append(chain.func)
+        chain = chain.keywords["call_next"]
+    return guards, chain
+
+
+def guard_name(guard: Any) -> str:
+    """A readable name for a guard: its class, or its function (bound methods say Class.method)."""
+    func = getattr(guard, "__func__", None)
+    if func is not None:
+        return f"{type(guard.__self__).__name__}.{func.__name__}"
+    return getattr(guard, "__name__", type(guard).__name__)
+
+
+async def per_guard(chain: Any, make_call: Any, calls: int, rounds: int = 3) -> list[dict[str, Any]]:
+    """Marginal wall and CPU cost of each guard: chain from guard i on, minus chain from guard i+1 on.
+
+    Every suffix is timed in each of `rounds` rounds (interleaved) and the medians are subtracted,
+    so a slow moment of the disk or the machine does not land on one guard.
+    """
+    guards, endpoint = unwrap_chain(chain)
+    subs = [build_chain(guards[i:], endpoint) for i in range(len(guards) + 1)]
+    wall: list[list[float]] = [[] for _ in subs]
+    cpu: list[list[float]] = [[] for _ in subs]
+    for sub in subs:
+        await sub(make_call(0))
+    for _ in range(rounds):
+        for i, sub in enumerate(subs):
+            t0, c0 = time.perf_counter(), time.process_time()
+            for j in range(calls):
+                await sub(make_call(j))
+            wall[i].append((time.perf_counter() - t0) / calls * 1e6)
+            cpu[i].append((time.process_time() - c0) / calls * 1e6)
+    w = [median(x) for x in wall]
+    c = [median(x) for x in cpu]
+    return [
+        {"guard": guard_name(g), "wall_us": round(w[i] - w[i + 1], 1), "cpu_us": round(c[i] - c[i + 1], 1)}
+        for i, g in enumerate(guards)
+    ]
+
+
+async def measure(calls: int, profile: bool, audit_fsync: bool) -> dict[str, Any]:
+    """Wall and CPU time of the chain and of the bare tool, interleaved in blocks of 500."""
+    spec = ToolSpec(name="bench_noop", fn=bench_noop, scope="notes:write", annotations=WRITE)
+    overrides: dict[str, Any] = dict(raised_overrides())
+    if "MCP_DESK_AUDIT_FSYNC" in candidate_settings_keys():
+        overrides["audit_fsync"] = audit_fsync
     with tempfile.TemporaryDirectory(prefix="mcp-desk-pipeline-") as tmp:
         settings = load_settings(
             env_file=None,
+            **overrides,
             storage_path=Path(tmp),
             docs_path=ROOT / "docs" / "kb",
             export_path=Path(tmp) / "exports",
-            audit_fsync=audit_fsync,
-            **RAISED_SETTINGS,
         )
-        configure_logging("warning", "json")
         app = create_app(settings, transport="memory", extra_tools=(spec,))
         chain = app.registry.chain
         principal = Principal(id="bench", role="admin", scopes=ALL_SCOPES, transport="http")
@@ -77,40 +128,42 @@ async def measure(calls: int, profile: bool, audit_fsync: bool = False) -> dict[
 
         async def bare(i: int) -> Any:
             make_call(i)
-            result = await bench_noop(None, **ARGUMENTS)  # type: ignore[arg-type]
+            result = await bench_noop(None, **ARGUMENTS)
             return result.model_dump(mode="json")
 
         async with app.lifespan():
             await chained(0)
-            per_chain: list[float] = []
-            per_bare: list[float] = []
-            block = 1000
+            wall: dict[str, list[float]] = {"chain": [], "bare": []}
+            cpu: dict[str, list[float]] = {"chain": [], "bare": []}
+            block = 500
             for start in range(0, calls, block):
-                for fn, out in ((chained, per_chain), (bare, per_bare)):
-                    t0 = time.perf_counter()
+                for name, fn in (("chain", chained), ("bare", bare)):
+                    t0, c0 = time.perf_counter(), time.process_time()
                     for i in range(start, start + block):
                         await fn(i)
-                    out.append((time.perf_counter() - t0) / block)
+                    wall[name].append((time.perf_counter() - t0) / block * 1e6)
+                    cpu[name].append((time.process_time() - c0) / block * 1e6)
+            breakdown = await per_guard(chain, make_call, max(200, calls // 10))
             stats_text = ""
             if profile:
                 prof = cProfile.Profile()
                 prof.enable()
-                for i in range(min(calls, 5000)):
+                for i in range(min(calls, 3000)):
                     await chained(i)
                 prof.disable()
                 buf = io.StringIO()
                 pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(25)
                 stats_text = buf.getvalue()
-    chain_us = sorted(x * 1e6 for x in per_chain)
-    bare_us = sorted(x * 1e6 for x in per_bare)
-    median_chain = chain_us[len(chain_us) // 2]
-    median_bare = bare_us[len(bare_us) // 2]
+    w = {k: median(v) for k, v in wall.items()}
+    c = {k: median(v) for k, v in cpu.items()}
     return {
+        "audit_fsync": audit_fsync,
         "calls": calls,
-        "chain_us_per_call": round(median_chain, 1),
-        "bare_tool_us_per_call": round(median_bare, 1),
-        "pipeline_us_per_call": round(median_chain - median_bare, 1),
-        "chain_block_ms": summarize_ms([x / 1e6 for x in chain_us]),
+        "chain_us_per_call": round(w["chain"], 1),
+        "bare_tool_us_per_call": round(w["bare"], 1),
+        "pipeline_us_per_call": round(w["chain"] - w["bare"], 1),
+        "pipeline_cpu_us_per_call": round(c["chain"] - c["bare"], 1),
+        "per_guard": breakdown,
         "profile": stats_text,
     }
 
@@ -118,21 +171,20 @@ async def measure(calls: int, profile: bool, audit_fsync: bool = False) -> dict[
 def main(argv: list[str] | None = None) -> int:
     """Measure and print JSON (the profile, if asked, is printed after it)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--calls", type=int, default=20_000)
-    p.add_argument("--profile", action="store_true", help="cProfile 5,000 chained calls, top 25 by own time")
-    p.add_argument(
-        "--audit-fsync",
-        action="store_true",
-        help="fsync every audit record (the server's default); off by default here: that is disk time, not pipeline "
-        "CPU, and the HTTP section measures it",
-    )
+    p.add_argument("--calls", type=int, default=5000)
+    p.add_argument("--profile", action="store_true", help="cProfile 3,000 chained calls, top 25 by own time")
     args = p.parse_args(argv)
-    result = anyio.run(measure, max(1000, args.calls), args.profile, args.audit_fsync)
-    result["audit_fsync"] = args.audit_fsync
-    profile = result.pop("profile")
-    print(json.dumps(result))
-    if profile:
-        print(profile, file=sys.stderr)
+    configure_logging("warning", "json", stream=sys.stderr)
+    calls = max(1000, args.calls)
+    result = anyio.run(measure, calls, args.profile, True)
+    variants = {"default": result}
+    if "MCP_DESK_AUDIT_FSYNC" in candidate_settings_keys():
+        variants["audit_fsync_off"] = anyio.run(measure, calls, args.profile, False)
+    for name, variant in variants.items():
+        profile = variant.pop("profile")
+        if profile:
+            print(f"--- cProfile, {name} ---\n{profile}", file=sys.stderr)
+    print(json.dumps({**result, "variants": variants}))
     return 0
 
 

@@ -227,7 +227,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--sessions", type=int, default=500)
     p.add_argument("--search-sizes", default="10000,100000,1000000", help="empty to skip")
     p.add_argument("--search-queries", type=int, default=200)
-    p.add_argument("--pipeline-calls", type=int, default=20_000)
+    p.add_argument("--pipeline-calls", type=int, default=5000)
     p.add_argument("--profile", action="store_true", help="py-spy both HTTP servers, -X importtime the candidate")
     p.add_argument("--profile-concurrency", type=int, default=32)
     p.add_argument("--skip", default="", help="comma list of: http,stdio,cold,memory,search,pipeline")
@@ -237,11 +237,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="",
         help="extra settings for mcp-desk, e.g. 'MCP_DESK_AUDIT_FSYNC=false' (space-separated KEY=VALUE)",
     )
+    if p.parse_args(argv).quick:  # shorter defaults; options given explicitly still win
+        p.set_defaults(concurrency="8,32", repeats=2, duration=1.5, warmup=0.5, tools="create_note")
+        p.set_defaults(stdio_calls=100, cold_runs=3, sessions=100, search_sizes="10000", search_queries=50)
+        p.set_defaults(pipeline_calls=1000)
     args = p.parse_args(argv)
-    if args.quick:
-        args.concurrency, args.repeats, args.duration, args.warmup = "8,32", 2, 1.5, 0.5
-        args.tools, args.stdio_calls, args.cold_runs, args.sessions = "create_note", 100, 3, 100
-        args.search_sizes, args.search_queries, args.pipeline_calls = "10000", 50, 5000
     args.eras = [e for e in args.eras.split(",") if e]
     args.concurrency = [int(c) for c in args.concurrency.split(",") if c]
     args.tools = [t for t in args.tools.split(",") if t]

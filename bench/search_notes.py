@@ -27,7 +27,7 @@ from typing import Any
 
 import anyio
 
-from bench.common import RAISED_SETTINGS, RESULTS, ROOT, summarize_ms
+from bench.common import RESULTS, ROOT, raised_overrides, summarize_ms
 
 SEED = 20260728
 TAGS = ["vpn", "email", "printer", "sso", "disk", "database", "password", "network", "billing", "onboarding"]
@@ -158,17 +158,15 @@ async def measure_one(size: int, per_kind: int, workdir: Path) -> dict[str, Any]
 
     from server.app import create_app
     from server.config import load_settings
-    from server.logging import configure_logging
     from server.storage.migrations import MIGRATIONS
 
     settings = load_settings(
         env_file=None,
+        **raised_overrides(),
         storage_path=workdir,
         docs_path=ROOT / "docs" / "kb",
         export_path=workdir / "exports",
-        **RAISED_SETTINGS,
     )
-    configure_logging("warning", "json")
     owner = settings.stdio_principal
     app = create_app(settings, transport="memory")
     marker = workdir / "seeded.json"

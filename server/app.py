@@ -8,12 +8,13 @@ import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import structlog
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.lowlevel.server import Server
+from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
 from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.shared.exceptions import MCPDeprecationWarning
 
@@ -47,14 +48,17 @@ from server.policy.rules import Policy
 from server.policy.tokens import OutputCap
 from server.policy.validation import InputLimits, Validate
 from server.prompts import Prompts
-from server.registry import MethodTimer, ToolRegistry
+from server.registry import CLIENT_KEY, MethodTimer, ToolRegistry, structured
 from server.resources import Resources
 from server.sandbox.isolation import IsolationConfig
 from server.sandbox.runner import CommandRunner
 from server.sandbox.templates import Allowlist, load_allowlist
 from server.storage.sqlite import SqliteStorage
 from server.tools import diagnostics, docs, notes, tickets, usage
-from server.tools.env import ToolEnv
+from server.tools.env import NO_CLIENT, ToolEnv
+
+if TYPE_CHECKING:
+    from server.testing.conformance import Profile
 
 log = structlog.get_logger()
 Transport = Literal["stdio", "http", "memory"]
@@ -147,11 +151,20 @@ class App:
         self.metrics.set_budget_ratio(self.budget.used_ratio())
 
 
-def create_app(settings: Settings, *, transport: Transport = "stdio", extra_tools: tuple[ToolSpec, ...] = ()) -> App:
-    """Build the server for one transport. Starts nothing; call `lifespan()` to open storage and the rest."""
+def create_app(
+    settings: Settings,
+    *,
+    transport: Transport = "stdio",
+    extra_tools: tuple[ToolSpec, ...] = (),
+    profile: Profile | None = None,
+) -> App:
+    """Build the server for one transport. Starts nothing; call `lifespan()` to open storage and the rest.
+
+    `profile` adds a test profile's tools, resources and prompts (server/testing); only tests pass one.
+    """
     policy = Policy.load(settings.policy_file)
     allowlist = load_allowlist(settings.policy_file, roots={"logs": settings.diagnostics_log_root})
-    specs = [*shipped_tools(allowlist), *extra_tools]
+    specs = [*shipped_tools(allowlist), *extra_tools, *(profile.tools if profile else ())]
     policy.check({s.name: s.scope for s in specs}, roles_in_use={"MCP_DESK_STDIO_ROLE": settings.stdio_role})
     specs = [dataclasses.replace(s, scope=policy.scope_for(s.name, s.scope)) for s in specs]
     key_store = KeyStore.load(settings.api_keys_file, roles=policy.role_names()) if settings.api_keys_file else None
@@ -205,9 +218,10 @@ def create_app(settings: Settings, *, transport: Transport = "stdio", extra_tool
         storage=storage,
         docs_root=settings.docs_path,
         principal=principal,
-        redact=redactor.text,
+        redactor=redactor,
         bus=InMemorySubscriptionBus(),
         docs_blocked=policy.blocked_for("read_doc"),
+        extras=profile.resources if profile else (),
     )
 
     docs_blocked, export_blocked = policy.blocked_for("read_doc"), policy.blocked_for("export_ticket")
@@ -225,12 +239,11 @@ def create_app(settings: Settings, *, transport: Transport = "stdio", extra_tool
             runner=runner,
             limiter=limiter,
             budget=budget,
+            client=call.state.get(CLIENT_KEY, NO_CLIENT),
         )
 
     async def endpoint(call: ToolCall) -> dict[str, Any]:
-        result = await call.spec.fn(env_for(call), **call.arguments)
-        structured: dict[str, Any] = result.model_dump(mode="json")
-        return structured
+        return structured(call, await call.spec.fn(env_for(call), **call.arguments))
 
     # The order is the policy: outermost first. Redact scrubs results before OutputCap, Budget and the
     # limiter measure them and before Audit records anything; audit.intent writes ahead of state changes.
@@ -252,8 +265,12 @@ def create_app(settings: Settings, *, transport: Transport = "stdio", extra_tool
         redact=redactor.text,
         transport=transport,
     )
-    prompts = Prompts(storage=storage, principal=principal, redact=redactor.text)
+    prompts = Prompts(
+        storage=storage, principal=principal, redact=redactor.text, extras=profile.prompts if profile else ()
+    )
     server = _server(registry, resources, prompts)
+    # Seals the requestState of multi-round (2026-07-28) results and verifies it when a client echoes it back.
+    server.middleware.append(RequestStateBoundary(RequestStateSecurity.ephemeral(), default_audience="mcp-desk"))
     server.middleware.append(MethodTimer(metrics, transport))
 
     def budget_ratio() -> float | None:

@@ -51,13 +51,13 @@ def run(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr)
 def _dispatch(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
     if args.command in ("stdio", "http"):
         return _serve(args.command, settings)
-    from server.app import create_app
-
-    if args.command == "audit":
+    if args.command == "audit":  # before importing the app: verifying a file needs none of it
         from server.policy.audit_log import command_audit_verify
 
         key = settings.audit_hmac_key.get_secret_value() if settings.audit_hmac_key else None
         return command_audit_verify(args.path or settings.resolved_audit_log_path, key, out)
+    from server.app import create_app
+
     app = create_app(settings, transport="http" if args.command == "check-config" else "stdio")
     if args.command == "check-config":
         return _check_config(settings, app.auth is not None, out)

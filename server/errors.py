@@ -80,5 +80,16 @@ class CommandRejected(AppError):
     outcome = "denied"
 
 
+class MissingClientCapability(AppError):
+    """The call needs a capability the client did not declare (a protocol error -32021, not a tool error)."""
+
+    code = "missing_client_capability"
+    outcome = "invalid"
+
+    def __init__(self, public: str, /, *, required_capabilities: dict[str, object], **context: object) -> None:
+        super().__init__(public, required_capabilities=required_capabilities, **context)
+        self.required_capabilities = required_capabilities
+
+
 class ConfigError(Exception):
     """Start-up configuration is invalid; the message names the key and how to fix it."""

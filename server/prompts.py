@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
 
 import mcp_types as types
 from mcp.server.context import ServerRequestContext
@@ -12,6 +12,7 @@ from mcp.shared.exceptions import MCPError
 from server.domain.models import DocSummary, Ticket
 from server.domain.principal import Principal
 from server.errors import AppError
+from server.registry import RequestEnv, SdkChannel
 from server.storage.base import Storage
 
 RUNBOOKS_SHOWN = 3
@@ -79,25 +80,80 @@ def render_runbooks(docs: list[DocSummary]) -> str:
     return "\n".join(lines)
 
 
+class ExtraPromptArgument(Protocol):
+    """One argument of a test profile's prompt."""
+
+    @property
+    def name(self) -> str:
+        """The argument's name."""
+        ...
+
+    @property
+    def description(self) -> str:
+        """What to pass."""
+        ...
+
+    @property
+    def required(self) -> bool:
+        """Whether it must be given."""
+        ...
+
+
+class ExtraPrompt(Protocol):
+    """A prompt a test profile adds: `render(env, **arguments)` returns wire-shaped messages or asks for input."""
+
+    @property
+    def name(self) -> str:
+        """The prompt's name."""
+        ...
+
+    @property
+    def description(self) -> str:
+        """What it is for."""
+        ...
+
+    @property
+    def arguments(self) -> Sequence[ExtraPromptArgument]:
+        """Its arguments."""
+        ...
+
+    @property
+    def render(self) -> Callable[..., Awaitable[list[dict[str, Any]] | types.InputRequiredResult]]:
+        """Build the messages."""
+        ...
+
+
 class Prompts:
     """Serves the prompts with the same scopes and redaction as the tools."""
 
-    def __init__(self, *, storage: Storage, principal: Callable[[], Principal], redact: Callable[[str], str]) -> None:
+    def __init__(
+        self,
+        *,
+        storage: Storage,
+        principal: Callable[[], Principal],
+        redact: Callable[[str], str],
+        extras: Sequence[ExtraPrompt] = (),
+    ) -> None:
         self.storage = storage
         self.principal = principal
         self.redact = redact
+        # A test profile's prompts (never the shipped server's), listed to everyone after ours.
+        self._extras = {extra.name: extra for extra in extras}
+        self._extra_prompts = [_describe(extra) for extra in extras]
 
     async def list_prompts(
         self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListPromptsResult:
         """All prompts need `tickets:read`; without it the list is empty."""
         visible = self.principal().has("tickets:read")
-        return types.ListPromptsResult(prompts=list(PROMPTS.values()) if visible else [])
+        return types.ListPromptsResult(prompts=[*(PROMPTS.values() if visible else ()), *self._extra_prompts])
 
     async def get_prompt(
         self, ctx: ServerRequestContext[Any], params: types.GetPromptRequestParams
-    ) -> types.GetPromptResult:
+    ) -> types.GetPromptResult | types.InputRequiredResult:
         """Build the prompt's messages from the live ticket and the runbooks that match it."""
+        if params.name in self._extras:
+            return await self._get_extra(ctx, params, self._extras[params.name])
         if params.name not in PROMPTS:
             raise MCPError(code=types.INVALID_PARAMS, message=f"unknown prompt; use one of {', '.join(PROMPTS)}")
         principal = self.principal()
@@ -118,6 +174,20 @@ class Prompts:
         message = types.PromptMessage(role="user", content=types.TextContent(type="text", text=self.redact(text)))
         return types.GetPromptResult(description=PROMPTS[params.name].description, messages=[message])
 
+    async def _get_extra(
+        self, ctx: ServerRequestContext[Any], params: types.GetPromptRequestParams, extra: ExtraPrompt
+    ) -> types.GetPromptResult | types.InputRequiredResult:
+        args = params.arguments or {}
+        for argument in extra.arguments:
+            if argument.required and argument.name not in args:
+                raise MCPError(code=types.INVALID_PARAMS, message=f"missing required argument {argument.name!r}")
+        values = {a.name: args[a.name] for a in extra.arguments if a.name in args}
+        rendered = await extra.render(RequestEnv(client=SdkChannel(ctx, params)), **values)
+        if isinstance(rendered, types.InputRequiredResult):
+            return rendered
+        messages = [types.PromptMessage.model_validate(_redact_texts(m, self.redact)) for m in rendered]
+        return types.GetPromptResult(description=extra.description, messages=messages)
+
     async def _runbooks(self, principal: Principal, ticket: Ticket) -> list[DocSummary]:
         if not principal.has("docs:read"):
             return []
@@ -129,3 +199,21 @@ class Prompts:
         except AppError:
             return []
         return page.items
+
+
+def _describe(extra: ExtraPrompt) -> types.Prompt:
+    arguments = [
+        types.PromptArgument(name=a.name, description=a.description, required=a.required) for a in extra.arguments
+    ]
+    return types.Prompt(name=extra.name, description=extra.description, arguments=arguments)
+
+
+def _redact_texts(value: Any, redact: Callable[[str], str]) -> Any:
+    """A copy of wire-shaped content with every `text` field redacted (binary data is left alone)."""
+    if isinstance(value, dict):
+        return {
+            k: redact(v) if k == "text" and isinstance(v, str) else _redact_texts(v, redact) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_redact_texts(item, redact) for item in value]
+    return value

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import functools
 import time
+import typing
 import uuid
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import mcp_types as types
@@ -15,10 +17,13 @@ import structlog
 from mcp.server.connection import Connection
 from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPError
+from mcp.shared.message import ServerMessageMetadata
+from pydantic import BaseModel
 
 from server.domain.principal import Principal
-from server.errors import AppError, RateLimited
+from server.errors import AppError, MissingClientCapability, RateLimited
 from server.policy.pipeline import Next, ToolCall, ToolSpec
+from server.tools.env import ClientChannel
 
 log = structlog.get_logger()
 MAX_ECHOED_NAME = 64
@@ -35,6 +40,28 @@ LOG_LEVELS: tuple[types.LoggingLevel, ...] = (
 
 PrincipalSource = Callable[[], Principal]
 Redact = Callable[[str], str]
+# A tool may return an MCP result as-is (test profiles do); the guards still see it as a wire-shaped dict.
+RESULT_MODELS: tuple[type[BaseModel], ...] = (types.CallToolResult, types.InputRequiredResult)
+CLIENT_KEY = "client"  # call.state: the caller's ClientChannel, for the endpoint to hand to the tool
+RESULT_MODEL_KEY = "result_model"  # call.state: which MCP result model a pass-through dict becomes again
+MISSING_CLIENT_CAPABILITY = -32021  # MissingRequiredClientCapabilityError
+
+
+def passes_through(spec: ToolSpec) -> bool:
+    """True when the tool returns MCP results itself (no structured output schema of ours)."""
+    returned = typing.get_type_hints(spec.fn).get("return")
+    options = typing.get_args(returned) or (returned,)
+    return all(option in RESULT_MODELS for option in options)
+
+
+def structured(call: ToolCall, result: BaseModel) -> dict[str, Any]:
+    """The dict the guards see for a tool's result; an MCP result keeps its wire shape and its model is noted."""
+    if isinstance(result, RESULT_MODELS):
+        call.state[RESULT_MODEL_KEY] = type(result)
+        wire: dict[str, Any] = result.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return wire
+    plain: dict[str, Any] = result.model_dump(mode="json")
+    return plain
 
 
 def mcp_tool(spec: ToolSpec, *, read_only: bool | None = None) -> types.Tool:
@@ -45,7 +72,7 @@ def mcp_tool(spec: ToolSpec, *, read_only: bool | None = None) -> types.Tool:
         title=spec.title,
         description=spec.description,
         input_schema=spec.arguments.model_json_schema(),
-        output_schema=spec.result.model_json_schema(),
+        output_schema=None if passes_through(spec) else spec.result.model_json_schema(),
         annotations=types.ToolAnnotations(
             read_only_hint=hints.read_only if read_only is None else read_only,
             destructive_hint=hints.destructive,
@@ -122,7 +149,7 @@ class ToolRegistry:
 
     async def call_tool(
         self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
-    ) -> types.CallToolResult:
+    ) -> types.CallToolResult | types.InputRequiredResult:
         """`tools/call`: unknown tool → protocol error; otherwise the guard chain decides."""
         spec = self.specs.get(params.name)
         if spec is None:
@@ -134,9 +161,18 @@ class ToolRegistry:
             arguments=params.arguments or {},
             request_id=uuid.uuid4().hex[:16],
             transport=self.transport,
+            state={CLIENT_KEY: SdkChannel(ctx, params, self._client_log)},
         )
         try:
-            return ok_result(await self.chain(call))
+            result = await self.chain(call)
+            model = call.state.get(RESULT_MODEL_KEY)
+            if model is not None:
+                passed: types.CallToolResult | types.InputRequiredResult = model.model_validate(result)
+                return passed
+            return ok_result(result)
+        except MissingClientCapability as exc:
+            data = {"requiredCapabilities": exc.required_capabilities}
+            raise MCPError(code=MISSING_CLIENT_CAPABILITY, message=self.redact(exc.public), data=data) from None
         except AppError as exc:
             await self._client_log(ctx, "warning", f"{spec.name} refused: {exc.code}")
             return error_result(exc, self.redact)
@@ -160,6 +196,77 @@ class ToolRegistry:
             return
         params = types.LoggingMessageNotificationParams(level=level, logger="mcp-desk", data=message)
         await ctx.session.send_notification(types.LoggingMessageNotification(params=params), ctx.request_id)
+
+
+Log = Callable[[ServerRequestContext[Any], types.LoggingLevel, str], Awaitable[None]]
+# Server-to-client requests a tool may send: method -> (client capability it needs, request model, result model).
+_REQUESTS: dict[str, tuple[str, type[BaseModel], type[BaseModel]]] = {
+    "sampling/createMessage": ("sampling", types.CreateMessageRequest, types.CreateMessageResult),
+    "elicitation/create": ("elicitation", types.ElicitRequest, types.ElicitResult),
+    "roots/list": ("roots", types.ListRootsRequest, types.ListRootsResult),
+}
+
+
+@dataclass(frozen=True)
+class SdkChannel:
+    """`ClientChannel` over the SDK's request context and the request's params."""
+
+    ctx: ServerRequestContext[Any]
+    params: types.InputResponseRequestParams | None
+    send_log: Log | None = None  # the registry's per-connection logger; without one, logs are dropped
+
+    @property
+    def protocol_version(self) -> str | None:
+        """The negotiated protocol version."""
+        return self.ctx.protocol_version
+
+    @property
+    def client_capabilities(self) -> Mapping[str, Any]:
+        """The capabilities the client declared, as wire JSON."""
+        declared = self.ctx.session.client_capabilities
+        return declared.model_dump(mode="json", by_alias=True, exclude_none=True) if declared else {}
+
+    @property
+    def input_responses(self) -> Mapping[str, Mapping[str, Any]]:
+        """Answers to the previous round's input requests, as wire JSON."""
+        answers = (self.params.input_responses if self.params else None) or {}
+        return {key: value.model_dump(mode="json", by_alias=True, exclude_none=True) for key, value in answers.items()}
+
+    @property
+    def request_state(self) -> str | None:
+        """The state the client echoed back (already verified by the SDK's request-state boundary)."""
+        return self.params.request_state if self.params else None
+
+    async def report_progress(self, progress: float, total: float | None, message: str | None) -> None:
+        """Send notifications/progress (a no-op when the client sent no progress token)."""
+        await self.ctx.session.report_progress(progress, total, message)
+
+    async def log(self, level: str, message: str) -> None:
+        """Send notifications/message when the client asked for this level with logging/setLevel."""
+        if self.send_log is not None and level in LOG_LEVELS:
+            await self.send_log(self.ctx, level, message)
+
+    async def request(self, method: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Send a server-to-client request on this call's stream; refused unless the client declared it."""
+        if method not in _REQUESTS:
+            raise ValueError(f"unsupported server-to-client request {method!r}")
+        capability, request_model, result_model = _REQUESTS[method]
+        if capability not in self.client_capabilities:
+            raise MissingClientCapability(
+                f"Missing required client capability: {capability}", required_capabilities={capability: {}}
+            )
+        request = request_model.model_validate({"method": method, "params": dict(params)})
+        metadata = ServerMessageMetadata(related_request_id=self.ctx.request_id)
+        result = await self.ctx.session.send_request(request, result_model, metadata=metadata)  # type: ignore[arg-type]
+        wire: dict[str, Any] = result.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return wire
+
+
+@dataclass(frozen=True)
+class RequestEnv:
+    """What a test-profile resource or prompt receives as `env`: the caller's channel."""
+
+    client: ClientChannel
 
 
 class MethodTimer:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import re
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import mcp_types as types
@@ -20,7 +22,8 @@ from server import knowledge
 from server.domain.models import STATUSES
 from server.domain.principal import Principal
 from server.errors import AppError
-from server.registry import connection_of
+from server.policy.redaction import Redactor
+from server.registry import RequestEnv, SdkChannel, connection_of
 from server.storage.base import NoteScope, Storage
 
 log = structlog.get_logger()
@@ -54,6 +57,49 @@ def _fail(message: str) -> MCPError:
     return MCPError(code=types.INVALID_PARAMS, message=message)
 
 
+class ExtraResource(Protocol):
+    """A resource a test profile adds: a fixed URI, or a template when `uri` holds `{placeholders}`."""
+
+    @property
+    def uri(self) -> str:
+        """The URI, or the URI template."""
+        ...
+
+    @property
+    def name(self) -> str:
+        """Its name in listings."""
+        ...
+
+    @property
+    def description(self) -> str:
+        """What it holds."""
+        ...
+
+    @property
+    def mime_type(self) -> str:
+        """The content's MIME type."""
+        ...
+
+    @property
+    def read(self) -> Callable[..., Awaitable[str | bytes]]:
+        """`read(env, **template_values)`: the content, text or bytes."""
+        ...
+
+
+def template_pattern(template: str) -> re.Pattern[str]:
+    """A URI template (`test://template/{id}/data`) as a regex whose named groups are its placeholders."""
+    pieces = re.split(r"\{(\w+)\}", template)
+    return re.compile("".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>[^/]+)" for i, p in enumerate(pieces)))
+
+
+def well_formed(uri: str) -> str:
+    """The scheme of an absolute `scheme://rest` URI; anything else is an invalid-params error."""
+    kind, sep, rest = uri.partition("://")
+    if not sep or not kind or not rest:
+        raise _fail("not a resource URI; expected scheme://...")
+    return kind
+
+
 def parse_uri(uri: str) -> tuple[str, str]:
     """Split `kind://rest` for the three schemes we serve."""
     kind, sep, rest = uri.partition("://")
@@ -71,16 +117,21 @@ class Resources:
         storage: Storage,
         docs_root: Path,
         principal: Callable[[], Principal],
-        redact: Callable[[str], str],
+        redactor: Redactor,
         bus: SubscriptionBus,
         docs_blocked: tuple[str, ...],
+        extras: Sequence[ExtraResource] = (),
     ) -> None:
         self.docs_blocked = docs_blocked
+        # A test profile's resources (never the shipped server's): fixed URIs, then templates.
+        self._fixed = {extra.uri: extra for extra in extras if "{" not in extra.uri}
+        self._templates = [(template_pattern(extra.uri), extra) for extra in extras if "{" in extra.uri]
         self._listener = ListenHandler(bus)
         self.storage = storage
         self.docs_root = docs_root
         self.principal = principal
-        self.redact = redact
+        self.redact = redactor.text
+        self.redactor = redactor
         self.bus = bus
         # Keyed weakly by connection, so a closed session's subscriptions disappear with it.
         self._subscriptions: weakref.WeakKeyDictionary[Connection, set[str]] = weakref.WeakKeyDictionary()
@@ -99,23 +150,54 @@ class Resources:
             if kind == "note":
                 scope = NoteScope(owner=principal.id, all_owners=principal.has("notes:read_all"))
                 note = await self.storage.get_note(rest, scope)
-                return orjson.dumps(note.model_dump(mode="json")).decode(), "application/json"
+                return self._json(note.model_dump(mode="json")), "application/json"
             if kind == "ticket":
                 ticket = await self.storage.get_ticket(rest)
-                return orjson.dumps(ticket.model_dump(mode="json")).decode(), "application/json"
+                return self._json(ticket.model_dump(mode="json")), "application/json"
             doc = await anyio.to_thread.run_sync(knowledge.read_doc, self.docs_root, rest, self.docs_blocked)
             return doc.content, "text/markdown"
         except AppError as exc:
-            raise _fail(f"{exc.code}: {exc.public}") from None
+            raise _fail(self.redact(f"{exc.code}: {exc.public}")) from None
+
+    def _json(self, data: dict[str, Any]) -> str:
+        # Strings are redacted before JSON encoding: escapes such as `\n` would hide a secret's word boundary.
+        return orjson.dumps(self.redactor.value(data)).decode()
 
     async def read_resource(
         self, ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams
     ) -> types.ReadResourceResult:
         """`resources/read`, redacted on the way out."""
+        extra = self._extra(str(params.uri))
+        if extra is not None:
+            return await self._read_extra(ctx, params, *extra)
         text, mime = await self.read(str(params.uri))
         return types.ReadResourceResult(
             contents=[types.TextResourceContents(uri=params.uri, text=self.redact(text), mime_type=mime)]
         )
+
+    def _extra(self, uri: str) -> tuple[ExtraResource, dict[str, str]] | None:
+        if uri in self._fixed:
+            return self._fixed[uri], {}
+        for pattern, extra in self._templates:
+            if match := pattern.fullmatch(uri):
+                return extra, match.groupdict()
+        return None
+
+    async def _read_extra(
+        self,
+        ctx: ServerRequestContext[Any],
+        params: types.ReadResourceRequestParams,
+        extra: ExtraResource,
+        values: dict[str, str],
+    ) -> types.ReadResourceResult:
+        content = await extra.read(RequestEnv(client=SdkChannel(ctx, params)), **values)
+        contents: types.TextResourceContents | types.BlobResourceContents
+        if isinstance(content, bytes):
+            blob = base64.b64encode(content).decode()
+            contents = types.BlobResourceContents(uri=params.uri, blob=blob, mime_type=extra.mime_type)
+        else:
+            contents = types.TextResourceContents(uri=params.uri, text=self.redact(content), mime_type=extra.mime_type)
+        return types.ReadResourceResult(contents=[contents])
 
     async def list_resources(
         self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
@@ -133,25 +215,31 @@ class Resources:
         if principal.has("docs:read"):
             docs = await anyio.to_thread.run_sync(knowledge.list_doc_paths, self.docs_root)
             found += [_resource(f"docs://{path}", path, "text/markdown") for path in docs]
+        found += [_resource(e.uri, e.name, e.mime_type, e.description) for e in self._fixed.values()]
         return types.ListResourcesResult(resources=[r.model_copy(update={"name": self.redact(r.name)}) for r in found])
 
     async def list_templates(
         self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListResourceTemplatesResult:
-        """The three URI templates."""
-        return types.ListResourceTemplatesResult(resource_templates=TEMPLATES)
+        """The three URI templates (and a test profile's)."""
+        extras = [
+            types.ResourceTemplate(name=e.name, uri_template=e.uri, description=e.description, mime_type=e.mime_type)
+            for _, e in self._templates
+        ]
+        return types.ListResourceTemplatesResult(resource_templates=[*TEMPLATES, *extras])
 
     # --- subscriptions ---------------------------------------------------------------------------
 
     async def subscribe(
         self, ctx: ServerRequestContext[Any], params: types.SubscribeRequestParams
     ) -> types.EmptyResult:
-        """Handshake-era `resources/subscribe` for `ticket://{id}` (the caller must be able to read it)."""
+        """Handshake-era `resources/subscribe` for any well-formed URI; only `ticket://{id}` ever notifies.
+
+        Our own schemes need the scope that reading them needs, and a ticket must be one the caller can read.
+        """
         uri = str(params.uri)
-        kind, _ = parse_uri(uri)
-        if kind != "ticket":
-            raise _fail("only ticket://{ticket_id} resources can be subscribed to")
-        await self.read(uri)
+        if self._subscribable(uri) == "ticket":
+            await self.read(uri)
         uris = self._subscriptions.setdefault(connection_of(ctx), set())
         if len(uris) >= MAX_SUBSCRIPTIONS_PER_SESSION and uri not in uris:
             raise _fail(f"at most {MAX_SUBSCRIPTIONS_PER_SESSION} subscriptions per session; unsubscribe first")
@@ -161,8 +249,10 @@ class Resources:
     async def unsubscribe(
         self, ctx: ServerRequestContext[Any], params: types.UnsubscribeRequestParams
     ) -> types.EmptyResult:
-        """Handshake-era `resources/unsubscribe`; unknown subscriptions are ignored."""
-        self._subscriptions.get(connection_of(ctx), set()).discard(str(params.uri))
+        """Handshake-era `resources/unsubscribe` for any well-formed URI; unknown subscriptions are ignored."""
+        uri = str(params.uri)
+        well_formed(uri)
+        self._subscriptions.get(connection_of(ctx), set()).discard(uri)
         return types.EmptyResult()
 
     async def listen(
@@ -170,9 +260,15 @@ class Resources:
     ) -> types.SubscriptionsListenResult:
         """2026-07-28 `subscriptions/listen`: resource subscriptions need the same scope as reading them."""
         for uri in params.notifications.resource_subscriptions or ():
-            kind, _ = parse_uri(uri)
-            self._require(self.principal(), kind)
+            self._subscribable(uri)
         return await self._listener(ctx, params)
+
+    def _subscribable(self, uri: str) -> str:
+        """The URI's scheme, once it is well formed and, for our own schemes, readable by the caller."""
+        kind = well_formed(uri)
+        if kind in _SCOPES:
+            self._require(self.principal(), kind)
+        return kind
 
     async def changed(self, uri: str) -> None:
         """Tell subscribers (both protocol eras) that a resource changed; a gone subscriber is skipped."""
@@ -211,5 +307,5 @@ class Resources:
         )
 
 
-def _resource(uri: str, name: str, mime: str) -> types.Resource:
-    return types.Resource(uri=uri, name=name, mime_type=mime)
+def _resource(uri: str, name: str, mime: str, description: str | None = None) -> types.Resource:
+    return types.Resource(uri=uri, name=name, mime_type=mime, description=description)

@@ -74,6 +74,16 @@ class _StdinLines:
         return self
 
     async def __anext__(self) -> str:
+        while True:
+            line = await self._next_line()
+            try:
+                return line.decode("utf-8")
+            except UnicodeDecodeError:
+                # JSON on the wire is UTF-8 (RFC 8259). Replacing the bad bytes would store U+FFFD in place of
+                # what the client sent; the line is dropped instead, like any other unparsable line.
+                log.warning("stdin_line_not_utf8", length=len(line))
+
+    async def _next_line(self) -> bytes:
         while b"\n" not in self.buffer and not self.eof:
             if self.pollable and not await self._readable():
                 break
@@ -86,7 +96,7 @@ class _StdinLines:
         if not self.buffer:
             raise StopAsyncIteration
         line, _, self.buffer = self.buffer.partition(b"\n")
-        return line.decode("utf-8", errors="replace")
+        return line
 
     async def _readable(self) -> bool:
         """Wait for input; False once `stop()` was called."""
@@ -95,9 +105,9 @@ class _StdinLines:
         return not self.eof
 
     def stop(self) -> None:
-        """End the iteration now (a signal): what was not read yet is left unread."""
+        """End the iteration (a signal): complete lines already read are still served, the rest is not read."""
         self.eof = True
-        self.buffer = b""
+        self.buffer = self.buffer[: self.buffer.rfind(b"\n") + 1]
         self._waiting.cancel()
 
     def close(self) -> None:
@@ -133,13 +143,10 @@ async def serve_stdio(app: App) -> None:
     pending = _Pending()
     to_server, server_in = anyio.create_memory_object_stream[Any](64)
     server_out, from_server = anyio.create_memory_object_stream[Any](64)
-    reading = anyio.CancelScope()
-
     async def read(stdin: Any) -> None:
-        with reading:
-            async for item in stdin:
-                pending.received(item)
-                await to_server.send(item)
+        async for item in stdin:
+            pending.received(item)
+            await to_server.send(item)
         with anyio.move_on_after(grace):
             await pending.empty.wait()
         to_server.close()
@@ -154,7 +161,6 @@ async def serve_stdio(app: App) -> None:
     lines = _StdinLines()
 
     def stop() -> None:
-        reading.cancel()
         lines.stop()
 
     async with anyio.create_task_group() as tg:

@@ -143,3 +143,14 @@ async def test_a_listener_without_ticket_scope_is_refused(make_app: MakeApp, tmp
         with pytest.raises(MCPError):
             async with client.listen(resource_subscriptions=[f"ticket://{ticket['id']}"]):
                 pass
+
+
+@pytest.mark.filterwarnings("ignore::mcp.shared.exceptions.MCPDeprecationWarning")
+async def test_any_well_formed_uri_can_be_subscribed_but_only_readable_tickets_among_ours(make_app: MakeApp) -> None:
+    async with connected(make_app(), mode="legacy") as client:
+        await client.subscribe_resource("test://watched-resource")
+        await client.unsubscribe_resource("test://watched-resource")
+        with pytest.raises(MCPError):
+            await client.subscribe_resource("ticket://no-such-ticket")
+        with pytest.raises(MCPError):
+            await client.subscribe_resource("not-a-uri")

@@ -55,9 +55,16 @@ class HttpServer:
         return f"http://127.0.0.1:{self.port}/mcp"
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 40) -> int:
+        """Send `sig` and wait for the exit code."""
         if self.process.poll() is None:
             self.process.send_signal(sig)
         return self.process.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        """SIGKILL the process if it still runs, and reap it."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
@@ -77,25 +84,33 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path, timeou
 StartHttp = Callable[..., HttpServer]
 
 
+def launch(directory: Path, name: str, *args: str, **env: str) -> HttpServer:
+    """Start `mcp-desk http` with its data under `directory`, logging to `directory/name.log`; wait until it listens."""
+    port, health = free_port(), free_port()
+    log = directory / f"{name}.log"
+    full_env = base_env(directory, MCP_DESK_HEALTH_PORT=str(health), **env)
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [MCP_DESK, "http", "--port", str(port), *args], env=full_env, stdout=sink, stderr=subprocess.STDOUT
+        )
+    server = HttpServer(process=process, port=port, health_port=health, log=log)
+    try:
+        wait_for_port(port, process, log)
+    except BaseException:
+        server.kill()
+        raise
+    return server
+
+
 @pytest.fixture
 def start_http(tmp_path: Path) -> Iterator[StartHttp]:
     servers: list[HttpServer] = []
 
     def start(*args: str, **env: str) -> HttpServer:
-        port, health = free_port(), free_port()
-        log = tmp_path / f"server-{len(servers)}.log"
-        full_env = base_env(tmp_path, MCP_DESK_HEALTH_PORT=str(health), **env)
-        with log.open("wb") as sink:
-            process = subprocess.Popen(
-                [MCP_DESK, "http", "--port", str(port), *args], env=full_env, stdout=sink, stderr=subprocess.STDOUT
-            )
-        server = HttpServer(process=process, port=port, health_port=health, log=log)
+        server = launch(tmp_path, f"server-{len(servers)}", *args, **env)
         servers.append(server)
-        wait_for_port(port, process, log)
         return server
 
     yield start
     for server in servers:
-        if server.process.poll() is None:
-            server.process.kill()
-            server.process.wait()
+        server.kill()

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import inspect
 import os
 import socket
 import subprocess
@@ -26,9 +23,6 @@ CONFORMANCE_JS = NODE_MODULES / "@modelcontextprotocol" / "conformance" / "dist"
 INSPECTOR_JS = NODE_MODULES / "@modelcontextprotocol" / "inspector" / "clients" / "launcher" / "build" / "index.js"
 STARTUP_SECONDS = 30.0
 
-# TEMPORARY: main has no server yet; until `server.app` exists the tests drive tests/interop/standin.py.
-HAVE_APP = importlib.util.find_spec("server.app") is not None
-
 
 def require_node_tools() -> None:
     """Fail loudly (never skip) when tests/interop/install.sh has not run."""
@@ -37,10 +31,8 @@ def require_node_tools() -> None:
 
 
 def desk_command() -> list[str]:
-    """The `mcp-desk` command line (or the stand-in, until main has a server)."""
-    if HAVE_APP:
-        return [str(Path(sys.executable).with_name("mcp-desk"))]
-    return [sys.executable, str(INTEROP_DIR / "standin.py")]
+    """The `mcp-desk` command line of this environment."""
+    return [str(Path(sys.executable).with_name("mcp-desk"))]
 
 
 def free_port() -> int:
@@ -97,10 +89,18 @@ def desk_http(tmp: Path, env: Mapping[str, str] | None = None) -> Iterator[Runni
 
     port = free_port()
     command = [*desk_command(), "http", "--port", str(port)]
-    log = (tmp / f"server-{port}.log").open("wb")
-    proc = subprocess.Popen(command, env=dict(env or desk_env(tmp)), stdout=log, stderr=subprocess.STDOUT)
+    server_env = dict(env or desk_env(tmp))
+    # The sidecar defaults to port 3001: other servers on this machine may hold it, so pick a free one too.
+    server_env.setdefault("MCP_DESK_HEALTH_PORT", str(free_port()))
+    log_path = tmp / f"server-{port}.log"
+    log = log_path.open("wb")
+    proc = subprocess.Popen(command, env=server_env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        _wait_until_listening(port, proc, time.monotonic() + STARTUP_SECONDS)
+        try:
+            _wait_until_listening(port, proc, time.monotonic() + STARTUP_SECONDS)
+        except RuntimeError as exc:
+            log.flush()
+            raise RuntimeError(f"{exc}; its output:\n{log_path.read_text(errors='replace')[-2000:]}") from None
         yield RunningServer(url=f"http://127.0.0.1:{port}/mcp", port=port)
     finally:
         proc.terminate()
@@ -114,21 +114,19 @@ def desk_http(tmp: Path, env: Mapping[str, str] | None = None) -> Iterator[Runni
 
 def conformance_asgi_app(tmp: Path) -> Any:
     """The HTTP app with the suite's fixtures registered: in-process only, never via the CLI."""
+    from server.app import create_app
+    from server.config import Settings
     from server.testing.conformance import conformance_profile
+    from server.transports import http_app
 
-    if HAVE_APP:  # pragma: no cover - wired when main's create_app takes `profile=`
-        from server.config import Settings
-
-        app_module = importlib.import_module("server.app")
-        transports = importlib.import_module("server.transports")
-        if "profile" not in inspect.signature(app_module.create_app).parameters:
-            raise RuntimeError("create_app(settings, *, profile=...) is needed: see server/testing/conformance.py")
-        settings = Settings(storage_path=tmp / "data", docs_path=REPO_ROOT / "docs" / "kb", export_path=tmp / "exports")
-        app = app_module.create_app(settings, transport="http", profile=conformance_profile())
-        return transports.http_app(app)
-    from . import standin
-
-    return standin.http_app(conformance_profile())
+    settings = Settings(
+        _env_file=None,
+        storage_path=tmp / "data",
+        docs_path=REPO_ROOT / "docs" / "kb",
+        export_path=tmp / "exports",
+        log_level="warning",
+    )
+    return http_app(create_app(settings, transport="http", profile=conformance_profile()))
 
 
 @contextmanager

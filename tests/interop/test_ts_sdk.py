@@ -41,8 +41,6 @@ def test_typescript_client_round_trips_over_stdio(tmp_path: Path) -> None:
 def _api_key(tmp_path: Path, env: dict[str, str]) -> tuple[str, Path]:
     command = [*desk_command(), "keys", "create", "--principal", "ts-client", "--role", "agent", "--json"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    if done.returncode == 2 and "invalid choice" in done.stderr:  # TEMPORARY: API keys are not on main yet
-        pytest.skip("`mcp-desk keys create` is not implemented on main yet")
     assert done.returncode == 0, done.stderr
     created = json.loads(done.stdout)
     keys_file = tmp_path / "keys"
