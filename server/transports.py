@@ -143,6 +143,7 @@ async def serve_stdio(app: App) -> None:
     pending = _Pending()
     to_server, server_in = anyio.create_memory_object_stream[Any](64)
     server_out, from_server = anyio.create_memory_object_stream[Any](64)
+
     async def read(stdin: Any) -> None:
         async for item in stdin:
             pending.received(item)
