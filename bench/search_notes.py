@@ -69,7 +69,7 @@ def queries(vocab: list[str], per_kind: int) -> list[tuple[str, str]]:
         "common": vocab[:10],
         "mid": vocab[100:300],
         "rare": vocab[max(0, n - 400) : n - 16],
-        "prefix": [w[:3] for w in vocab[50:200] if len(w) >= 5],
+        "prefix": [w[:3] + "*" for w in vocab[50:200] if len(w) >= 5],  # prefixes are opt-in with a trailing *
     }
     out: list[tuple[str, str]] = []
     for _ in range(per_kind):

@@ -83,4 +83,45 @@ MIGRATIONS: tuple[str, ...] = (
         path UNINDEXED, title, content, tokenize='unicode61 remove_diacritics 2'
     );
     """,
+    # 2: prefix indexes for the last-word prefix match, and the owner in the notes index so a search
+    # can page through one owner's matches newest-first (the bounded ranking window of search_notes).
+    """
+    DROP TRIGGER notes_ai;
+    DROP TRIGGER notes_ad;
+    DROP TRIGGER notes_au;
+    DROP TABLE notes_fts;
+    CREATE VIRTUAL TABLE notes_fts USING fts5(
+        title, body, tags, owner, content='notes', content_rowid='seq',
+        tokenize='unicode61 remove_diacritics 2', prefix='2 3'
+    );
+    INSERT INTO notes_fts (notes_fts) VALUES ('rebuild');
+    CREATE TRIGGER notes_ai AFTER INSERT ON notes BEGIN
+        INSERT INTO notes_fts (rowid, title, body, tags, owner)
+        VALUES (new.seq, new.title, new.body, new.tags, new.owner);
+    END;
+    CREATE TRIGGER notes_ad AFTER DELETE ON notes BEGIN
+        INSERT INTO notes_fts (notes_fts, rowid, title, body, tags, owner)
+        VALUES ('delete', old.seq, old.title, old.body, old.tags, old.owner);
+    END;
+    CREATE TRIGGER notes_au AFTER UPDATE ON notes BEGIN
+        INSERT INTO notes_fts (notes_fts, rowid, title, body, tags, owner)
+        VALUES ('delete', old.seq, old.title, old.body, old.tags, old.owner);
+        INSERT INTO notes_fts (rowid, title, body, tags, owner)
+        VALUES (new.seq, new.title, new.body, new.tags, new.owner);
+    END;
+
+    CREATE VIRTUAL TABLE tickets_fts_v2 USING fts5(
+        title, description, comments, tokenize='unicode61 remove_diacritics 2', prefix='2 3'
+    );
+    INSERT INTO tickets_fts_v2 (rowid, title, description, comments)
+        SELECT rowid, title, description, comments FROM tickets_fts;
+    DROP TABLE tickets_fts;
+    ALTER TABLE tickets_fts_v2 RENAME TO tickets_fts;
+
+    DROP TABLE docs_fts;
+    CREATE VIRTUAL TABLE docs_fts USING fts5(
+        path UNINDEXED, title, content, tokenize='unicode61 remove_diacritics 2', prefix='2 3'
+    );
+    INSERT INTO docs_fts (path, title, content) SELECT path, title, content FROM docs;
+    """,
 )

@@ -37,7 +37,10 @@ from server.storage.migrations import MIGRATIONS
 log = structlog.get_logger()
 R = TypeVar("R")
 COMMENTS_SHOWN = 50
+SEARCH_WINDOW = 300  # newest matches ranked per page window (see _WindowedSearch)
+MAX_ROWID = 2**63 - 1
 _WORD = re.compile(r"\w+", re.UNICODE)
+_QUERY_WORD = re.compile(r"(\w+)(\*?)", re.UNICODE)
 _UNAVAILABLE = (
     "nothing was saved: the database cannot be written right now (disk full or read-only storage); "
     "reads still work, try the write again later"
@@ -55,13 +58,24 @@ def new_id(prefix: str) -> str:
 
 
 def fts_query(text: str, *, any_word: bool = False) -> str:
-    """Turn free text into a safe FTS5 expression: every word quoted, all required (or any), the last a prefix."""
-    words = _WORD.findall(text)
+    """Turn free text into a safe FTS5 expression: every word quoted, all required (or any).
+
+    A word written with a trailing `*` (two characters or more) matches as a prefix. Prefixes are opt-in:
+    a prefix of four or more characters makes FTS5 merge the doclists of every matching term up front.
+    """
+    words = _QUERY_WORD.findall(text)[:32]
     if not words:
         raise InvalidInput("query has no searchable words; use letters or digits")
-    quoted = [f'"{w}"' for w in words[:32]]
-    quoted[-1] += "*"
+    quoted = [f'"{word}"*' if star and len(word) >= 2 else f'"{word}"' for word, star in words]
     return (" OR " if any_word else " ").join(quoted)
+
+
+def owner_filter(expression: str, owner: str) -> str:
+    """Restrict an FTS5 expression to one owner's rows (a superset; the SQL filter on the owner stays exact)."""
+    words = _WORD.findall(owner)
+    if not words:
+        return expression
+    return f'({expression}) AND owner : "{" ".join(words)}"'
 
 
 def encode_cursor(payload: list[Any]) -> str:
@@ -316,17 +330,19 @@ class SqliteStorage:
 
     async def search_notes(self, scope: NoteScope, query: str, *, cursor: str | None, limit: int) -> Page[NoteSummary]:
         """Full-text search over title, body and tags of visible notes, best match first."""
-        offset = _offset(cursor, "note-search", query)
         where, args = _note_visibility(scope, "n")
-        sql = (
-            "SELECT n.*, snippet(notes_fts, 1, '[', ']', '…', 16) AS snip FROM notes_fts "  # noqa: S608  # constant clauses
-            f"JOIN notes n ON n.seq = notes_fts.rowid WHERE notes_fts MATCH ? AND {where} "
-            "ORDER BY rank LIMIT ? OFFSET ?"
+        expression = fts_query(query) if scope.all_owners else owner_filter(fts_query(query), scope.owner)
+        search = _WindowedSearch(
+            table="notes_fts",
+            select="n.*, snippet(notes_fts, 1, '[', ']', '…', 16) AS snip",
+            join="JOIN notes n ON n.seq = notes_fts.rowid",
+            where=where,
+            args=tuple(args),
+            kind="note-search",
+            scored="n.title AS title, substr(n.body, 1, 4096) || ' ' || n.tags AS text",
         )
-        params = (fts_query(query), *args, limit + 1, offset)
-        rows = await self.r.run(lambda c: c.execute(sql, params).fetchall())
-        items = [_note_summary(r, r["snip"]) for r in rows[:limit]]
-        return Page[NoteSummary](items=items, next_cursor=_next_offset(rows, limit, offset, "note-search", query))
+        rows, nxt = await self.r.run(lambda c: search.page(c, expression, query, cursor, limit))
+        return Page[NoteSummary](items=[_note_summary(r, r["snip"]) for r in rows], next_cursor=nxt)
 
     # --- tickets -------------------------------------------------------------------------------
 
@@ -463,15 +479,17 @@ class SqliteStorage:
 
     async def search_tickets(self, query: str, *, cursor: str | None, limit: int) -> Page[TicketSummary]:
         """Full-text search over title, description and comments, best match first."""
-        offset = _offset(cursor, "ticket-search", query)
-        sql = (
-            "SELECT t.*, snippet(tickets_fts, -1, '[', ']', '…', 16) AS snip FROM tickets_fts "
-            "JOIN tickets t ON t.seq = tickets_fts.rowid WHERE tickets_fts MATCH ? ORDER BY rank LIMIT ? OFFSET ?"
+        search = _WindowedSearch(
+            table="tickets_fts",
+            select="t.*, snippet(tickets_fts, -1, '[', ']', '…', 16) AS snip",
+            join="JOIN tickets t ON t.seq = tickets_fts.rowid",
+            where="1 = 1",
+            args=(),
+            kind="ticket-search",
+            scored="t.title AS title, substr(t.description, 1, 4096) AS text",
         )
-        params = (fts_query(query), limit + 1, offset)
-        rows = await self.r.run(lambda c: c.execute(sql, params).fetchall())
-        items = [_ticket_summary(r, r["snip"]) for r in rows[:limit]]
-        return Page[TicketSummary](items=items, next_cursor=_next_offset(rows, limit, offset, "ticket-search", query))
+        rows, nxt = await self.r.run(lambda c: search.page(c, fts_query(query), query, cursor, limit))
+        return Page[TicketSummary](items=[_ticket_summary(r, r["snip"]) for r in rows], next_cursor=nxt)
 
     async def ticket_counts(self) -> dict[str, int]:
         """Number of tickets in each status (for the mcp_desk_tickets gauge)."""
@@ -654,6 +672,84 @@ def _ticket_summary(row: sqlite3.Row, snippet: str | None = None) -> TicketSumma
         updated_at=row["updated_at"],
         snippet=snippet,
     )
+
+
+@dataclass(frozen=True, kw_only=True)
+class _WindowedSearch:
+    """Best-match-first search over a bounded window of the newest matches at a time.
+
+    FTS5's `bm25` needs, for every query, the number of rows that contain each term, which it counts
+    by reading the term's whole doclist: a common word over a million notes costs tens of milliseconds
+    before any row is ranked, and `ORDER BY rank` then scores every match. Instead each page takes
+    the newest SEARCH_WINDOW matches (found in rowid order, which reads only that far), scores them by
+    where the words occur (title hits weigh more), and shows the best first; once a window is used up,
+    the cursor moves on to the next older one.
+    """
+
+    table: str
+    select: str
+    join: str
+    where: str
+    args: tuple[Any, ...]
+    kind: str
+    scored: str  # SQL for the `title` and `text` columns the score reads
+
+    def page(
+        self, conn: sqlite3.Connection, expression: str, query: str, cursor: str | None, limit: int
+    ) -> tuple[list[sqlite3.Row], str | None]:
+        """One page of results and the cursor for the next (None after the oldest window)."""
+        upper, offset = _window_cursor(cursor, self.kind, query)
+        lower = self._lower_bound(conn, expression, upper)
+        candidates = conn.execute(
+            f"SELECT {self.table}.rowid AS rid, {self.scored} FROM {self.table} {self.join} "  # noqa: S608  # constants
+            f"WHERE {self.table} MATCH ? AND {self.table}.rowid BETWEEN ? AND ? AND {self.where}",
+            (expression, lower, upper, *self.args),
+        ).fetchall()
+        words = [w.lower() for w in _WORD.findall(query)]  # a prefix counts wherever it starts a longer word too
+        ranked = sorted(candidates, key=lambda r: (-_score(words, r["title"], r["text"]), -r["rid"]))
+        chosen = [r["rid"] for r in ranked[offset : offset + limit + 1]]
+        rows = self._rows(conn, expression, chosen[:limit])
+        digest = _fingerprint(query)[:12]
+        if len(chosen) > limit:
+            return rows, encode_cursor([self.kind, upper, offset + limit, digest])
+        if lower > 0:  # older matches remain: the next page starts the next window
+            return rows, encode_cursor([self.kind, lower - 1, 0, digest])
+        return rows, None
+
+    def _lower_bound(self, conn: sqlite3.Connection, expression: str, upper: int) -> int:
+        boundary = conn.execute(
+            f"SELECT rowid FROM {self.table} WHERE {self.table} MATCH ? AND rowid <= ? "  # noqa: S608  # constants
+            "ORDER BY rowid DESC LIMIT 1 OFFSET ?",
+            (expression, upper, SEARCH_WINDOW - 1),
+        ).fetchone()
+        return int(boundary[0]) if boundary is not None else 0
+
+    def _rows(self, conn: sqlite3.Connection, expression: str, rowids: list[int]) -> list[sqlite3.Row]:
+        # One lookup per row: FTS5 seeks on `rowid = ?` but would scan every match for `rowid IN (...)`.
+        sql = (
+            f"SELECT {self.select} FROM {self.table} {self.join} "  # noqa: S608  # constant clauses
+            f"WHERE {self.table} MATCH ? AND {self.table}.rowid = ?"
+        )
+        return [row for rowid in rowids if (row := conn.execute(sql, (expression, rowid)).fetchone()) is not None]
+
+
+def _score(words: list[str], title: str, text: str) -> int:
+    """How strongly a row matches: occurrences of each word (or prefix), a title hit counting three times."""
+    title, text = title.lower(), text.lower()
+    return sum(3 * title.count(word) + text.count(word) for word in words)
+
+
+def _window_cursor(cursor: str | None, kind: str, query: str) -> tuple[int, int]:
+    """(highest rowid of the window, offset in it) from a search cursor; the first page starts at the newest."""
+    decoded = decode_cursor(cursor, kind, 3)
+    if decoded is None:
+        return MAX_ROWID, 0
+    upper, offset, digest = decoded
+    if digest != _fingerprint(query)[:12]:
+        raise InvalidInput("cursor belongs to a different query; omit it to start from the first page")
+    if not (isinstance(upper, int) and isinstance(offset, int) and upper >= 0 and 0 <= offset <= SEARCH_WINDOW):
+        raise InvalidInput("cursor is not valid for this listing; omit it to start from the first page")
+    return upper, offset
 
 
 def _offset(cursor: str | None, kind: str, query: str) -> int:

@@ -128,7 +128,9 @@ Cursor = Annotated[
     str | None, Field(description="Pass back the next_cursor of the previous page; omit for the first page.")
 ]
 Limit = Annotated[int, Field(ge=1, le=100, description="Items per page (1-100).")]
-Query = Annotated[str, Field(description="Words to search for (all must match; the last may be a prefix).")]
+Query = Annotated[
+    str, Field(description="Words to search for; all must match. End a word with * to match it as a prefix (print*).")
+]
 IdempotencyKey = Annotated[
     str | None,
     Field(

@@ -141,7 +141,9 @@ async def test_search_syntax_in_queries_is_treated_as_words(store: SqliteStorage
 def test_a_query_without_words_is_refused() -> None:
     with pytest.raises(InvalidInput, match="no searchable words"):
         fts_query("!!! ???")
-    assert fts_query("disk full") == '"disk" "full"*'
+    assert fts_query("disk full") == '"disk" "full"'
+    assert fts_query("disk ful*") == '"disk" "ful"*'
+    assert fts_query("a* b") == '"a" "b"'
 
 
 async def test_ticket_search_covers_comments_and_deletion_removes_it(store: SqliteStorage) -> None:
@@ -271,3 +273,50 @@ async def test_writes_queued_behind_a_commit_share_one_transaction_and_fail_alon
         created = results[f"note{n}"]
         assert isinstance(created, Note)
         assert (await store.get_note(created.id, ALICE)).title == f"queued {n}"
+
+
+async def test_search_pages_through_every_match_window_by_window(
+    store: SqliteStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("server.storage.sqlite.SEARCH_WINDOW", 3)
+    mine = {(await note(store, title=f"disk alert {i}")).id for i in range(10)}
+    for i in range(10):
+        await note(store, owner="bob", title=f"disk alert bob {i}")
+    seen: list[str] = []
+    cursor = None
+    for _ in range(20):
+        page = await store.search_notes(ALICE, "disk", cursor=cursor, limit=2)
+        seen += [item.id for item in page.items]
+        if (cursor := page.next_cursor) is None:
+            break
+    assert sorted(seen) == sorted(mine)
+    assert len(seen) == len(mine)
+
+
+async def test_a_search_window_ranks_the_best_of_the_newest_matches(
+    store: SqliteStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("server.storage.sqlite.SEARCH_WINDOW", 2)
+    await note(store, title="printer", body="printer printer printer jam")
+    await note(store, title="old", body="printer")
+    best = await note(store, title="printer toner printer", body="printer printer")
+    await note(store, title="new", body="printer")
+    page = await store.search_notes(ALICE, "printer", cursor=None, limit=1)
+    assert [item.id for item in page.items] == [best.id]
+
+
+async def test_a_version_1_database_is_migrated_and_its_notes_are_searchable(tmp_path: Path) -> None:
+    path = tmp_path / "desk.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(MIGRATIONS[0] + "\nPRAGMA user_version = 1;")
+    conn.execute(
+        "INSERT INTO notes (id, owner, title, body, tags, created_at, updated_at) VALUES (?,?,?,?,?,?,?)",
+        ("note_1", "alice", "legacy", "written before the upgrade", "[]", "t", "t"),
+    )
+    conn.commit()
+    conn.close()
+    storage = SqliteStorage(path)
+    async with storage.open():
+        found = await storage.search_notes(ALICE, "upgrade", cursor=None, limit=5)
+    assert [item.id for item in found.items] == ["note_1"]
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
