@@ -3,6 +3,7 @@
 Each line is one JSON object with `seq` (1, 2, ...), the event's fields, `prev_hash` (the previous
 record's `hash`, 64 zeros for the first) and `hash` = SHA-256, or HMAC-SHA256 with a key, over
 `prev_hash + "\\n" + canonical JSON of the record without "hash"` (sorted keys, no spaces, ASCII).
+The line itself is that canonical JSON with `hash` appended as its last key (one serialisation).
 JSON escapes every control character, so an argument holding newlines cannot forge a record.
 
 Durability: records are appended to an O_APPEND descriptor and fsynced in a worker thread under a
@@ -23,6 +24,7 @@ import hashlib
 import hmac
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -47,10 +49,22 @@ def canonical(record: dict[str, Any]) -> bytes:
 
 def record_hash(record: dict[str, Any], hmac_key: bytes | None) -> str:
     """SHA-256 (or HMAC-SHA256) over the previous hash and the canonical record."""
-    data = str(record["prev_hash"]).encode() + b"\n" + canonical(record)
+    return _digest(str(record["prev_hash"]).encode() + b"\n" + canonical(record), hmac_key)
+
+
+def _digest(data: bytes, hmac_key: bytes | None) -> str:
     if hmac_key is None:
         return hashlib.sha256(data).hexdigest()
     return hmac.new(hmac_key, data, hashlib.sha256).hexdigest()
+
+
+def _str_keys(value: Any) -> bool:
+    """True when every mapping inside `value` has only str keys (so JSON text sorts like the parsed dict)."""
+    if isinstance(value, dict):
+        return all(type(key) is str and _str_keys(item) for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return all(_str_keys(item) for item in value)
+    return not isinstance(value, Mapping)
 
 
 @dataclass
@@ -139,26 +153,33 @@ class JsonlAuditLog:
             if self._tail.torn:
                 log.warning("audit_log_torn_tail", path=str(self.path), resumed_after_seq=self._tail.seq)
 
-    def _next_record(self, event: AuditEvent, tail: _Tail) -> dict[str, Any]:
+    def _next_line(self, event: AuditEvent, tail: _Tail) -> tuple[bytes, str]:
+        """One record as its line (the canonical JSON with `hash` appended) and its hash.
+
+        One serialisation: the line is the canonical bytes the hash covers plus the hash, so
+        `verify_audit_log` (parse, drop `hash`, canonical again) gets the same bytes back.
+        """
         record: dict[str, Any] = {"seq": tail.seq + 1, **event.fields()}
         if tail.torn:
             record["torn_after_seq"] = tail.seq
         record["prev_hash"] = tail.hash
-        record = json.loads(json.dumps(record, default=str))
-        record["hash"] = record_hash(record, self._key)
-        return record
+        if not _str_keys(event.arguments):  # non-str keys sort differently once they are JSON strings
+            record = json.loads(json.dumps(record, default=str))
+        body = json.dumps(record, default=str, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+        digest = _digest(tail.hash.encode() + b"\n" + body, self._key)
+        return body[:-1] + b',"hash":"' + digest.encode() + b'"}\n', digest
 
     def _append_batch(self, events: list[AuditEvent]) -> _Tail:
         """(Worker thread, under the lock.) Chain, write and fsync `events`; the new tail once durable."""
         assert self._fd is not None  # noqa: S101  # opened under the same lock
-        tail, lines = self._tail, ["\n"] if self._tail.needs_newline else []
+        tail, lines = self._tail, [b"\n"] if self._tail.needs_newline else []
         for event in events:
-            record = self._next_record(event, tail)
-            lines.append(json.dumps(record, separators=(",", ":"), ensure_ascii=True) + "\n")
-            tail = _Tail(seq=record["seq"], hash=record["hash"])
+            line, digest = self._next_line(event, tail)
+            lines.append(line)
+            tail = _Tail(seq=tail.seq + 1, hash=digest)
         size = os.fstat(self._fd).st_size
         try:
-            _write_all(self._fd, "".join(lines).encode())
+            _write_all(self._fd, b"".join(lines))
             if self._fsync:
                 os.fsync(self._fd)
         except OSError:

@@ -66,6 +66,24 @@ async def test_records_are_chained_one_json_line_each(tmp_path: Path) -> None:
     assert verify_audit_log(path).ok
 
 
+@pytest.mark.parametrize("key", [None, b"k" * 32])
+async def test_awkward_argument_values_still_verify(tmp_path: Path, key: bytes | None) -> None:
+    path = tmp_path / "audit.jsonl"
+    sink = JsonlAuditLog(path, hmac_key=key)
+    awkward: list[dict[str, Any]] = [
+        {"title": "caf\u00e9 \u2603 \U0001f600 \x7f", "nested": {"b": [1, 2.5, None, True], "a": ("x", "y")}},
+        {"weird": {10: "ten", 2: "two"}, "when": Path("notes") / "x", "big": 10**30, "tiny": 1e-7, "nan": float("nan")},
+        {"hash": "not the record's", "prev_hash": "nor this"},
+    ]
+    for n, arguments in enumerate(awkward):
+        await sink.write(AuditEvent(event_type="tool_result", outcome="ok", request_id=f"r{n}", arguments=arguments))
+    await sink.close()
+    records = [json.loads(line) for line in _lines(path)]
+    assert [r["arguments"]["weird"] for r in records[1:2]] == [{"10": "ten", "2": "two"}]
+    assert all(line.isascii() for line in _lines(path))
+    assert verify_audit_log(path, key).ok
+
+
 async def test_the_chain_resumes_across_restarts(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     await _write_log(path, 2)
