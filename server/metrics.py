@@ -8,7 +8,7 @@ label set is created at start-up, so `rate()` works from the first scrape.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import get_args
+from typing import Any, get_args
 
 from prometheus_client import (
     CONTENT_TYPE_PLAIN_0_0_4,
@@ -140,6 +140,8 @@ class Metrics:
         self._sandbox_outcomes = frozenset(sandbox_outcomes)
         self._statuses = tuple(ticket_statuses)
         self._checks: frozenset[str] = frozenset()
+        # Label children resolved once per (bounded) label tuple: `.labels()` costs a few µs per call.
+        self._children: dict[tuple[str, ...], Any] = {}
         self._register_collectors()
         self._build_instruments()
         self._precreate()
@@ -209,7 +211,7 @@ class Metrics:
     ) -> None:
         """Count one finished tool call and observe its latency."""
         name = _bounded(tool, self._tools)
-        self._tool_calls.labels(tool=name, outcome=_bounded(outcome, _OUTCOME_SET)).inc()
+        self._child(self._tool_calls, "calls", name, _bounded(outcome, _OUTCOME_SET)).inc()
         self._observe(TOOL_CALL, name, duration_s, transport, error_type)
 
     def observe_method(self, method: str, duration_s: float, transport: str, error_type: str | None = None) -> None:
@@ -219,7 +221,15 @@ class Metrics:
     def _observe(self, method: str, tool: str, duration_s: float, transport: str, error_type: str | None) -> None:
         error = _bounded(error_type, self._error_types) if error_type else ""
         net = _bounded(TRANSPORTS.get(transport, OTHER), self._transports)
-        self._duration.labels(method, tool, error, net).observe(max(duration_s, 0.0))
+        self._child(self._duration, "duration", method, tool, error, net).observe(max(duration_s, 0.0))
+
+    def _child(self, metric: Any, family: str, *values: str) -> Any:
+        """`metric.labels(*values)`, cached; `values` are already bounded, so the cache is too."""
+        key = (family, *values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
 
     def permission_denied(self, tool: str) -> None:
         """Count a call refused by policy (scope, path or command)."""
@@ -231,7 +241,7 @@ class Metrics:
 
     def audit_event(self, event_type: str) -> None:
         """Count one audit record written."""
-        self._audit.labels(event_type=_bounded(event_type, self._event_types)).inc()
+        self._child(self._audit, "audit", _bounded(event_type, self._event_types)).inc()
 
     def security_alert(self, kind: str) -> None:
         """Count one security alert raised."""
@@ -244,7 +254,7 @@ class Metrics:
     def output_tokens(self, tool: str, n: int) -> None:
         """Add the estimated output tokens of one result."""
         if n > 0:
-            self._tokens.labels(tool=_bounded(tool, self._tools)).inc(n)
+            self._child(self._tokens, "tokens", _bounded(tool, self._tools)).inc(n)
 
     def context_cost(self, usd: float) -> None:
         """Add the estimated context cost of one result, in USD."""
