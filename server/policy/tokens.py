@@ -81,10 +81,12 @@ class OutputCap:
     async def __call__(self, call: ToolCall, call_next: Next) -> Any:
         """Run the call, then cap its result and record the estimate in `call.state`."""
         result = await call_next(call)
-        if isinstance(result, dict) and estimate_tokens(result) > self.max_tokens:
+        tokens = estimate_tokens(result)
+        if isinstance(result, dict) and tokens > self.max_tokens:
             result = shrink(result, max_tokens=self.max_tokens, flag=_accepts_flags(call.spec))
             call.state[NOTE_KEY] = truncation_note(self.max_tokens)
-        call.state[STATE_KEY] = estimate_tokens(result)
+            tokens = estimate_tokens(result)
+        call.state[STATE_KEY] = tokens
         return result
 
 
