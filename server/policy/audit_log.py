@@ -84,7 +84,9 @@ class JsonlAuditLog:
         self._fsync = fsync
         self._fd: int | None = None
         self._tail = _Tail()
-        self._lock = anyio.Lock()
+        # Without fsync a flush never waits, so an uncontended lock need not yield to the loop (a whole
+        # loop iteration per record); with fsync the yield lets concurrent records join the batch.
+        self._lock = anyio.Lock(fast_acquire=not fsync)
         self._queue: list[_Pending] = []
         self._healthy = True
 
