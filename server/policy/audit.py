@@ -22,7 +22,7 @@ import structlog
 from server.errors import AppError, BudgetExceeded, PermissionDenied, RateLimited, StorageUnavailable
 from server.policy.alerts import Alerter
 from server.policy.pipeline import Next, ToolCall
-from server.policy.redaction import Redactor
+from server.policy.redaction import Redactor, call_memo
 
 EventType = Literal[
     "tool_invocation",
@@ -215,7 +215,8 @@ class Audit:
             await self._write(self._event(call, "security_alert", "alert", detail=kind))
 
     def _event(self, call: ToolCall, event_type: EventType, outcome: str, **extra: Any) -> AuditEvent:
-        arguments = cap_arguments(self.redactor.value(dict(call.arguments)), max_bytes=self.max_argument_bytes)
+        redacted = self.redactor.value(dict(call.arguments), call_memo(call, self.redactor))
+        arguments = cap_arguments(redacted, max_bytes=self.max_argument_bytes)
         return AuditEvent(
             event_type=event_type,
             outcome=outcome,

@@ -217,20 +217,32 @@ class Redactor:
                 s = rule.pattern.sub(rule.replace, s)
         return s
 
-    def value(self, obj: Any) -> Any:
-        """A redacted copy of JSON-like data: strings scrubbed, values under secret-named keys replaced."""
+    def value(self, obj: Any, memo: dict[str, str] | None = None) -> Any:
+        """A redacted copy of JSON-like data: strings scrubbed, values under secret-named keys replaced.
+
+        `memo` (see `call_memo`) remembers each string's redaction, so the guards of one call that
+        scrub the same arguments and result text scan each distinct string once.
+        """
         if isinstance(obj, str):
-            return self.text(obj)
+            return self._text(obj, memo)
         if isinstance(obj, Mapping):
-            return {self.value(key): self._field(key, item) for key, item in obj.items()}
+            return {self.value(key, memo): self._field(key, item, memo) for key, item in obj.items()}
         if isinstance(obj, list | tuple):
-            return [self.value(item) for item in obj]
+            return [self.value(item, memo) for item in obj]
         return obj
 
-    def _field(self, key: object, item: Any) -> Any:
+    def _text(self, s: str, memo: dict[str, str] | None) -> str:
+        if memo is None or len(s) < MIN_SECRET_TEXT:
+            return self.text(s)
+        done = memo.get(s)
+        if done is None:
+            done = memo[s] = self.text(s)
+        return done
+
+    def _field(self, key: object, item: Any, memo: dict[str, str] | None) -> Any:
         if isinstance(key, str) and isinstance(item, str) and item and is_sensitive_key(key):
             return item if item.startswith("[REDACTED") else _marker(_name_kind(key))
-        return self.value(item)
+        return self.value(item, memo)
 
     def process_log(self, logger: object, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
         """structlog processor: place it after `format_exc_info`/`dict_tracebacks`, before the renderer."""
@@ -245,4 +257,17 @@ class Redact:
 
     async def __call__(self, call: ToolCall, call_next: Next) -> Any:
         """Run the rest of the chain and return a redacted copy of its result."""
-        return self.redactor.value(await call_next(call))
+        result = await call_next(call)
+        return self.redactor.value(result, call_memo(call, self.redactor))
+
+
+_MEMO_KEY = "redaction_memo"
+
+
+def call_memo(call: ToolCall, redactor: Redactor) -> dict[str, str]:
+    """A memo of `redactor`'s string redactions that lives as long as `call` (its `state`)."""
+    key = f"{_MEMO_KEY}:{id(redactor)}"
+    memo: dict[str, str] | None = call.state.get(key)
+    if memo is None:
+        memo = call.state[key] = {}
+    return memo
