@@ -31,6 +31,7 @@ from typing import Any, TextIO
 
 import anyio
 import anyio.to_thread
+import orjson
 import structlog
 
 from server.errors import StorageUnavailable
@@ -65,6 +66,38 @@ def _str_keys(value: Any) -> bool:
     if isinstance(value, list | tuple):
         return all(_str_keys(item) for item in value)
     return not isinstance(value, Mapping)
+
+
+def _orjson_ready(value: Any) -> bool:
+    """True when orjson's sorted compact JSON of `value` is byte-for-byte the stdlib's (given ASCII output).
+
+    Exact JSON types only (orjson has its own encodings of dataclasses, datetimes, enums...), str keys,
+    64-bit ints, and floats where both print the same shortest repr (0, or 1e-4 <= |x| < 1e16; the
+    stdlib writes 1e-05 where orjson writes 0.00001, NaN where orjson writes null).
+    """
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return bool(-(2**63) <= value < 2**64)
+    if kind is float:
+        return bool(value == 0.0 or 1e-4 <= abs(value) < 1e16)
+    if kind is dict:
+        return all(type(key) is str and _orjson_ready(item) for key, item in value.items())
+    if kind is list or kind is tuple:
+        return all(_orjson_ready(item) for item in value)
+    return False
+
+
+def _canonical_bytes(record: dict[str, Any]) -> bytes:
+    """`canonical(record)` (record has no `hash`), by orjson when that gives the same bytes."""
+    if _orjson_ready(record):
+        fast = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+        if fast.isascii() and b"\x7f" not in fast:  # the stdlib escapes everything else (ensure_ascii)
+            return fast
+    if not _str_keys(record):  # non-str keys sort differently once they are JSON strings
+        record = json.loads(json.dumps(record, default=str))
+    return json.dumps(record, default=str, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
 @dataclass
@@ -165,9 +198,7 @@ class JsonlAuditLog:
         if tail.torn:
             record["torn_after_seq"] = tail.seq
         record["prev_hash"] = tail.hash
-        if not _str_keys(event.arguments):  # non-str keys sort differently once they are JSON strings
-            record = json.loads(json.dumps(record, default=str))
-        body = json.dumps(record, default=str, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+        body = _canonical_bytes(record)
         digest = _digest(tail.hash.encode() + b"\n" + body, self._key)
         return body[:-1] + b',"hash":"' + digest.encode() + b'"}\n', digest
 

@@ -12,12 +12,16 @@ from typing import Any
 
 import anyio
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from server.errors import StorageUnavailable
 from server.policy.audit import AuditEvent
 from server.policy.audit_log import (
     GENESIS,
     JsonlAuditLog,
+    _canonical_bytes,
+    canonical,
     command_audit_verify,
     record_hash,
     verify_audit_log,
@@ -324,3 +328,22 @@ async def test_records_queued_behind_a_flush_are_written_as_one_batch_and_fail_t
     assert len(errors) == 5
     result = verify_audit_log(path)
     assert (result.ok, result.records) == (True, 6)
+
+
+_JSONISH = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(arguments=st.dictionaries(st.text(max_size=8), _JSONISH, max_size=5), duration=st.floats(0, 1e9))
+def test_the_fast_canonical_bytes_are_the_stdlib_canonical_bytes(arguments: dict[str, Any], duration: float) -> None:
+    record = {"seq": 1, "event_type": "tool_result", "duration_ms": round(duration, 3), "arguments": arguments}
+    record["prev_hash"] = GENESIS
+    assert _canonical_bytes(record) == canonical(json.loads(json.dumps(record)))
