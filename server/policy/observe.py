@@ -104,7 +104,9 @@ class Observe:
     async def __call__(self, call: ToolCall, call_next: Next) -> Any:
         """Run the rest of the chain inside the call's log context, recording whatever comes out."""
         tool, principal = call.spec.name, call.principal.id
-        with structlog.contextvars.bound_contextvars(request_id=call.request_id, tool=tool, principal=principal):
+        # bind + reset by token: `bound_contextvars` also copies the whole context to save what it overwrites.
+        tokens = structlog.contextvars.bind_contextvars(request_id=call.request_id, tool=tool, principal=principal)
+        try:
             started = self.clock()
             try:
                 async with self.lifecycle.track() if self.lifecycle is not None else _untracked():
@@ -121,6 +123,8 @@ class Observe:
                 raise
             self._finish(call, started, outcome="ok", error_type=None, result=result)
             return result
+        finally:
+            structlog.contextvars.reset_contextvars(**tokens)
 
     def _count_refusal(self, call: ToolCall, exc: AppError) -> None:
         """The refusal counters: every `denied` outcome (PermissionDenied, CommandRejected) and rate limit."""
