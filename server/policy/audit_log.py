@@ -83,9 +83,12 @@ def _orjson_ready(value: Any) -> bool:
     if kind is float:
         return bool(value == 0.0 or 1e-4 <= abs(value) < 1e16)
     if kind is dict:
-        return all(type(key) is str and _orjson_ready(item) for key, item in value.items())
+        for key, item in value.items():  # loops, not all(genexpr): this runs per audit record
+            if type(key) is not str or (type(item) is not str and not _orjson_ready(item)):
+                return False
+        return True
     if kind is list or kind is tuple:
-        return all(_orjson_ready(item) for item in value)
+        return all(type(item) is str or _orjson_ready(item) for item in value)
     return False
 
 

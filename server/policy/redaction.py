@@ -223,16 +223,21 @@ class Redactor:
         `memo` (see `call_memo`) remembers each string's redaction, so the guards of one call that
         scrub the same arguments and result text scan each distinct string once.
         """
+        kind = type(obj)  # exact types first: the ABC checks below cost more than the common cases
+        if kind is str:
+            return self._text(obj, memo)
+        if kind is dict or (kind is not list and isinstance(obj, Mapping)):
+            return {self.value(key, memo): self._field(key, item, memo) for key, item in obj.items()}
+        if kind is list or isinstance(obj, list | tuple):
+            return [self.value(item, memo) for item in obj]
         if isinstance(obj, str):
             return self._text(obj, memo)
-        if isinstance(obj, Mapping):
-            return {self.value(key, memo): self._field(key, item, memo) for key, item in obj.items()}
-        if isinstance(obj, list | tuple):
-            return [self.value(item, memo) for item in obj]
         return obj
 
     def _text(self, s: str, memo: dict[str, str] | None) -> str:
-        if memo is None or len(s) < MIN_SECRET_TEXT:
+        if len(s) < MIN_SECRET_TEXT:
+            return s
+        if memo is None:
             return self.text(s)
         done = memo.get(s)
         if done is None:
