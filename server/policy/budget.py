@@ -80,7 +80,8 @@ class Budget:
         """Refuse a spent principal, run the call, then charge its result."""
         principal, tool = call.principal.id, call.spec.name
         day, now = self._day()
-        if tool not in self.exempt:
+        limited = self.max_daily_tokens is not None or self.max_daily_spend is not None
+        if limited and tool not in self.exempt:  # with no limit nothing is refused: only count
             used = await self.storage.get(_key(principal, day))
             self._observe(day, self.ratio(used))
             if self.ratio(used) >= 1.0:
