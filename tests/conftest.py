@@ -20,6 +20,17 @@ from server.config import Settings
 REPO = Path(__file__).resolve().parent.parent
 KB = REPO / "docs" / "kb"
 
+
+def readme_claude_config(data: Path) -> dict[str, Any]:
+    """The README's Claude Desktop config, placeholder filled with this checkout and storage under `data`."""
+    block = (REPO / "README.md").read_text().split("```json", 1)[1].split("```", 1)[0]
+    filled = block.replace("/ABSOLUTE/PATH/TO/mcp-desk/data", str(data)).replace(
+        "/ABSOLUTE/PATH/TO/mcp-desk", str(REPO)
+    )
+    config: dict[str, Any] = json.loads(filled)
+    return config
+
+
 MakeSettings = Callable[..., Settings]
 MakeApp = Callable[..., App]
 

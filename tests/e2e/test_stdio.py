@@ -11,7 +11,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
 
-from tests.conftest import REPO, ok
+from tests.conftest import ok, readme_claude_config
 from tests.e2e.conftest import MCP_DESK, base_env
 
 pytestmark = pytest.mark.anyio
@@ -32,10 +32,7 @@ async def test_a_stdio_client_lists_and_calls_tools_and_gets_a_protocol_error_fo
 
 
 async def test_the_readme_claude_desktop_entry_starts_a_working_server(tmp_path: Path) -> None:
-    readme = (REPO / "README.md").read_text()
-    block = readme.split("```json", 1)[1].split("```", 1)[0]
-    filled = block.replace("/ABSOLUTE/PATH/TO/mcp-desk", str(REPO)).replace(str(REPO) + "/data", str(tmp_path / "data"))
-    entry = json.loads(filled)["mcpServers"]["mcp-desk"]
+    entry = readme_claude_config(tmp_path / "data")["mcpServers"]["mcp-desk"]
     assert Path(entry["command"]).exists()  # noqa: ASYNC240  # one stat before the test starts
     parameters = StdioServerParameters(command=entry["command"], args=entry["args"], env=entry.get("env"), cwd="/")
     async with Client(parameters) as client:

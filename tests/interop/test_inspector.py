@@ -13,21 +13,17 @@ from typing import Any
 
 import pytest
 
-from .harness import INSPECTOR_JS, REPO_ROOT, desk_command, run_node
+from tests.conftest import readme_claude_config
+
+from .harness import INSPECTOR_JS, run_node
 
 pytestmark = pytest.mark.slow
 
 
 def claude_desktop_config(tmp_path: Path) -> Path:
-    """The README's Claude Desktop entry, with this checkout's absolute paths."""
-    command = desk_command()
-    entry = {
-        "command": command[0],
-        "args": [*command[1:], "stdio"],
-        "env": {"MCP_DESK_STORAGE_PATH": str(tmp_path / "data"), "MCP_DESK_DOCS_PATH": str(REPO_ROOT / "docs" / "kb")},
-    }
+    """The README's Claude Desktop entry, as written there, with this checkout's absolute paths."""
     path = tmp_path / "claude_desktop_config.json"
-    path.write_text(json.dumps({"mcpServers": {"mcp-desk": entry}}))
+    path.write_text(json.dumps(readme_claude_config(tmp_path / "data")))
     return path
 
 
