@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 from typing import Any
 
 import anyio
@@ -21,6 +24,7 @@ from server.errors import (
     RateLimited,
 )
 from server.lifecycle import Lifecycle
+from server.logging import configure_logging
 from server.metrics import Metrics
 from server.policy.observe import Observe
 from server.policy.pipeline import Next, ToolCall, ToolSpec, build_chain
@@ -243,3 +247,25 @@ async def test_a_cancelled_call_is_still_logged_and_counted() -> None:
             tg.cancel_scope.cancel()
 
     assert [(e["outcome"], e["error_type"]) for e in logs] == [("error", "cancelled")]
+
+
+async def test_the_log_line_follows_the_logging_level_when_logging_is_reconfigured() -> None:
+    clock, metrics = ManualClock(100.0), Metrics(version="t", tools=["create_note"])
+    chain = build_chain([Observe(recorder=metrics, clock=clock)], endpoint_taking(clock, 0.01, {"id": "n1"}))
+    root = logging.getLogger()
+    saved_level, saved_handlers = root.level, list(root.handlers)
+    quiet, loud = io.StringIO(), io.StringIO()
+    try:
+        configure_logging("warning", "json", stream=quiet)
+        await chain(make_call(request_id="quiet"))
+        configure_logging("info", "json", stream=loud)
+        await chain(make_call(request_id="loud"))
+    finally:
+        for handler in list(root.handlers):
+            if handler not in saved_handlers:
+                root.removeHandler(handler)
+        root.setLevel(saved_level)
+        structlog.reset_defaults()
+    assert "tool_call_finished" not in quiet.getvalue()
+    assert [json.loads(line)["request_id"] for line in loud.getvalue().splitlines()] == ["loud"]
+    assert counter(metrics, "create_note", "ok") == 2
