@@ -31,6 +31,32 @@ def readme_claude_config(data: Path) -> dict[str, Any]:
     return config
 
 
+# DESIGN §4 / §5: every shipped tool and the scope it needs (None: get_usage needs no scope).
+DESIGN_TOOL_SCOPES: dict[str, str | None] = {
+    "create_note": "notes:write",
+    "get_note": "notes:read",
+    "update_note": "notes:write",
+    "delete_note": "notes:delete",
+    "list_notes": "notes:read",
+    "search_notes": "notes:read",
+    "create_ticket": "tickets:write",
+    "get_ticket": "tickets:read",
+    "update_ticket": "tickets:write",
+    "transition_ticket": "tickets:write",
+    "assign_ticket": "tickets:write",
+    "comment_ticket": "tickets:write",
+    "link_note": "tickets:write",
+    "list_tickets": "tickets:read",
+    "search_tickets": "tickets:read",
+    "delete_ticket": "tickets:delete",
+    "search_docs": "docs:read",
+    "read_doc": "docs:read",
+    "export_ticket": "exports:write",
+    "run_diagnostic": "diagnostics:run",
+    "get_usage": None,
+}
+
+
 MakeSettings = Callable[..., Settings]
 MakeApp = Callable[..., App]
 

@@ -10,36 +10,13 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
+from tests.conftest import DESIGN_TOOL_SCOPES as TOOL_SCOPES
 from tests.conftest import REPO, error, ok
 from tests.e2e.conftest import HttpServer, launch
 from tests.e2e.support import ERAS, Era, add_key, connect
 
 pytestmark = pytest.mark.anyio
 
-# DESIGN §4 / §5: the scope each tool needs (None: get_usage needs no scope).
-TOOL_SCOPES: dict[str, str | None] = {
-    "create_note": "notes:write",
-    "get_note": "notes:read",
-    "update_note": "notes:write",
-    "delete_note": "notes:delete",
-    "list_notes": "notes:read",
-    "search_notes": "notes:read",
-    "create_ticket": "tickets:write",
-    "get_ticket": "tickets:read",
-    "update_ticket": "tickets:write",
-    "transition_ticket": "tickets:write",
-    "assign_ticket": "tickets:write",
-    "comment_ticket": "tickets:write",
-    "link_note": "tickets:write",
-    "list_tickets": "tickets:read",
-    "search_tickets": "tickets:read",
-    "delete_ticket": "tickets:delete",
-    "search_docs": "docs:read",
-    "read_doc": "docs:read",
-    "export_ticket": "exports:write",
-    "run_diagnostic": "diagnostics:run",
-    "get_usage": None,
-}
 READ = {"notes:read", "tickets:read", "docs:read"}
 WRITE = {"notes:write", "notes:delete", "tickets:write", "exports:write"}
 ROLE_SCOPES: dict[str, set[str]] = {

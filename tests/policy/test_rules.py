@@ -11,31 +11,8 @@ from server.domain.principal import ALL_SCOPES
 from server.errors import ConfigError
 from server.policy.paths import DEFAULT_BLOCKED
 from server.policy.rules import Policy, command_policy_explain
+from tests.conftest import DESIGN_TOOL_SCOPES as TOOLS
 
-# DESIGN §4's tools with the scopes their specs declare.
-TOOLS: dict[str, str | None] = {
-    "create_note": "notes:write",
-    "get_note": "notes:read",
-    "update_note": "notes:write",
-    "delete_note": "notes:delete",
-    "list_notes": "notes:read",
-    "search_notes": "notes:read",
-    "create_ticket": "tickets:write",
-    "get_ticket": "tickets:read",
-    "update_ticket": "tickets:write",
-    "transition_ticket": "tickets:write",
-    "assign_ticket": "tickets:write",
-    "comment_ticket": "tickets:write",
-    "link_note": "tickets:write",
-    "list_tickets": "tickets:read",
-    "search_tickets": "tickets:read",
-    "delete_ticket": "tickets:delete",
-    "search_docs": "docs:read",
-    "read_doc": "docs:read",
-    "export_ticket": "exports:write",
-    "run_diagnostic": "diagnostics:run",
-    "get_usage": None,
-}
 READS = {
     "get_note",
     "list_notes",
