@@ -39,7 +39,9 @@ async def test_fork_bomb_is_contained_and_cleaned_up(
 
     result = await run(runner, "bomb")
 
-    assert "fork" in result.stderr.lower()
+    # Either the process cap refused a fork (bash says so), or, on a loaded machine, the timeout came
+    # first; in both cases the whole tree must be gone.
+    assert "fork" in result.stderr.lower() or result.timed_out
     assert leftovers(token) == []
 
 
