@@ -241,19 +241,6 @@ class RateLimit:
             resets_in_seconds=resets_at - now,
         )
 
-    async def refusal(self, principal_id: str, tool: str | None = None) -> RateLimited | None:
-        """The refusal the next call would get, without counting anything (for an HTTP pre-check)."""
-        window, now = self._window()
-        checks: list[tuple[Scope, str, int, str]] = [("requests", "requests", self.requests_per_minute, "")]
-        if tool is not None and tool not in self.spend_exempt:
-            checks.append(("tokens", "tokens", self.tokens_per_minute, ""))
-        if tool is not None and (limit := self.per_tool.get(tool)) is not None:
-            checks.append(("tool", f"tool/{tool}", limit, tool))
-        for scope, kind, limit, name in checks:
-            if await self.storage.get(_key(kind, principal_id, window)) >= limit:
-                return _refused(scope, limit, now=now, tool=name)
-        return None
-
     def saturation(self) -> float:
         """Highest share (0..1) of a requests/tokens/tool allowance any principal used this minute here."""
         window, _ = self._window()

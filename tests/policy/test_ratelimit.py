@@ -223,17 +223,3 @@ async def test_a_call_that_ends_in_the_next_minute_is_charged_to_that_minute() -
     await build_chain([limiter], slow)(_call())
 
     assert (await limiter.snapshot("alice")).tokens_remaining == 22
-
-
-async def test_refusal_previews_the_next_refusal_without_counting() -> None:
-    clock = ManualClock(MINUTE_START)
-    limiter = _limiter(clock, requests_per_minute=5, per_tool={"export_ticket": 1})
-    await build_chain([limiter], _returning("ok"))(_call(tool="export_ticket"))
-
-    refusal = await limiter.refusal("alice", "export_ticket")
-
-    assert refusal is not None
-    assert refusal.context["scope"] == "tool"
-    assert await limiter.refusal("alice", "get_note") is None
-    assert await limiter.refusal("alice") is None
-    assert (await limiter.snapshot("alice")).requests_remaining == 4
