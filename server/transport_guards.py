@@ -235,8 +235,12 @@ class BodyGuard:
 
     async def _refuse(self, send: Send, status: int) -> None:
         log.warning("request_body_refused", status=status, max_bytes=self.max_bytes, timeout_seconds=self.timeout)
-        message = "Request body too large" if status == 413 else "Request body not received in time"
-        await send_error(send, status, message, headers=[("Connection", "close")])
+        if status == 413:
+            # The connection stays open: uvicorn discards the rest of the body (the keep-alive timeout bounds
+            # that), so the client reads the 413 instead of a reset from closing with unread data.
+            await send_error(send, status, "Request body too large")
+        else:
+            await send_error(send, status, "Request body not received in time", headers=[("Connection", "close")])
 
 
 class EnvelopeGuard:

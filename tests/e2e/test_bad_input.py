@@ -158,8 +158,7 @@ async def test_garbage_over_http_gets_clean_answers_a_5_mib_body_gets_413_and_da
             for chunked in (False, True):
                 request = raw_post(server.port, session["mcp-session-id"], huge, chunked=chunked)
                 answers = [await send_while_reading(server.port, request) for _ in range(3)]
-                assert any(answer.startswith(b"HTTP/1.1 413") for answer in answers), answers
-                assert all(answer.startswith(b"HTTP/1.1 413") for answer in answers if answer), answers
+                assert all(answer.startswith(b"HTTP/1.1 413") for answer in answers), answers
         async with connect(server.url) as client:
             assert ok(await client.call_tool("get_note", {"note_id": kept["id"]}))["body"] == "kept"
             assert ok(await client.call_tool("search_notes", {"query": "kept"}))["items"]
