@@ -34,7 +34,9 @@ async def test_fork_bomb_is_contained_and_cleaned_up(
     """pids.max (cgroup) bounds the bomb even for root; RLIMIT_NPROC does only for other users."""
     if mode == "process-group" and os.getuid() == 0:
         pytest.skip("as root only a cgroup's pids.max bounds a fork bomb (RLIMIT_NPROC exempts root)")
-    bomb = shell_template("bomb", f"# {token}\nbomb() {{ bomb | bomb & }}\nbomb\nwait\n", timeout_seconds=2)
+    # A foreground pipeline: the script stays alive while the tree grows, so it ends by a refused fork or
+    # the timeout, never by returning early while backgrounded descendants go on.
+    bomb = shell_template("bomb", f"# {token}\nbomb() {{ bomb | bomb; }}\nbomb\n", timeout_seconds=2)
     runner = await probed(make_runner(bomb))
 
     result = await run(runner, "bomb")
