@@ -306,16 +306,7 @@ def _replay_message(first: Message, receive: Receive) -> Receive:
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
+    return _replay_message({"type": "http.request", "body": body, "more_body": False}, receive)
 
 
 def harden(app: ASGIApp, settings: Settings) -> ASGIApp:

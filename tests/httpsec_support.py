@@ -172,3 +172,27 @@ async def call_tool(
     """POST a tools/call in `session`."""
     body = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": name, "arguments": arguments}}
     return await client.post("/mcp", json=body, headers=headers(token=token, session=session))
+
+
+def port_of(base: str) -> int:
+    """The port of a `http://127.0.0.1:PORT` base URL."""
+    return int(base.rsplit(":", 1)[1])
+
+
+async def send_while_reading(port: int, request: bytes) -> bytes:
+    """Write a raw HTTP request in pieces while reading: the server may answer (413) before the body ends."""
+    async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+
+        async def write() -> None:
+            for offset in range(0, len(request), 65536):
+                try:
+                    await stream.send(request[offset : offset + 65536])
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError, ConnectionError):
+                    return
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(write)
+            with anyio.fail_after(10):
+                answer = await stream.receive()
+            tg.cancel_scope.cancel()
+    return answer

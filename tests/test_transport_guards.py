@@ -14,7 +14,7 @@ from anyio.abc import SocketStream
 
 from server.config import Settings
 from server.transport_guards import parse_authority, parse_origin
-from tests.httpsec_support import build_app, headers, initialize_body, serving
+from tests.httpsec_support import build_app, headers, initialize_body, port_of, send_while_reading, serving
 
 pytestmark = pytest.mark.anyio
 
@@ -27,7 +27,7 @@ def _settings(**overrides: Any) -> Settings:
 
 async def _raw(base: str, request: bytes) -> bytes:
     """Send raw bytes, return everything the server answers until it closes or 2 s of silence."""
-    port = int(base.rsplit(":", 1)[1])
+    port = port_of(base)
     async with await anyio.connect_tcp("127.0.0.1", port) as stream:
         await stream.send(request)
         return await _read_all(stream)
@@ -159,7 +159,7 @@ async def test_a_5_mib_body_is_refused_with_413() -> None:
     app, _ = build_app(settings)
     body = b'{"jsonrpc":"2.0","id":1,"method":"ping","params":{"x":"' + b"a" * (5 * 1024 * 1024) + b'"}}'
     async with serving(app, settings) as url:
-        answer = await _send_while_reading(url, _post(b"Host: " + url[7:].encode() + b"\r\n", body))
+        answer = await send_while_reading(port_of(url), _post(b"Host: " + url[7:].encode() + b"\r\n", body))
     assert _status(answer) == 413
 
 
@@ -169,32 +169,12 @@ async def test_a_chunked_body_over_the_cap_is_refused_with_413() -> None:
     head = _post(b"Host: 127.0.0.1\r\n", b"").replace(b"Content-Length: 0", b"Transfer-Encoding: chunked")
     chunk = b"10000\r\n" + b"a" * 0x10000 + b"\r\n"
     async with serving(app, settings) as url:
-        answer = await _send_while_reading(url, head + chunk * (5 * 16) + b"0\r\n\r\n")
+        answer = await send_while_reading(port_of(url), head + chunk * (5 * 16) + b"0\r\n\r\n")
     assert _status(answer) == 413
 
 
-async def _send_while_reading(base: str, request: bytes) -> bytes:
-    """Write `request` in pieces while reading the answer: the server may answer and close mid-body."""
-    port = int(base.rsplit(":", 1)[1])
-    async with await anyio.connect_tcp("127.0.0.1", port) as stream:
-
-        async def write() -> None:
-            for offset in range(0, len(request), 65536):
-                try:
-                    await stream.send(request[offset : offset + 65536])
-                except (anyio.BrokenResourceError, anyio.ClosedResourceError, ConnectionError):
-                    return
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(write)
-            with anyio.fail_after(10):
-                answer = await stream.receive()
-            tg.cancel_scope.cancel()
-    return answer
-
-
 async def test_a_body_trickled_byte_by_byte_is_cut_off_at_the_deadline(base: str) -> None:
-    port = int(base.rsplit(":", 1)[1])
+    port = port_of(base)
     body = INIT
     head = _post(b"Host: 127.0.0.1:" + str(port).encode() + b"\r\n", body)[: -len(body)]
     sent = 0
