@@ -85,7 +85,7 @@ def loadavg() -> float:
 def candidate_settings_keys() -> set[str]:
     """The MCP_DESK_ keys the installed mcp-desk accepts (empty if mcp-desk is not importable)."""
     try:
-        from server.config import ENV_PREFIX, Settings
+        from mcp_desk.config import ENV_PREFIX, Settings
     except ImportError:
         return set()
     return {ENV_PREFIX + name.upper() for name in Settings.model_fields}

@@ -32,12 +32,12 @@ from pydantic import BaseModel
 
 from bench.common import ROOT, candidate_settings_keys, median, raised_overrides
 from bench.loadgen import NOTE_BODY
-from server.app import create_app
-from server.config import load_settings
-from server.domain.principal import ALL_SCOPES, Principal
-from server.logging import configure_logging
-from server.policy.pipeline import WRITE, ToolCall, ToolSpec, build_chain
-from server.tools.env import Body, Tags, Title
+from mcp_desk.app import create_app
+from mcp_desk.config import load_settings
+from mcp_desk.domain.principal import ALL_SCOPES, Principal
+from mcp_desk.logging import configure_logging
+from mcp_desk.policy.pipeline import WRITE, ToolCall, ToolSpec, build_chain
+from mcp_desk.tools.env import Body, Tags, Title
 
 
 class Echo(BaseModel):

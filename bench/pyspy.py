@@ -20,7 +20,7 @@ from bench.common import VENV_BIN
 
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^():]+)(?::\d+)?\)$")
 COMPONENTS = (
-    "server",
+    "mcp_desk",
     "bench",
     "mcp_types",
     "mcp",

@@ -104,7 +104,7 @@ def _summaries(samples: dict[str, list[float]]) -> dict[str, Any]:
 
 async def measure_size(app: Any, client: Any, qs: list[tuple[str, str]], owner: str) -> dict[str, Any]:
     """Time each query through the tool path and through storage alone."""
-    from server.storage.base import NoteScope
+    from mcp_desk.storage.base import NoteScope
 
     scope = NoteScope(owner=owner)
     for _, q in qs[:20]:
@@ -121,7 +121,7 @@ async def measure_size(app: Any, client: Any, qs: list[tuple[str, str]], owner: 
         t0 = time.perf_counter()
         await app.storage.search_notes(scope, q, cursor=None, limit=20)
         store[kind].append(time.perf_counter() - t0)
-    from server.storage.sqlite import fts_query
+    from mcp_desk.storage.sqlite import fts_query
 
     for kind, q in qs[:5]:
         row = await app.storage.r.run(
@@ -156,9 +156,9 @@ async def measure_one(size: int, per_kind: int, workdir: Path) -> dict[str, Any]
     """Seed (or reuse) a database of `size` notes and measure it."""
     from mcp import Client
 
-    from server.app import create_app
-    from server.config import load_settings
-    from server.storage.migrations import MIGRATIONS
+    from mcp_desk.app import create_app
+    from mcp_desk.config import load_settings
+    from mcp_desk.storage.migrations import MIGRATIONS
 
     settings = load_settings(
         env_file=None,

@@ -60,7 +60,7 @@ async def drive(concurrency: int, seconds: float, one: Any) -> dict[str, Any]:
 
 async def run(concurrency: int, seconds: float) -> dict[str, Any]:
     """All three write paths on fresh databases."""
-    from server.storage.sqlite import SqliteStorage
+    from mcp_desk.storage.sqlite import SqliteStorage
 
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="mcp-desk-writes-") as tmp:

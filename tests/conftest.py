@@ -14,8 +14,8 @@ import pytest
 from mcp import Client
 from mcp_types import CallToolResult, TextContent
 
-from server.app import App, create_app
-from server.config import Settings
+from mcp_desk.app import App, create_app
+from mcp_desk.config import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 KB = REPO / "docs" / "kb"

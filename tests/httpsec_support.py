@@ -27,10 +27,10 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
-from server.auth import HttpAuth, protect
-from server.config import Settings
-from server.sessions import OwnedSessionManager, session_manager
-from server.transport_guards import harden, uvicorn_options
+from mcp_desk.auth import HttpAuth, protect
+from mcp_desk.config import Settings
+from mcp_desk.sessions import OwnedSessionManager, session_manager
+from mcp_desk.transport_guards import harden, uvicorn_options
 
 PROTOCOL = "2025-06-18"
 ACCEPT = "application/json, text/event-stream"
@@ -46,7 +46,7 @@ class Key:
 
 
 class MemoryKeyStore:
-    """Plain keys in memory, compared in constant time (stands in for server/policy/keys.py)."""
+    """Plain keys in memory, compared in constant time (stands in for server/mcp_desk/policy/keys.py)."""
 
     def __init__(self, keys: Mapping[str, Key]) -> None:
         self._keys = dict(keys)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from server.app import create_app
-from server.cli import run
-from server.config import load_settings
+from mcp_desk.app import create_app
+from mcp_desk.cli import run
+from mcp_desk.config import load_settings
 from tests.conftest import KB, connected
 
 

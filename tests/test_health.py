@@ -8,7 +8,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from server.health import (
+from mcp_desk.health import (
     CheckResult,
     HealthCheck,
     audit_check,

@@ -15,11 +15,11 @@ import pytest
 import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
-from server.health import CheckResult, HealthCheck, budget_check, sandbox_check, storage_check
-from server.http import serve_sidecar, sidecar_app
-from server.lifecycle import Lifecycle
-from server.logging import configure_logging
-from server.metrics import Metrics
+from mcp_desk.health import CheckResult, HealthCheck, budget_check, sandbox_check, storage_check
+from mcp_desk.http import serve_sidecar, sidecar_app
+from mcp_desk.lifecycle import Lifecycle
+from mcp_desk.logging import configure_logging
+from mcp_desk.metrics import Metrics
 
 pytestmark = pytest.mark.anyio
 

@@ -16,7 +16,7 @@ import anyio
 import httpx
 import pytest
 
-from server.config import Settings
+from mcp_desk.config import Settings
 from tests.httpsec_support import build_app, call_tool, headers, messages, open_session, serving
 
 pytestmark = pytest.mark.anyio

@@ -12,8 +12,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from server.errors import ShuttingDown
-from server.lifecycle import Lifecycle, State, stop_on_signals
+from mcp_desk.errors import ShuttingDown
+from mcp_desk.lifecycle import Lifecycle, State, stop_on_signals
 
 pytestmark = pytest.mark.anyio
 
@@ -152,8 +152,8 @@ async def test_wait_draining_returns_when_the_drain_begins() -> None:
 SIGNAL_SCRIPT = textwrap.dedent(
     """
     import anyio, sys
-    from server.lifecycle import Lifecycle, stop_on_signals
-    from server.logging import configure_logging
+    from mcp_desk.lifecycle import Lifecycle, stop_on_signals
+    from mcp_desk.logging import configure_logging
 
     configure_logging("info", "json")  # structlog's default is stdout, which belongs to the transport
 

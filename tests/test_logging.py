@@ -17,13 +17,13 @@ import pytest
 import structlog
 from starlette.testclient import TestClient
 
-from server.logging import configure_logging, shorten_session_ids
+from mcp_desk.logging import configure_logging, shorten_session_ids
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def fake_redactor(text: str) -> str:
-    """Stands in for server.policy.redaction.Redactor().text, which another module provides."""
+    """Stands in for mcp_desk.policy.redaction.Redactor().text, which another module provides."""
     return text.replace("sk-live-0123456789", "[REDACTED]")
 
 
@@ -183,7 +183,7 @@ def test_calling_configure_twice_keeps_one_handler_and_the_new_settings(stream: 
     structlog.get_logger().warning("shown", n=1)
     logging.getLogger("mcp").info("hidden too")
 
-    ours = [h for h in logging.getLogger().handlers if type(h).__module__ == "server.logging"]
+    ours = [h for h in logging.getLogger().handlers if type(h).__module__ == "mcp_desk.logging"]
     assert len(ours) == 1
     assert stream.getvalue() == ""
     assert "shown" in second.getvalue()
@@ -205,7 +205,7 @@ def test_library_handlers_installed_earlier_are_replaced_by_the_bridge(stream: i
 STDIO_SCRIPT = textwrap.dedent(
     """
     import logging, structlog
-    from server.logging import configure_logging
+    from mcp_desk.logging import configure_logging
     configure_logging("info", "json")
     from mcp.server.mcpserver import MCPServer
     MCPServer("probe")  # calls logging.basicConfig when built

@@ -8,7 +8,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from server.metrics import OUTCOMES, Metrics
+from mcp_desk.metrics import OUTCOMES, Metrics
 
 TOOLS = ("create_note", "get_note", "run_diagnostic")
 DESIGN_METRICS = {

@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from server.auth import http_auth
-from server.config import Settings
-from server.sessions import OwnedSessionManager, install_session_id_filter, mask_session_ids
+from mcp_desk.auth import http_auth
+from mcp_desk.config import Settings
+from mcp_desk.sessions import OwnedSessionManager, install_session_id_filter, mask_session_ids
 from tests.httpsec_support import (
     Key,
     MemoryKeyStore,

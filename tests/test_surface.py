@@ -14,7 +14,7 @@ from mcp.shared.exceptions import MCPError
 
 from tests.conftest import REPO, MakeApp, connected, ok
 
-DEFAULT_POLICY = REPO / "server" / "policy" / "default_policy.toml"
+DEFAULT_POLICY = REPO / "server" / "mcp_desk" / "policy" / "default_policy.toml"
 
 pytestmark = pytest.mark.anyio
 

@@ -19,7 +19,7 @@ from mcp import Client
 
 pytestmark = pytest.mark.anyio
 SNAPSHOT = Path(__file__).parent / "snapshots" / "tools.json"
-app_module = pytest.importorskip("server.app", reason="create_app is not on main yet")
+app_module = pytest.importorskip("mcp_desk.app", reason="create_app is not on main yet")
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def anyio_backend() -> str:
 
 
 async def _listed_tools(tmp_path: Path) -> list[dict[str, Any]]:
-    settings_module = importlib.import_module("server.config")
+    settings_module = importlib.import_module("mcp_desk.config")
     settings = settings_module.Settings(
         storage_path=tmp_path / "data", export_path=tmp_path / "exports", stdio_role="admin"
     )

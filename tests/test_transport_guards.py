@@ -12,8 +12,8 @@ import httpx
 import pytest
 from anyio.abc import SocketStream
 
-from server.config import Settings
-from server.transport_guards import parse_authority, parse_origin
+from mcp_desk.config import Settings
+from mcp_desk.transport_guards import parse_authority, parse_origin
 from tests.httpsec_support import build_app, headers, initialize_body, port_of, send_while_reading, serving
 
 pytestmark = pytest.mark.anyio

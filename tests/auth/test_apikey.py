@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from server.auth import principal_of
-from server.auth.apikey import ApiKeyVerifier
-from server.policy.keys import KeyStore, generate_key, key_line
+from mcp_desk.auth import principal_of
+from mcp_desk.auth.apikey import ApiKeyVerifier
+from mcp_desk.policy.keys import KeyStore, generate_key, key_line
 
 pytestmark = pytest.mark.anyio
 

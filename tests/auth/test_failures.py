@@ -14,13 +14,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.types import Receive, Scope, Send
 from structlog.testing import capture_logs
 
-from server.auth import HttpAuth, http_auth, protect
-from server.auth.failures import ReportAuthFailures
-from server.config import Settings
-from server.metrics import Metrics
-from server.policy.alerts import Alerter
-from server.policy.audit import Audit, MemoryAuditSink
-from server.policy.redaction import Redactor
+from mcp_desk.auth import HttpAuth, http_auth, protect
+from mcp_desk.auth.failures import ReportAuthFailures
+from mcp_desk.config import Settings
+from mcp_desk.metrics import Metrics
+from mcp_desk.policy.alerts import Alerter
+from mcp_desk.policy.audit import Audit, MemoryAuditSink
+from mcp_desk.policy.redaction import Redactor
 from tests.auth.jwt_support import AUDIENCE, ISSUER, LocalIdp
 from tests.httpsec_support import Key, MemoryKeyStore
 

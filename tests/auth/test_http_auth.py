@@ -10,9 +10,9 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from server.auth import http_auth, principal_of
-from server.auth.apikey import ApiKeyVerifier
-from server.config import Settings
+from mcp_desk.auth import http_auth, principal_of
+from mcp_desk.auth.apikey import ApiKeyVerifier
+from mcp_desk.config import Settings
 from tests.auth.jwt_support import AUDIENCE, ISSUER, LocalIdp
 from tests.httpsec_support import (
     Key,

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from server.auth.oauth import JwksCache, JwtVerifier, auth_settings, claim_role, file_loader, jwt_verifier
-from server.config import Settings
-from server.errors import ConfigError
+from mcp_desk.auth.oauth import JwksCache, JwtVerifier, auth_settings, claim_role, file_loader, jwt_verifier
+from mcp_desk.config import Settings
+from mcp_desk.errors import ConfigError
 from tests.auth.jwt_support import AUDIENCE, ISSUER, LocalIdp
 
 pytestmark = pytest.mark.anyio

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from server.auth import check_http_security
-from server.config import Settings
-from server.errors import ConfigError
+from mcp_desk.auth import check_http_security
+from mcp_desk.config import Settings
+from mcp_desk.errors import ConfigError
 
 PUBLIC = {"host": "0.0.0.0", "allowed_hosts": ["desk.example.com"], "allowed_origins": ["https://desk.example.com"]}  # noqa: S104  # the bind under test
 

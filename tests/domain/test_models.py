@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from server.domain.models import STATUSES, TRANSITIONS, check_transition
-from server.errors import Conflict
+from mcp_desk.domain.models import STATUSES, TRANSITIONS, check_transition
+from mcp_desk.errors import Conflict
 
 
 @pytest.mark.parametrize(("current", "target"), [(c, t) for c in STATUSES for t in TRANSITIONS[c]])

@@ -14,7 +14,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from server.policy.keys import generate_key, key_line
+from mcp_desk.policy.keys import generate_key, key_line
 from tests.e2e.conftest import MCP_DESK, base_env
 
 Era = Literal["legacy", "2026-07-28"]

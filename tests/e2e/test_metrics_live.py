@@ -14,7 +14,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from prometheus_client.parser import text_string_to_metric_families
 
-from server.policy.keys import generate_key, key_line
+from mcp_desk.policy.keys import generate_key, key_line
 from tests.e2e.conftest import HttpServer, StartHttp
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]

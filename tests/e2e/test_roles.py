@@ -42,7 +42,7 @@ class Desk:
 def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:
     directory = tmp_path_factory.mktemp("roles")
     policy = directory / "policy.toml"
-    policy.write_text((REPO / "server" / "policy" / "default_policy.toml").read_text() + EXTRA_ROLE)
+    policy.write_text((REPO / "server" / "mcp_desk" / "policy" / "default_policy.toml").read_text() + EXTRA_ROLE)
     keys = {name: add_key(directory / "keys.txt", name, role) for name, role in PRINCIPALS.items()}
     server = launch(
         directory,

@@ -45,7 +45,7 @@ description = "How long to sleep."
 def slow_env(tmp_path: Path) -> dict[str, str]:
     """Settings for a server whose `run_diagnostic nap` takes a few seconds, 20 at a time."""
     policy = tmp_path / "policy.toml"
-    shipped = (REPO / "server" / "policy" / "default_policy.toml").read_text()
+    shipped = (REPO / "server" / "mcp_desk" / "policy" / "default_policy.toml").read_text()
     assert "rate_per_minute = 6\n" in shipped
     policy.write_text(shipped.replace("rate_per_minute = 6\n", "rate_per_minute = 1000\n") + NAP_POLICY)
     return {

@@ -114,10 +114,10 @@ def desk_http(tmp: Path, env: Mapping[str, str] | None = None) -> Iterator[Runni
 
 def conformance_asgi_app(tmp: Path) -> Any:
     """The HTTP app with the suite's fixtures registered: in-process only, never via the CLI."""
-    from server.app import create_app
-    from server.config import Settings
-    from server.testing.conformance import conformance_profile
-    from server.transports import http_app
+    from mcp_desk.app import create_app
+    from mcp_desk.config import Settings
+    from mcp_desk.testing.conformance import conformance_profile
+    from mcp_desk.transports import http_app
 
     settings = Settings(
         _env_file=None,

@@ -160,7 +160,7 @@ def _started(image_venv: Path, work: Path) -> Iterator[Container]:
         ],
     )
     assert env["MCP_DESK_ENVIRONMENT"] == "production"
-    log = work / "server.log"
+    log = work / "mcp_desk.log"
     argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", SANDBOX, "sh", str(data), *_image_argv()]
     proc = spawn(argv, log=log, env=env, cwd="/")
     try:

@@ -126,7 +126,9 @@ def test_dockerignore_keeps_secrets_and_local_state_out_of_the_context(path: str
     assert not _included_by_dockerignore(path)
 
 
-@pytest.mark.parametrize("path", ["pyproject.toml", "uv.lock", "README.md", "server/cli.py", "docs/kb/runbook.md"])
+@pytest.mark.parametrize(
+    "path", ["pyproject.toml", "uv.lock", "README.md", "server/mcp_desk/cli.py", "docs/kb/runbook.md"]
+)
 def test_dockerignore_keeps_what_the_build_copies(path: str) -> None:
     assert _included_by_dockerignore(path)
 

@@ -206,7 +206,7 @@ def test_every_dashboard_query_returns_data_from_prometheus_scraping_a_real_serv
     config.write_text(PROMETHEUS_CONFIG.format(health_port=health_port))
     base = f"http://127.0.0.1:{prom_port}"
 
-    server_log, prom_log = tmp_path / "server.log", tmp_path / "prometheus.log"
+    server_log, prom_log = tmp_path / "mcp_desk.log", tmp_path / "prometheus.log"
     server = spawn([str(BIN / "mcp-desk"), "http"], log=server_log, env=env, cwd=tmp_path)
     prom = spawn(
         [prometheus, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",

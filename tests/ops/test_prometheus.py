@@ -18,9 +18,9 @@ import anyio
 import httpx
 import pytest
 
-from server.http import serve_sidecar, sidecar_app
-from server.lifecycle import Lifecycle
-from server.metrics import Metrics
+from mcp_desk.http import serve_sidecar, sidecar_app
+from mcp_desk.lifecycle import Lifecycle
+from mcp_desk.metrics import Metrics
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 

@@ -12,8 +12,8 @@ import anyio
 import pytest
 from structlog.testing import capture_logs
 
-from server.errors import ConfigError
-from server.policy.alerts import Alerter, post_json
+from mcp_desk.errors import ConfigError
+from mcp_desk.policy.alerts import Alerter, post_json
 from tests.clock import ManualClock
 
 pytestmark = pytest.mark.anyio
@@ -93,7 +93,7 @@ def test_denials_spread_out_over_time_are_not_a_burst() -> None:
 
 
 def test_tracked_principals_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("server.policy.alerts.MAX_TRACKED_PRINCIPALS", 5)
+    monkeypatch.setattr("mcp_desk.policy.alerts.MAX_TRACKED_PRINCIPALS", 5)
     alerter = Alerter(clock=ManualClock())
     for n in range(50):
         alerter.record_denial(f"p{n}")

@@ -11,8 +11,8 @@ import anyio
 import pytest
 from structlog.testing import capture_logs
 
-from server.domain.principal import Principal
-from server.errors import (
+from mcp_desk.domain.principal import Principal
+from mcp_desk.errors import (
     BudgetExceeded,
     Conflict,
     InvalidInput,
@@ -21,12 +21,12 @@ from server.errors import (
     RateLimited,
     StorageUnavailable,
 )
-from server.policy.alerts import Alerter
-from server.policy.audit import Audit, AuditEvent, MemoryAuditSink, cap_arguments, classify
-from server.policy.audit_log import JsonlAuditLog, verify_audit_log
-from server.policy.authorize import authorize
-from server.policy.pipeline import READ_ONLY, ToolCall, ToolSpec, build_chain
-from server.policy.redaction import Redactor
+from mcp_desk.policy.alerts import Alerter
+from mcp_desk.policy.audit import Audit, AuditEvent, MemoryAuditSink, cap_arguments, classify
+from mcp_desk.policy.audit_log import JsonlAuditLog, verify_audit_log
+from mcp_desk.policy.authorize import authorize
+from mcp_desk.policy.pipeline import READ_ONLY, ToolCall, ToolSpec, build_chain
+from mcp_desk.policy.redaction import Redactor
 from tests.clock import ManualClock
 
 pytestmark = pytest.mark.anyio

@@ -15,9 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.errors import StorageUnavailable
-from server.policy.audit import AuditEvent
-from server.policy.audit_log import (
+from mcp_desk.errors import StorageUnavailable
+from mcp_desk.policy.audit import AuditEvent
+from mcp_desk.policy.audit_log import (
     GENESIS,
     JsonlAuditLog,
     _canonical_bytes,

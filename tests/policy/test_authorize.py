@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from server.domain.principal import Principal
-from server.errors import NotFound, PermissionDenied
-from server.policy.authorize import (
+from mcp_desk.domain.principal import Principal
+from mcp_desk.errors import NotFound, PermissionDenied
+from mcp_desk.policy.authorize import (
     authorize,
     can_see_note,
     ensure_note_visible,
@@ -18,7 +18,7 @@ from server.policy.authorize import (
     require_scope,
     visible_tools,
 )
-from server.policy.pipeline import READ_ONLY, ToolCall, ToolSpec, build_chain
+from mcp_desk.policy.pipeline import READ_ONLY, ToolCall, ToolSpec, build_chain
 
 pytestmark = pytest.mark.anyio
 

@@ -7,12 +7,12 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from server.config import Settings
-from server.domain.principal import Principal
-from server.errors import BudgetExceeded
-from server.policy.budget import Budget
-from server.policy.pipeline import Next, ToolCall, ToolSpec, build_chain
-from server.policy.ratelimit import WindowStore
+from mcp_desk.config import Settings
+from mcp_desk.domain.principal import Principal
+from mcp_desk.errors import BudgetExceeded
+from mcp_desk.policy.budget import Budget
+from mcp_desk.policy.pipeline import Next, ToolCall, ToolSpec, build_chain
+from mcp_desk.policy.ratelimit import WindowStore
 from tests.clock import ManualClock
 
 pytestmark = pytest.mark.anyio

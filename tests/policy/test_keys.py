@@ -9,9 +9,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from server.errors import ConfigError
-from server.policy import keys as keys_module
-from server.policy.keys import KEY_PATTERN, KeyRecord, KeyStore, command_keys_create, generate_key, key_line
+from mcp_desk.errors import ConfigError
+from mcp_desk.policy import keys as keys_module
+from mcp_desk.policy.keys import KEY_PATTERN, KeyRecord, KeyStore, command_keys_create, generate_key, key_line
 
 pytestmark = pytest.mark.anyio
 ROLES = ("viewer", "agent", "admin")

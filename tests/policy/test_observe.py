@@ -13,8 +13,8 @@ import structlog
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
-from server.domain.principal import Principal
-from server.errors import (
+from mcp_desk.domain.principal import Principal
+from mcp_desk.errors import (
     AppError,
     BudgetExceeded,
     CommandRejected,
@@ -23,11 +23,11 @@ from server.errors import (
     PermissionDenied,
     RateLimited,
 )
-from server.lifecycle import Lifecycle
-from server.logging import configure_logging
-from server.metrics import Metrics
-from server.policy.observe import Observe
-from server.policy.pipeline import Next, ToolCall, ToolSpec, build_chain
+from mcp_desk.lifecycle import Lifecycle
+from mcp_desk.logging import configure_logging
+from mcp_desk.metrics import Metrics
+from mcp_desk.policy.observe import Observe
+from mcp_desk.policy.pipeline import Next, ToolCall, ToolSpec, build_chain
 from tests.clock import ManualClock
 
 pytestmark = pytest.mark.anyio

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from server.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from server.policy.paths import is_blocked, read_regular_file, resolve_path, write_exclusive
+from mcp_desk.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from mcp_desk.policy.paths import is_blocked, read_regular_file, resolve_path, write_exclusive
 
 
 @pytest.fixture
@@ -81,7 +81,7 @@ BLOCKED_CORPUS = [
     "Secrets/token.txt",
     "credentials/aws.json",
     "credentials.json",
-    "server.pem",
+    "mcp_desk.pem",
     "tls/server.KEY",
     "id_rsa",
     "id_rsa.pub",

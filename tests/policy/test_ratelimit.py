@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from server.domain.principal import Principal
-from server.errors import ConfigError, RateLimited
-from server.policy.pipeline import Next, ToolCall, ToolSpec, build_chain
-from server.policy.ratelimit import RateLimit, WindowStore, load_counters, open_storage, save_counters
+from mcp_desk.domain.principal import Principal
+from mcp_desk.errors import ConfigError, RateLimited
+from mcp_desk.policy.pipeline import Next, ToolCall, ToolSpec, build_chain
+from mcp_desk.policy.ratelimit import RateLimit, WindowStore, load_counters, open_storage, save_counters
 from tests.clock import ManualClock
 
 pytestmark = pytest.mark.anyio

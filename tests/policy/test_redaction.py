@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import structlog
 
-from server.domain.principal import Principal
-from server.policy.keys import generate_key
-from server.policy.pipeline import ToolCall, ToolSpec
-from server.policy.redaction import Redact, Redactor, is_sensitive_key
+from mcp_desk.domain.principal import Principal
+from mcp_desk.policy.keys import generate_key
+from mcp_desk.policy.pipeline import ToolCall, ToolSpec
+from mcp_desk.policy.redaction import Redact, Redactor, is_sensitive_key
 
 pytestmark = pytest.mark.anyio
 R = Redactor()

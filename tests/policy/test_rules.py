@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from server.domain.principal import ALL_SCOPES
-from server.errors import ConfigError
-from server.policy.paths import DEFAULT_BLOCKED
-from server.policy.rules import Policy, command_policy_explain
+from mcp_desk.domain.principal import ALL_SCOPES
+from mcp_desk.errors import ConfigError
+from mcp_desk.policy.paths import DEFAULT_BLOCKED
+from mcp_desk.policy.rules import Policy, command_policy_explain
 from tests.conftest import DESIGN_TOOL_SCOPES as TOOLS
 
 READS = {

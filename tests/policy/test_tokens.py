@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from server.domain.principal import Principal
-from server.policy.pipeline import ToolCall, ToolSpec, build_chain
-from server.policy.tokens import ELLIPSIS, OutputCap, estimate_tokens, result_tokens, shrink
+from mcp_desk.domain.principal import Principal
+from mcp_desk.policy.pipeline import ToolCall, ToolSpec, build_chain
+from mcp_desk.policy.tokens import ELLIPSIS, OutputCap, estimate_tokens, result_tokens, shrink
 
 pytestmark = pytest.mark.anyio
 

@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from server.domain.principal import ALL_SCOPES, Principal
-from server.errors import InvalidInput
-from server.policy.pipeline import ToolCall, build_chain
-from server.policy.validation import InputLimits, Validate
-from server.tools.notes import TOOLS as NOTE_TOOLS
+from mcp_desk.domain.principal import ALL_SCOPES, Principal
+from mcp_desk.errors import InvalidInput
+from mcp_desk.policy.pipeline import ToolCall, build_chain
+from mcp_desk.policy.validation import InputLimits, Validate
+from mcp_desk.tools.notes import TOOLS as NOTE_TOOLS
 from tests.conftest import MakeApp, connected, error
 
 pytestmark = pytest.mark.anyio

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from server.policy.paths import resolve_path
-from server.sandbox.isolation import IsolationConfig
-from server.sandbox.runner import CommandRunner
-from server.sandbox.templates import Allowlist, Template
+from mcp_desk.policy.paths import resolve_path
+from mcp_desk.sandbox.isolation import IsolationConfig
+from mcp_desk.sandbox.runner import CommandRunner
+from mcp_desk.sandbox.templates import Allowlist, Template
 
 MODES = ("bwrap", "cgroup", "process-group")
 MakeRunner = Callable[..., CommandRunner]

@@ -11,8 +11,8 @@ from typing import Any
 import anyio
 import pytest
 
-from server.sandbox.runner import CommandRunner
-from server.sandbox.templates import Template
+from mcp_desk.sandbox.runner import CommandRunner
+from mcp_desk.sandbox.templates import Template
 
 pytestmark = pytest.mark.anyio
 

@@ -10,10 +10,10 @@ from typing import Any
 import anyio
 import pytest
 
-from server.errors import AppError, CommandRejected, InvalidInput, PermissionDenied
-from server.sandbox.isolation import IsolationConfig
-from server.sandbox.runner import CommandRunner
-from server.sandbox.templates import Allowlist, load_allowlist
+from mcp_desk.errors import AppError, CommandRejected, InvalidInput, PermissionDenied
+from mcp_desk.sandbox.isolation import IsolationConfig
+from mcp_desk.sandbox.runner import CommandRunner
+from mcp_desk.sandbox.templates import Allowlist, load_allowlist
 
 pytestmark = pytest.mark.anyio
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from server.errors import ConfigError
-from server.sandbox.templates import Allowlist, load_allowlist, parse_templates
-from server.tools.diagnostics import all_read_only, annotations_for, explain_diagnostics
+from mcp_desk.errors import ConfigError
+from mcp_desk.sandbox.templates import Allowlist, load_allowlist, parse_templates
+from mcp_desk.tools.diagnostics import all_read_only, annotations_for, explain_diagnostics
 
 ROOTS = {"logs": Path("/var/log")}
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import anyio
 import pytest
 
-from server.domain.models import Doc, Note, Ticket
-from server.errors import Conflict, InvalidInput, NotFound, StorageUnavailable
-from server.storage.base import NoteScope, TicketChanges
-from server.storage.migrations import MIGRATIONS
-from server.storage.sqlite import SqliteStorage, decode_cursor, encode_cursor, fts_query
+from mcp_desk.domain.models import Doc, Note, Ticket
+from mcp_desk.errors import Conflict, InvalidInput, NotFound, StorageUnavailable
+from mcp_desk.storage.base import NoteScope, TicketChanges
+from mcp_desk.storage.migrations import MIGRATIONS
+from mcp_desk.storage.sqlite import SqliteStorage, decode_cursor, encode_cursor, fts_query
 
 pytestmark = pytest.mark.anyio
 ALICE = NoteScope(owner="alice")
@@ -278,7 +278,7 @@ async def test_writes_queued_behind_a_commit_share_one_transaction_and_fail_alon
 async def test_search_pages_through_every_match_window_by_window(
     store: SqliteStorage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("server.storage.sqlite.SEARCH_WINDOW", 3)
+    monkeypatch.setattr("mcp_desk.storage.sqlite.SEARCH_WINDOW", 3)
     mine = {(await note(store, title=f"disk alert {i}")).id for i in range(10)}
     for i in range(10):
         await note(store, owner="bob", title=f"disk alert bob {i}")
@@ -296,7 +296,7 @@ async def test_search_pages_through_every_match_window_by_window(
 async def test_a_search_window_ranks_the_best_of_the_newest_matches(
     store: SqliteStorage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("server.storage.sqlite.SEARCH_WINDOW", 2)
+    monkeypatch.setattr("mcp_desk.storage.sqlite.SEARCH_WINDOW", 2)
     await note(store, title="printer", body="printer printer printer jam")
     await note(store, title="old", body="printer")
     best = await note(store, title="printer toner printer", body="printer printer")

@@ -12,12 +12,12 @@ import pytest
 from mcp.client.context import ClientRequestContext
 from mcp.shared.exceptions import MCPError
 
-from server.app import App, create_app
-from server.testing.conformance import conformance_profile
-from server.testing.conformance_tools import IMAGE_PNG_BASE64
+from mcp_desk.app import App, create_app
+from mcp_desk.testing.conformance import conformance_profile
+from mcp_desk.testing.conformance_tools import IMAGE_PNG_BASE64
 from tests.conftest import REPO, MakeSettings, connected, text_of
 
-DEFAULT_POLICY = REPO / "server" / "policy" / "default_policy.toml"
+DEFAULT_POLICY = REPO / "server" / "mcp_desk" / "policy" / "default_policy.toml"
 MODERN = "2026-07-28"
 
 pytestmark = pytest.mark.anyio

@@ -8,12 +8,12 @@ from pathlib import Path
 import anyio
 import pytest
 
-from server.domain.principal import Principal
-from server.errors import InvalidInput, PermissionDenied
-from server.sandbox.isolation import IsolationConfig
-from server.sandbox.runner import CommandRunner
-from server.sandbox.templates import load_allowlist
-from server.tools.diagnostics import TOOLS, DiagnosticResult, run_diagnostic
+from mcp_desk.domain.principal import Principal
+from mcp_desk.errors import InvalidInput, PermissionDenied
+from mcp_desk.sandbox.isolation import IsolationConfig
+from mcp_desk.sandbox.runner import CommandRunner
+from mcp_desk.sandbox.templates import load_allowlist
+from mcp_desk.tools.diagnostics import TOOLS, DiagnosticResult, run_diagnostic
 
 pytestmark = pytest.mark.anyio
 

@@ -42,7 +42,7 @@ async def test_export_writes_a_markdown_report_and_never_overwrites(make_app: Ma
 
 
 async def test_policy_deny_patterns_hide_documents_from_tools_and_resources(make_app: MakeApp, tmp_path: Path) -> None:
-    default = (Path(__file__).parents[2] / "server" / "policy" / "default_policy.toml").read_text()
+    default = (Path(__file__).parents[2] / "server" / "mcp_desk" / "policy" / "default_policy.toml").read_text()
     policy = tmp_path / "policy.toml"
     policy.write_text(
         default.replace(

@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from server.domain.principal import Principal
-from server.errors import BudgetExceeded, RateLimited
-from server.policy.budget import Budget
-from server.policy.pipeline import Next, ToolCall, ToolSpec, build_chain
-from server.policy.ratelimit import RateLimit, WindowStore
-from server.policy.tokens import OutputCap, estimate_tokens
-from server.tools.usage import TOOLS, Usage
+from mcp_desk.domain.principal import Principal
+from mcp_desk.errors import BudgetExceeded, RateLimited
+from mcp_desk.policy.budget import Budget
+from mcp_desk.policy.pipeline import Next, ToolCall, ToolSpec, build_chain
+from mcp_desk.policy.ratelimit import RateLimit, WindowStore
+from mcp_desk.policy.tokens import OutputCap, estimate_tokens
+from mcp_desk.tools.usage import TOOLS, Usage
 from tests.clock import ManualClock
 
 pytestmark = pytest.mark.anyio

@@ -1,0 +1,246 @@
+"""Audit: one record per decision, written through an `AuditSink` by the `Audit` guard.
+
+Records are written after the decision, so each carries its outcome. For calls that change state,
+`Audit.intent` (placed innermost, just before the endpoint) also writes a `tool_invocation` record
+*before* the tool runs: it is write-ahead evidence that survives a crash mid-call, and if it cannot
+be written the call is refused with nothing done. Read-only calls and refusals get one record only.
+Arguments are redacted first, then size-capped; raw arguments never reach a sink.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+import anyio
+import structlog
+
+from mcp_desk.errors import AppError, BudgetExceeded, PermissionDenied, RateLimited, StorageUnavailable
+from mcp_desk.policy.alerts import Alerter
+from mcp_desk.policy.pipeline import Next, ToolCall
+from mcp_desk.policy.redaction import Redactor, call_memo
+
+EventType = Literal[
+    "tool_invocation",
+    "tool_result",
+    "permission_denied",
+    "rate_limit_exceeded",
+    "budget_exceeded",
+    "auth_failed",
+    "error",
+    "security_alert",
+]
+MAX_ARGUMENT_BYTES = 2048
+MAX_ARGUMENT_CHARS = 256
+_SECURITY_REASONS = frozenset({"blocked_path", "path_escape"})
+log = structlog.get_logger()
+
+
+def utc_now() -> str:
+    """The current time as an ISO 8601 UTC timestamp with milliseconds."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AuditEvent:
+    """One audited decision. `arguments` must already be redacted and capped (`Audit` does both)."""
+
+    event_type: EventType
+    outcome: str
+    principal: str | None = None
+    role: str | None = None
+    tool: str | None = None
+    request_id: str | None = None
+    duration_ms: float | None = None
+    arguments: Mapping[str, Any] | None = None
+    detail: str | None = None
+    transport: str | None = None
+    timestamp: str = field(default_factory=utc_now)
+
+    def fields(self) -> dict[str, Any]:
+        """The event as a plain dict (record order)."""
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+class AuditSink(Protocol):
+    """Where audit events go: `JsonlAuditLog` in production, `MemoryAuditSink` in tests."""
+
+    async def write(self, event: AuditEvent) -> None:
+        """Persist one event; return only when it is durable. Raises StorageUnavailable on failure."""
+        ...
+
+    async def flush(self) -> None:
+        """Make everything written so far durable."""
+        ...
+
+    async def close(self) -> None:
+        """Flush and release the sink."""
+        ...
+
+    def writable(self) -> bool:
+        """False after a failed write until a write succeeds again (for /health)."""
+        ...
+
+
+class MemoryAuditSink:
+    """An in-memory sink for tests; `fail` makes writes raise like a full disk."""
+
+    def __init__(self) -> None:
+        self.events: list[AuditEvent] = []
+        self.fail = False
+
+    async def write(self, event: AuditEvent) -> None:
+        """Append, or raise StorageUnavailable when `fail` is set."""
+        if self.fail:
+            raise StorageUnavailable("audit log unavailable")
+        self.events.append(event)
+
+    async def flush(self) -> None:
+        """Nothing to flush."""
+
+    async def close(self) -> None:
+        """Nothing to close."""
+
+    def writable(self) -> bool:
+        """True unless `fail` is set."""
+        return not self.fail
+
+
+def cap_arguments(
+    arguments: Mapping[str, Any], *, max_bytes: int = MAX_ARGUMENT_BYTES, max_chars: int = MAX_ARGUMENT_CHARS
+) -> dict[str, Any]:
+    """Shorten long strings; if the JSON is still over `max_bytes`, keep only the names and size."""
+    capped = {str(key): _truncate(value, max_chars) for key, value in arguments.items()}
+    if len(json.dumps(capped, default=str)) <= max_bytes:
+        return capped
+    size = len(json.dumps(arguments, default=str))
+    return {"_truncated": True, "_bytes": size, "_keys": sorted(capped)[:20]}
+
+
+def _truncate(value: Any, max_chars: int) -> Any:
+    if isinstance(value, str) and len(value) > max_chars:
+        return f"{value[:max_chars]}…[+{len(value) - max_chars} chars]"
+    if isinstance(value, Mapping):
+        return {str(k): _truncate(v, max_chars) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_truncate(v, max_chars) for v in value[:50]]
+    return value
+
+
+def classify(exc: BaseException | None) -> tuple[EventType, str]:
+    """The audit event type and outcome for a call that ended with `exc` (None = success)."""
+    if exc is None:
+        return "tool_result", "ok"
+    if isinstance(exc, PermissionDenied):
+        return "permission_denied", exc.outcome
+    if isinstance(exc, RateLimited):
+        return "rate_limit_exceeded", exc.outcome
+    if isinstance(exc, BudgetExceeded):
+        return "budget_exceeded", exc.outcome
+    if isinstance(exc, AppError):
+        return "tool_result", exc.outcome
+    return "error", "error"
+
+
+@dataclass(kw_only=True)
+class Audit:
+    """Guard: one audit record per call outcome (denials included), then re-raise; never blocks on alerts."""
+
+    sink: AuditSink
+    redactor: Redactor
+    alerter: Alerter | None = None
+    clock: Callable[[], float] = time.perf_counter
+    max_argument_bytes: int = MAX_ARGUMENT_BYTES
+    on_event: Callable[[str], None] | None = None  # metric hook: mcp_desk_audit_events_total{event_type}
+
+    async def __call__(self, call: ToolCall, call_next: Next) -> Any:
+        """Run the rest of the chain and record how it ended."""
+        start = self.clock()
+        try:
+            result = await call_next(call)
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                await self._record(call, start, None, cancelled=True)
+            raise
+        except Exception as exc:
+            await self._record(call, start, exc)
+            raise
+        await self._record(call, start, None)
+        return result
+
+    async def intent(self, call: ToolCall, call_next: Next) -> Any:
+        """Innermost guard: write `tool_invocation` before a state-changing tool runs, or refuse the call."""
+        if not call.spec.annotations.read_only:
+            try:
+                await self.sink.write(self._event(call, "tool_invocation", "started"))
+                if self.on_event is not None:
+                    self.on_event("tool_invocation")
+            except Exception as exc:
+                log.error("audit_write_failed", event_type="tool_invocation", error=type(exc).__name__)
+                raise StorageUnavailable("the audit log is unavailable, so the call was not run") from None
+        return await call_next(call)
+
+    async def auth_failed(self, *, reason: str, transport: str, request_id: str | None = None) -> None:
+        """Record a refused credential (HTTP 401) and raise the `auth_failed` alert."""
+        await self._write(
+            AuditEvent(
+                event_type="auth_failed", outcome="denied", detail=reason, transport=transport, request_id=request_id
+            )
+        )
+        if self.alerter is not None:
+            self.alerter.alert("auth_failed", reason=reason, transport=transport)
+
+    async def _record(self, call: ToolCall, start: float, exc: Exception | None, *, cancelled: bool = False) -> None:
+        event_type, outcome = classify(RuntimeError() if cancelled else exc)
+        detail = "cancelled" if cancelled else self._detail(exc)
+        duration = round((self.clock() - start) * 1000, 3)
+        await self._write(self._event(call, event_type, outcome, duration_ms=duration, detail=detail))
+        if isinstance(exc, PermissionDenied):
+            await self._security_checks(call, exc)
+
+    async def _security_checks(self, call: ToolCall, exc: PermissionDenied) -> None:
+        if self.alerter is None:
+            return
+        alerts: list[str] = []
+        if exc.context.get("reason") in _SECURITY_REASONS:
+            self.alerter.alert("path_blocked", principal=call.principal.id, tool=call.spec.name)
+            alerts.append("path_blocked")
+        if self.alerter.record_denial(call.principal.id):
+            alerts.append("permission_denied_burst")
+        for kind in alerts:
+            await self._write(self._event(call, "security_alert", "alert", detail=kind))
+
+    def _event(self, call: ToolCall, event_type: EventType, outcome: str, **extra: Any) -> AuditEvent:
+        redacted = self.redactor.value(dict(call.arguments), call_memo(call, self.redactor))
+        arguments = cap_arguments(redacted, max_bytes=self.max_argument_bytes)
+        return AuditEvent(
+            event_type=event_type,
+            outcome=outcome,
+            principal=call.principal.id,
+            role=call.principal.role,
+            tool=call.spec.name,
+            request_id=call.request_id,
+            arguments=arguments,
+            transport=call.transport,
+            **extra,
+        )
+
+    def _detail(self, exc: Exception | None) -> str | None:
+        if exc is None:
+            return None
+        if isinstance(exc, AppError):
+            return self.redactor.text(f"{exc.code}: {exc.public}")[:500]
+        return self.redactor.text(f"{type(exc).__name__}: {exc}")[:500]
+
+    async def _write(self, event: AuditEvent) -> None:
+        try:
+            await self.sink.write(event)
+            if self.on_event is not None:
+                self.on_event(event.event_type)
+        except Exception as exc:
+            # The decision already happened; losing its record must not change what the caller sees.
+            log.error("audit_write_failed", event_type=event.event_type, error=type(exc).__name__)

@@ -1,0 +1,399 @@
+"""The audit log file: hash-chained JSON lines, durable per record, verifiable offline.
+
+Each line is one JSON object with `seq` (1, 2, ...), the event's fields, `prev_hash` (the previous
+record's `hash`, 64 zeros for the first) and `hash` = SHA-256, or HMAC-SHA256 with a key, over
+`prev_hash + "\\n" + canonical JSON of the record without "hash"` (sorted keys, no spaces, ASCII).
+The line itself is that canonical JSON with `hash` appended as its last key (one serialisation).
+JSON escapes every control character, so an argument holding newlines cannot forge a record.
+
+Durability: records are appended to an O_APPEND descriptor and fsynced in a worker thread under a
+lock, and `write` returns only once its record is on disk, so an acknowledged event survives SIGKILL
+and power loss. Group commit: records queued while a flush is in progress are chained, written and
+fsynced together by the next flush (one `write()`, one `fsync`, one thread hop for the batch), so
+concurrent calls share the disk's latency instead of queueing behind it. A failed write is
+truncated back off the file and every record of its batch is refused. After a crash a torn
+(partial) last line may remain: on start the chain resumes from the last complete record and the
+next record carries `torn_after_seq`, which lets `verify_audit_log` report the torn line as a
+warning instead of tampering. Removing records from the *end* of the log cannot be detected by a
+chain alone; ship the log off-host for that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import anyio
+import anyio.to_thread
+import orjson
+import structlog
+
+from mcp_desk.errors import StorageUnavailable
+from mcp_desk.policy.audit import AuditEvent
+
+GENESIS = "0" * 64
+_TAIL_BLOCK = 64 * 1024
+log = structlog.get_logger()
+
+
+def canonical(record: dict[str, Any]) -> bytes:
+    """The bytes a record's hash covers (every field but `hash`)."""
+    body = {key: value for key, value in record.items() if key != "hash"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def record_hash(record: dict[str, Any], hmac_key: bytes | None) -> str:
+    """SHA-256 (or HMAC-SHA256) over the previous hash and the canonical record."""
+    return _digest(str(record["prev_hash"]).encode() + b"\n" + canonical(record), hmac_key)
+
+
+def _digest(data: bytes, hmac_key: bytes | None) -> str:
+    if hmac_key is None:
+        return hashlib.sha256(data).hexdigest()
+    return hmac.new(hmac_key, data, hashlib.sha256).hexdigest()
+
+
+def _str_keys(value: Any) -> bool:
+    """True when every mapping inside `value` has only str keys (so JSON text sorts like the parsed dict)."""
+    if isinstance(value, dict):
+        return all(type(key) is str and _str_keys(item) for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return all(_str_keys(item) for item in value)
+    return not isinstance(value, Mapping)
+
+
+def _orjson_ready(value: Any) -> bool:
+    """True when orjson's sorted compact JSON of `value` is byte-for-byte the stdlib's (given ASCII output).
+
+    Exact JSON types only (orjson has its own encodings of dataclasses, datetimes, enums...), str keys,
+    64-bit ints, and floats where both print the same shortest repr (0, or 1e-4 <= |x| < 1e16; the
+    stdlib writes 1e-05 where orjson writes 0.00001, NaN where orjson writes null).
+    """
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return bool(-(2**63) <= value < 2**64)
+    if kind is float:
+        return bool(value == 0.0 or 1e-4 <= abs(value) < 1e16)
+    if kind is dict:
+        for key, item in value.items():  # loops, not all(genexpr): this runs per audit record
+            if type(key) is not str or (type(item) is not str and not _orjson_ready(item)):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        return all(type(item) is str or _orjson_ready(item) for item in value)
+    return False
+
+
+def _canonical_bytes(record: dict[str, Any]) -> bytes:
+    """`canonical(record)` (record has no `hash`), by orjson when that gives the same bytes."""
+    if _orjson_ready(record):
+        fast = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+        if fast.isascii() and b"\x7f" not in fast:  # the stdlib escapes everything else (ensure_ascii)
+            return fast
+    if not _str_keys(record):  # non-str keys sort differently once they are JSON strings
+        record = json.loads(json.dumps(record, default=str))
+    return json.dumps(record, default=str, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+@dataclass
+class _Tail:
+    seq: int = 0
+    hash: str = GENESIS
+    torn: bool = False
+    needs_newline: bool = False
+
+
+class JsonlAuditLog:
+    """An `AuditSink` appending hash-chained JSON lines to `path`, fsynced per record."""
+
+    def __init__(self, path: Path, *, hmac_key: bytes | None = None, fsync: bool = True) -> None:
+        self.path = path
+        self._key = hmac_key
+        self._fsync = fsync
+        self._fd: int | None = None
+        self._tail = _Tail()
+        # Without fsync a flush never waits, so an uncontended lock need not yield to the loop (a whole
+        # loop iteration per record); with fsync the yield lets concurrent records join the batch.
+        self._lock = anyio.Lock(fast_acquire=not fsync)
+        self._queue: list[_Pending] = []
+        self._healthy = True
+
+    async def open(self) -> None:
+        """Open the file and resume the chain (idempotent; `write` calls it on first use)."""
+        async with self._lock:
+            await self._open_locked()
+
+    async def write(self, event: AuditEvent) -> None:
+        """Append one record and return once it is on disk; StorageUnavailable if it could not be."""
+        pending = _Pending(event)
+        self._queue.append(pending)
+        async with self._lock:
+            if not pending.done:  # else a flush that ran while we waited for the lock took it
+                await self._flush_queue_locked()
+        if pending.error is not None:
+            raise pending.error
+
+    async def _flush_queue_locked(self) -> None:
+        """Write every queued record as one batch: chained in order, one write, one fsync."""
+        batch, self._queue = self._queue, []
+        error: StorageUnavailable | None = None
+        try:
+            await self._open_locked()
+            events = [p.event for p in batch]
+            # Without fsync a record is one small append to the page cache, cheaper than a thread hop.
+            tail = (
+                await anyio.to_thread.run_sync(self._append_batch, events)
+                if self._fsync
+                else self._append_batch(events)
+            )
+        except OSError as exc:
+            self._healthy = False
+            error = StorageUnavailable("audit log unavailable", errno=exc.errno)
+        else:
+            self._healthy = True
+            self._tail = tail
+        for pending in batch:
+            pending.done, pending.error = True, error
+
+    async def flush(self) -> None:
+        """Records are fsynced as they are written; this syncs once more for callers that ask."""
+        async with self._lock:
+            if self._fd is not None:
+                await anyio.to_thread.run_sync(os.fsync, self._fd)
+
+    async def close(self) -> None:
+        """Flush and close the file."""
+        async with self._lock:
+            if self._fd is not None:
+                fd, self._fd = self._fd, None
+                await anyio.to_thread.run_sync(_sync_and_close, fd)
+
+    def writable(self) -> bool:
+        """False after a failed write, until a write succeeds again."""
+        return self._healthy
+
+    @property
+    def last_hash(self) -> str:
+        """The hash of the last record written (an anchor to export elsewhere)."""
+        return self._tail.hash
+
+    async def _open_locked(self) -> None:
+        if self._fd is None:
+            self._fd, self._tail = await anyio.to_thread.run_sync(_open_and_resume, self.path)
+            if self._tail.torn:
+                log.warning("audit_log_torn_tail", path=str(self.path), resumed_after_seq=self._tail.seq)
+
+    def _next_line(self, event: AuditEvent, tail: _Tail) -> tuple[bytes, str]:
+        """One record as its line (the canonical JSON with `hash` appended) and its hash.
+
+        One serialisation: the line is the canonical bytes the hash covers plus the hash, so
+        `verify_audit_log` (parse, drop `hash`, canonical again) gets the same bytes back.
+        """
+        record: dict[str, Any] = {"seq": tail.seq + 1, **event.fields()}
+        if tail.torn:
+            record["torn_after_seq"] = tail.seq
+        record["prev_hash"] = tail.hash
+        body = _canonical_bytes(record)
+        digest = _digest(tail.hash.encode() + b"\n" + body, self._key)
+        return body[:-1] + b',"hash":"' + digest.encode() + b'"}\n', digest
+
+    def _append_batch(self, events: list[AuditEvent]) -> _Tail:
+        """(Worker thread, under the lock.) Chain, write and fsync `events`; the new tail once durable."""
+        assert self._fd is not None  # noqa: S101  # opened under the same lock
+        tail, lines = self._tail, [b"\n"] if self._tail.needs_newline else []
+        for event in events:
+            line, digest = self._next_line(event, tail)
+            lines.append(line)
+            tail = _Tail(seq=tail.seq + 1, hash=digest)
+        size = os.fstat(self._fd).st_size
+        try:
+            _write_all(self._fd, b"".join(lines))
+            if self._fsync:
+                os.fsync(self._fd)
+        except OSError:
+            _truncate_quietly(self._fd, size)
+            raise
+        return tail
+
+
+@dataclass(slots=True)
+class _Pending:
+    """One queued record and how its batch ended."""
+
+    event: AuditEvent
+    done: bool = False
+    error: StorageUnavailable | None = None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _truncate_quietly(fd: int, size: int) -> None:
+    try:
+        os.ftruncate(fd, size)
+    except OSError:
+        log.error("audit_log_truncate_failed")
+
+
+def _sync_and_close(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _open_and_resume(path: Path) -> tuple[int, _Tail]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+    try:
+        return fd, _read_tail(path)
+    except OSError:
+        os.close(fd)
+        raise
+
+
+def _read_tail(path: Path) -> _Tail:
+    """The last complete record's seq and hash, scanning back in blocks; notes a torn tail."""
+    with path.open("rb") as handle:
+        end = handle.seek(0, os.SEEK_END)
+        if end == 0:
+            return _Tail()
+        handle.seek(end - 1)
+        needs_newline = handle.read(1) != b"\n"
+        pos, buffer, torn = end, b"", False
+        while pos > 0:
+            pos = max(0, pos - _TAIL_BLOCK)
+            handle.seek(pos)
+            buffer = handle.read(_TAIL_BLOCK) + buffer
+            lines = buffer.split(b"\n")
+            candidates = lines if pos == 0 else lines[1:]
+            for raw in reversed(candidates):
+                if not raw:
+                    continue
+                parsed = _parse(raw)
+                if parsed is not None:
+                    return _Tail(seq=parsed["seq"], hash=parsed["hash"], torn=torn, needs_newline=needs_newline)
+                torn = True
+            buffer = lines[0] if pos > 0 else b""
+        return _Tail(torn=torn, needs_newline=needs_newline)
+
+
+def _parse(raw: bytes) -> dict[str, Any] | None:
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        return None
+    if (
+        not isinstance(record, dict)
+        or not isinstance(record.get("seq"), int)
+        or not isinstance(record.get("hash"), str)
+    ):
+        return None
+    return record
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifyResult:
+    """What `verify_audit_log` found: `ok` unless a record was edited, removed, inserted or reordered."""
+
+    ok: bool
+    records: int
+    first_bad_line: int | None = None
+    reason: str | None = None
+    torn_lines: tuple[int, ...] = field(default_factory=tuple)
+
+
+def verify_audit_log(path: Path, hmac_key: bytes | None = None) -> VerifyResult:
+    """Walk the chain; report the first bad line. A torn line left by a crash is a warning, not a failure."""
+    checker = _Checker(hmac_key)
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            problem = checker.feed(number, raw.rstrip(b"\n"))
+            if problem is not None:
+                bad_line, reason = problem
+                return VerifyResult(
+                    ok=False,
+                    records=checker.records,
+                    first_bad_line=bad_line,
+                    reason=reason,
+                    torn_lines=tuple(checker.torn),
+                )
+    if checker.pending_torn is not None:
+        checker.torn.append(checker.pending_torn)
+    return VerifyResult(ok=True, records=checker.records, torn_lines=tuple(checker.torn))
+
+
+class _Checker:
+    def __init__(self, hmac_key: bytes | None) -> None:
+        self.key = hmac_key
+        self.prev_hash = GENESIS
+        self.records = 0
+        self.torn: list[int] = []
+        self.pending_torn: int | None = None
+
+    def feed(self, number: int, raw: bytes) -> tuple[int, str] | None:
+        """None while the chain holds, else (first bad line, reason)."""
+        record = _parse(raw)
+        if record is None:
+            if self.pending_torn is not None:
+                return self.pending_torn, "unreadable record followed by another unreadable line"
+            self.pending_torn = number
+            return None
+        torn_problem = self._check_torn_claim(number, record)
+        if torn_problem is not None:
+            return torn_problem
+        problem = self._check_chain(record)
+        if problem is not None:
+            return number, problem
+        self.prev_hash, self.records = record["hash"], self.records + 1
+        return None
+
+    def _check_torn_claim(self, number: int, record: dict[str, Any]) -> tuple[int, str] | None:
+        claim = record.get("torn_after_seq")
+        if self.pending_torn is not None:
+            if claim != self.records:
+                return self.pending_torn, "unreadable record, and no later record accounts for it as torn"
+            self.torn.append(self.pending_torn)
+            self.pending_torn = None
+        elif claim is not None:
+            return number, "record claims a torn line that is not there"
+        return None
+
+    def _check_chain(self, record: dict[str, Any]) -> str | None:
+        expected = self.records + 1
+        if record["seq"] != expected:
+            return f"sequence {record['seq']} where {expected} was expected (a record was removed, inserted or moved)"
+        if record.get("prev_hash") != self.prev_hash:
+            return "prev_hash does not match the previous record (a record was removed, inserted or moved)"
+        if not hmac.compare_digest(record_hash(record, self.key), str(record["hash"])):
+            return "hash mismatch (the record was edited, or the HMAC key is wrong)"
+        return None
+
+
+def command_audit_verify(path: Path, hmac_key: str | None, out: TextIO) -> int:
+    """`mcp-desk audit verify [PATH]`: 0 when the chain holds, 1 naming the first bad line, 2 if unreadable."""
+    try:
+        result = verify_audit_log(path, hmac_key.encode() if hmac_key else None)
+    except OSError as exc:
+        out.write(f"error: cannot read {path}: {exc.strerror}\n")
+        return 2
+    for line in result.torn_lines:
+        out.write(f"warning: line {line} is a torn record left by a crash during a write (never acknowledged)\n")
+    if not result.ok:
+        out.write(f"FAILED: {path} line {result.first_bad_line}: {result.reason}\n")
+        out.write(f"{result.records} records verified before it\n")
+        return 1
+    out.write(f"ok: {result.records} records verified in {path}\n")
+    return 0

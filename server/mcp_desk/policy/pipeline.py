@@ -1,0 +1,108 @@
+"""One tool call, one pipeline: guards nest around an endpoint, outermost first (as in Starlette).
+
+This module knows nothing about MCP, so every guard can be tested with plain objects.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property, partial
+from typing import Any, Protocol, get_type_hints
+
+from pydantic import BaseModel, ConfigDict, create_model
+
+from mcp_desk.domain.principal import Principal
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ToolAnnotationsSpec:
+    """The behaviour hints a client may rely on; set them truthfully."""
+
+    read_only: bool = False
+    destructive: bool = False
+    idempotent: bool = False
+    open_world: bool = False
+
+
+READ_ONLY = ToolAnnotationsSpec(read_only=True, idempotent=True)
+WRITE = ToolAnnotationsSpec()
+IDEMPOTENT_WRITE = ToolAnnotationsSpec(idempotent=True)
+DESTRUCTIVE = ToolAnnotationsSpec(destructive=True, idempotent=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolSpec:
+    """A tool as data: its function, the scope it needs, and how it behaves.
+
+    The docstring of `fn` is the description the model reads; its parameters after `env` are the arguments.
+    """
+
+    name: str
+    fn: Callable[..., Awaitable[Any]]
+    scope: str | None
+    annotations: ToolAnnotationsSpec = WRITE
+    title: str | None = None
+
+    @cached_property
+    def arguments(self) -> type[BaseModel]:
+        """The arguments model, built once."""
+        return arguments_model(self.fn, self.name)
+
+    @cached_property
+    def result(self) -> type[BaseModel]:
+        """The result model, built once."""
+        return result_model(self.fn)
+
+    @property
+    def description(self) -> str:
+        """What the model reads about the tool."""
+        return inspect.cleandoc(self.fn.__doc__ or self.name)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ToolCall:
+    """One invocation travelling through the guards."""
+
+    spec: ToolSpec
+    principal: Principal
+    arguments: Mapping[str, Any]
+    request_id: str
+    transport: str = "stdio"
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+Next = Callable[[ToolCall], Awaitable[Any]]
+
+
+class Guard(Protocol):
+    """A step of the pipeline: inspect or refuse the call, then (usually) pass it on."""
+
+    async def __call__(self, call: ToolCall, call_next: Next) -> Any: ...
+
+
+def build_chain(guards: Sequence[Guard], endpoint: Next) -> Next:
+    """Nest guards around `endpoint`; guards[0] is outermost, as in Starlette."""
+    chain = endpoint
+    for guard in reversed(guards):
+        chain = partial(guard, call_next=chain)
+    return chain
+
+
+def arguments_model(fn: Callable[..., Any], name: str) -> type[BaseModel]:
+    """A pydantic model of a tool's parameters (all but the first, `env`), unknown keys refused."""
+    hints = get_type_hints(fn, include_extras=True)
+    fields: dict[str, Any] = {}
+    for param in list(inspect.signature(fn).parameters.values())[1:]:
+        default = ... if param.default is inspect.Parameter.empty else param.default
+        fields[param.name] = (hints[param.name], default)
+    return create_model(f"{name}_arguments", __config__=ConfigDict(extra="forbid"), **fields)
+
+
+def result_model(fn: Callable[..., Any]) -> type[BaseModel]:
+    """The pydantic model a tool returns (its return annotation)."""
+    returned = get_type_hints(fn)["return"]
+    if not (isinstance(returned, type) and issubclass(returned, BaseModel)):
+        raise TypeError(f"{fn.__name__} must be annotated to return a pydantic model")
+    return returned

@@ -1,0 +1,298 @@
+"""Per-principal rate limits: requests, output tokens and per-tool operations a minute.
+
+Counters live in a `limits` async storage chosen by URI (`memory://` by default, `redis://...`
+for replicas sharing limits), so a shared store is configuration. The strategy on top is a fixed
+window aligned to the injected clock: the window index is part of each counter's key, so every
+decision depends only on `clock()`, and the storage's TTL merely garbage-collects old windows.
+That is why `limits`' own `MemoryStorage` is not the default: it reads `time.time()` inline and
+sweeps on a background timer, so it cannot follow an injected clock; `WindowStore` is a small
+`limits` storage with the same counter semantics, driven by the clock and swept on write.
+
+Keys are always the principal id, never a session: many sessions of one principal share one
+allowance. A fixed window may let up to twice the limit through across a window boundary; in
+exchange, the retry time is exact and the same for everyone (the end of the current minute).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import orjson
+import structlog
+from limits.aio.storage import Storage
+from limits.errors import ConfigurationError
+from limits.storage import storage_from_string
+
+from mcp_desk.errors import ConfigError, RateLimited
+from mcp_desk.policy.pipeline import Next, ToolCall
+from mcp_desk.policy.tokens import result_tokens
+
+WINDOW_SECONDS = 60
+KEY_PREFIX = "mcp-desk/rl"
+SPEND_EXEMPT_TOOLS = frozenset({"get_usage"})
+
+log = structlog.get_logger()
+
+Scope = Literal["requests", "tokens", "tool"]
+
+
+class Clock(Protocol):
+    """Wall-clock seconds since the epoch (UTC); `time.time` in production, a manual clock in tests."""
+
+    def __call__(self) -> float: ...
+
+
+class WindowStore(Storage):
+    """In-process `limits` async storage whose expiry follows an injected clock (no threads).
+
+    Expired counters are swept on every write, oldest first, so idle principals cost nothing.
+    """
+
+    STORAGE_SCHEME = None
+
+    def __init__(self, clock: Clock = time.time) -> None:
+        """An empty store reading time from `clock`."""
+        super().__init__()
+        self.clock = clock
+        self._counts: dict[str, int] = {}
+        self._expiry: dict[str, float] = {}
+        self._heap: list[tuple[float, str]] = []
+
+    @property
+    def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
+        """Nothing in memory fails like a network store would."""
+        return ValueError
+
+    def __len__(self) -> int:
+        """Live counters held (for tests and metrics)."""
+        return len(self._counts)
+
+    async def incr(self, key: str, expiry: float, amount: int = 1) -> int:
+        """Add `amount` to `key`, creating it to expire `expiry` seconds from now."""
+        now = self.clock()
+        self._sweep(now)
+        if self._expiry.get(key, now) <= now:
+            self._counts[key] = 0
+            self._expiry[key] = now + expiry
+            heapq.heappush(self._heap, (now + expiry, key))
+        self._counts[key] += amount
+        return self._counts[key]
+
+    async def get(self, key: str) -> int:
+        """The counter's value, 0 once expired."""
+        if self._expiry.get(key, 0.0) <= self.clock():
+            return 0
+        return self._counts.get(key, 0)
+
+    async def get_expiry(self, key: str) -> float:
+        """When `key` expires (now if it does not exist)."""
+        return self._expiry.get(key, self.clock())
+
+    async def check(self) -> bool:
+        """Always healthy."""
+        return True
+
+    async def reset(self) -> int | None:
+        """Drop every counter."""
+        count = len(self._counts)
+        self._counts.clear()
+        self._expiry.clear()
+        self._heap.clear()
+        return count
+
+    async def clear(self, key: str) -> None:
+        """Drop one counter."""
+        self._counts.pop(key, None)
+        self._expiry.pop(key, None)
+
+    def dump(self) -> dict[str, tuple[int, float]]:
+        """Live counters as `{key: (count, expires_at)}`, to carry today's usage across a restart."""
+        now = self.clock()
+        return {key: (count, self._expiry[key]) for key, count in self._counts.items() if self._expiry[key] > now}
+
+    def load(self, counters: Mapping[str, tuple[int, float]]) -> None:
+        """Restore counters from `dump()`; expired ones are skipped."""
+        now = self.clock()
+        for key, (count, expires_at) in counters.items():
+            if expires_at > now:
+                self._counts[key], self._expiry[key] = int(count), float(expires_at)
+                heapq.heappush(self._heap, (float(expires_at), key))
+
+    def _sweep(self, now: float) -> None:
+        while self._heap and self._heap[0][0] <= now:
+            expires_at, key = heapq.heappop(self._heap)
+            if self._expiry.get(key) == expires_at:
+                del self._counts[key], self._expiry[key]
+
+
+def open_storage(uri: str, *, clock: Clock = time.time) -> Storage:
+    """The counter store for `uri`: `memory://` → WindowStore; `redis://…` etc. → `limits`' async storage."""
+    scheme = uri.split("://", 1)[0]
+    if scheme in {"memory", "async+memory"}:
+        return WindowStore(clock)
+    try:
+        storage = storage_from_string(uri if scheme.startswith("async+") else "async+" + uri)
+    except ConfigurationError as exc:
+        # limits' own message may echo the URI, password included; name only the scheme.
+        detail = str(exc) if "prerequisite" in str(exc) else f"unknown storage scheme {scheme!r}"
+        raise ConfigError(f"MCP_DESK_RATE_LIMIT_STORAGE_URI: {detail}") from None
+    if not isinstance(storage, Storage):
+        raise ConfigError(f"MCP_DESK_RATE_LIMIT_STORAGE_URI: {scheme} has no async limits storage")
+    return storage
+
+
+def save_counters(storage: Storage, path: Path) -> None:
+    """Write a WindowStore's live counters to `path` atomically (shutdown); other stores persist themselves."""
+    if isinstance(storage, WindowStore):
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(orjson.dumps(storage.dump()))
+        os.replace(tmp, path)
+
+
+def load_counters(storage: Storage, path: Path) -> None:
+    """Restore counters saved by `save_counters` (start-up); a missing or unreadable file starts empty."""
+    if isinstance(storage, WindowStore) and path.is_file():
+        try:
+            counters = orjson.loads(path.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            log.warning("rate_limit_state_unreadable", path=str(path))
+            return
+        storage.load({str(key): (int(value[0]), float(value[1])) for key, value in counters.items()})
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class UsageSnapshot:
+    """A principal's allowance in the current minute, as the limiter enforces it."""
+
+    requests_limit: int
+    requests_remaining: int
+    tokens_limit: int
+    tokens_remaining: int
+    tools_remaining: Mapping[str, int]
+    resets_at: float
+    resets_in_seconds: float
+
+
+@dataclass(kw_only=True, slots=True)
+class _Peak:
+    window: int = -1
+    ratio: float = 0.0
+
+
+@dataclass(kw_only=True)
+class RateLimit:
+    """Guard: refuses a principal's call over its requests, tokens or per-tool allowance this minute.
+
+    Raises `RateLimited` naming the limit and `retry_after_seconds`; the registry shows the model
+    "rate_limited: …" and Audit records `rate_limit_exceeded`. `context["scope"]` is one of
+    `requests`, `tokens`, `tool` (the `mcp_desk_rate_limited_total{scope}` label).
+    """
+
+    storage: Storage
+    requests_per_minute: int
+    tokens_per_minute: int
+    per_tool: Mapping[str, int] = field(default_factory=dict)
+    spend_exempt: frozenset[str] = SPEND_EXEMPT_TOOLS
+    clock: Clock = time.time
+    _peak: _Peak = field(default_factory=_Peak, init=False, repr=False)
+
+    async def __call__(self, call: ToolCall, call_next: Next) -> Any:
+        """Check and count the call, run it, then charge its output tokens to this minute."""
+        principal, tool = call.principal.id, call.spec.name
+        window, now = self._window()
+        if tool not in self.spend_exempt:
+            used = await self.storage.get(_key("tokens", principal, window))
+            self._enforce("tokens", used, self.tokens_per_minute, now=now, over=used >= self.tokens_per_minute)
+        if (limit := self.per_tool.get(tool)) is not None:
+            count = await self.storage.incr(_key(f"tool/{tool}", principal, window), _ttl(now), 1)
+            self._enforce("tool", count, limit, now=now, over=count > limit, tool=tool)
+        count = await self.storage.incr(_key("requests", principal, window), _ttl(now), 1)
+        self._enforce("requests", count, self.requests_per_minute, now=now, over=count > self.requests_per_minute)
+        result = await call_next(call)
+        window, now = self._window()  # a long call is charged to the minute it finished in
+        tokens = await self.storage.incr(_key("tokens", principal, window), _ttl(now), result_tokens(call, result))
+        self._observe(window, tokens / self.tokens_per_minute)
+        return result
+
+    async def snapshot(self, principal_id: str) -> UsageSnapshot:
+        """What `principal_id` may still do this minute, and when the minute resets."""
+        window, now = self._window()
+        requests = await self.storage.get(_key("requests", principal_id, window))
+        tokens = await self.storage.get(_key("tokens", principal_id, window))
+        tools = {
+            tool: max(0, limit - await self.storage.get(_key(f"tool/{tool}", principal_id, window)))
+            for tool, limit in self.per_tool.items()
+        }
+        resets_at = (window + 1) * WINDOW_SECONDS
+        return UsageSnapshot(
+            requests_limit=self.requests_per_minute,
+            requests_remaining=max(0, self.requests_per_minute - requests),
+            tokens_limit=self.tokens_per_minute,
+            tokens_remaining=max(0, self.tokens_per_minute - tokens),
+            tools_remaining=tools,
+            resets_at=resets_at,
+            resets_in_seconds=resets_at - now,
+        )
+
+    def saturation(self) -> float:
+        """Highest share (0..1) of a requests/tokens/tool allowance any principal used this minute here."""
+        window, _ = self._window()
+        return self._peak.ratio if self._peak.window == window else 0.0
+
+    async def healthy(self) -> bool:
+        """True when the counter store answers (always, in memory)."""
+        return await self.storage.check()
+
+    def _window(self) -> tuple[int, float]:
+        now = self.clock()
+        return int(now // WINDOW_SECONDS), now
+
+    def _observe(self, window: int, ratio: float) -> None:
+        if self._peak.window != window:
+            self._peak.window, self._peak.ratio = window, 0.0
+        self._peak.ratio = max(self._peak.ratio, min(ratio, 1.0))
+
+    def _enforce(self, scope: Scope, count: int, limit: int, *, now: float, over: bool, tool: str = "") -> None:
+        self._observe(int(now // WINDOW_SECONDS), count / limit)
+        if over:
+            raise _refused(scope, limit, now=now, tool=tool)
+
+
+def _refused(scope: Scope, limit: int, *, now: float, tool: str) -> RateLimited:
+    retry = retry_after(now)
+    return RateLimited(
+        f"{_describe(scope, limit, tool)} reached; retry after {retry} seconds",
+        retry_after_seconds=retry,
+        scope=scope,
+        limit=limit,
+    )
+
+
+def retry_after(now: float) -> int:
+    """Whole seconds until the current window ends (at least 1), as HTTP Retry-After wants."""
+    window_end = (math.floor(now / WINDOW_SECONDS) + 1) * WINDOW_SECONDS
+    return max(1, math.ceil(window_end - now))
+
+
+def _describe(scope: Scope, limit: int, tool: str) -> str:
+    if scope == "requests":
+        return f"rate limit of {limit} tool calls per minute"
+    if scope == "tokens":
+        return f"rate limit of {limit} output tokens per minute"
+    return f"rate limit of {limit} {tool} calls per minute"
+
+
+def _key(kind: str, principal: str, window: int) -> str:
+    return f"{KEY_PREFIX}/{kind}/{window}/{principal}"
+
+
+def _ttl(now: float) -> int:
+    """Seconds a counter must live: to the end of its window, plus one for clock skew between replicas."""
+    return retry_after(now) + 1

@@ -1,0 +1,278 @@
+"""Redaction: replace secrets with `[REDACTED:kind]` on every way out (results, errors, logs, audit).
+
+Stored data stays as written. Patterns are compiled once per `Redactor`; `text` runs them in a fixed
+order (private keys and URLs first, so a key inside a connection string is redacted as one piece),
+`value` walks JSON-like data and returns new objects, and `process_log` is a structlog processor.
+Provider patterns are anchored on documented prefixes and lengths, and generic `name=value` rules
+skip values that cannot be secrets (only digits, plain words after `:`), so ticket numbers, hashes,
+UUIDs and prose about passwords survive.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+from mcp_desk.policy.keys import KEY_PREFIX
+from mcp_desk.policy.pipeline import Next, ToolCall
+
+Replacer = Callable[[re.Match[str]], str]
+
+_LABEL_PATTERN = (
+    r"(?:[A-Za-z0-9]+[_.-])*(?:password|passwd|pwd|passphrase|secret|api[_-]?key|apikey|access[_-]?key"
+    r"|secret[_-]?key|private[_-]?key|token|credentials?)"
+)
+_PASSWORD_WORDS = ("password", "passwd", "pwd", "passphrase")
+_SENSITIVE_SUFFIXES = (
+    "password",
+    "passwd",
+    "passphrase",
+    "secret",
+    "apikey",
+    "accesskey",
+    "secretkey",
+    "privatekey",
+    "token",
+    "credential",
+    "credentials",
+    "authorization",
+    "cookie",
+)
+
+# (kind, pattern, lowercase literals one of which the text must contain) where the whole match is the secret.
+_AWS_PREFIXES = ("AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AIPA", "ANPA", "ANVA", "AROA", "APKA")
+_WHOLE: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("jwt", r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*", ("eyj",)),
+    ("anthropic_key", r"\bsk-ant-[A-Za-z0-9_-]{20,}", ("sk-ant-",)),
+    ("openai_key", r"\bsk-(?:proj|svcacct|admin|None)-[A-Za-z0-9_-]{20,}|\bsk-[A-Za-z0-9]{32,}\b", ("sk-",)),
+    ("aws_access_key", rf"\b(?:{'|'.join(_AWS_PREFIXES)})[A-Z0-9]{{16}}\b", tuple(p.lower() for p in _AWS_PREFIXES)),
+    (
+        "github_token",
+        r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,255}\b|\bgithub_pat_[A-Za-z0-9_]{22,255}\b",
+        ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+    ),
+    ("gitlab_token", r"\bglpat-[A-Za-z0-9_-]{20,}", ("glpat-",)),
+    (
+        "slack_token",
+        r"\bxox[abposre]-[A-Za-z0-9-]{10,}|https://hooks\.slack\.com/services/[A-Za-z0-9/_-]+",
+        ("xox", "hooks.slack.com"),
+    ),
+    (
+        "stripe_key",
+        r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}\b|\bwhsec_[A-Za-z0-9]{24,}\b",
+        ("sk_", "rk_", "whsec_"),
+    ),
+    ("google_key", r"\bAIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])|\bya29\.[0-9A-Za-z_-]{20,}", ("aiza", "ya29.")),
+    ("npm_token", r"\bnpm_[A-Za-z0-9]{36}\b", ("npm_",)),
+    ("pypi_token", r"\bpypi-[A-Za-z0-9_-]{50,}", ("pypi-",)),
+    ("huggingface_token", r"\bhf_[A-Za-z0-9]{30,}\b", ("hf_",)),
+    ("sendgrid_key", r"\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}", ("sg.",)),
+    ("mcp_desk_key", rf"\b{KEY_PREFIX}[A-Za-z0-9_-]{{16,}}", (KEY_PREFIX,)),
+)
+_NAME_TRIGGERS = (
+    "passw",
+    "pwd",
+    "passphrase",
+    "secret",
+    "apikey",
+    "api_key",
+    "api-key",
+    "accesskey",
+    "access_key",
+    "access-key",
+    "privatekey",
+    "private_key",
+    "private-key",
+    "token",
+    "credential",
+)
+MIN_SECRET_TEXT = 6
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    pattern: re.Pattern[str]
+    replace: Replacer
+    triggers: tuple[str, ...]
+
+    def applies(self, lowered: str) -> bool:
+        return not self.triggers or any(trigger in lowered for trigger in self.triggers)
+
+
+def _marker(kind: str) -> str:
+    return f"[REDACTED:{kind}]"
+
+
+def _is_plausible_secret(value: str, *, loose: bool) -> bool:
+    """Reject values that are numbers, placeholders or (for `name: word` prose) plain words."""
+    if value.startswith("[REDACTED") or value.isdigit() or value.lower() in {"null", "none", "true", "false"}:
+        return False
+    return not (loose and value.isalpha())
+
+
+def _pem(match: re.Match[str]) -> str:
+    return _marker("private_key")
+
+
+def _url_password(match: re.Match[str]) -> str:
+    return f"{match.group('head')}{_marker('password')}@"
+
+
+def _auth_header(match: re.Match[str]) -> str:
+    if match.group("scheme") is None and not _is_plausible_secret(match.group("value"), loose=True):
+        return match.group(0)
+    return f"{match.group('head')}{_marker('authorization')}"
+
+
+def _bearer(match: re.Match[str]) -> str:
+    token = match.group("value")
+    if token.isalpha() or token.startswith("[REDACTED"):
+        return match.group(0)
+    return f"{match.group('head')}{_marker('bearer')}"
+
+
+def _name_kind(name: str) -> str:
+    return "password" if any(word in name.lower() for word in _PASSWORD_WORDS) else "secret"
+
+
+def _quoted_pair(match: re.Match[str]) -> str:
+    value = match.group("value")
+    if not _is_plausible_secret(value, loose=False):
+        return match.group(0)
+    return f"{match.group('head')}{_marker(_name_kind(match.group('name')))}{match.group('q')}"
+
+
+def _unquoted_pair(match: re.Match[str]) -> str:
+    value = match.group("value")
+    if not _is_plausible_secret(value, loose=match.group("sep") == ":"):
+        return match.group(0)
+    return f"{match.group('head')}{_marker(_name_kind(match.group('name')))}"
+
+
+def _whole(kind: str) -> Replacer:
+    marker = _marker(kind)
+    return lambda _match: marker
+
+
+def _compile_rules(extra: Iterable[tuple[str, str]]) -> list[_Rule]:
+    pem = r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----[\s\S]*?(?:-----END [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----|\Z)"
+    url = r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]{1,20}://[^\s:/?#@\[\]\"']*:)(?P<pw>[^\s/?#\"']+)@"
+    header = (
+        r"(?i)(?P<head>\b(?:proxy-)?authorization\\?[\"']?\s*[:=]\s*\\?[\"']?)"
+        r"(?P<scheme>(?:bearer|basic|token|digest)\s+)?(?P<value>[^\s\"'\\,;]+)"
+    )
+    bearer = r"(?i)(?P<head>\bbearer\s+)(?P<value>[A-Za-z0-9._~+/-]{12,}=*)"
+    quoted = (
+        rf"(?i)(?P<head>(?<![A-Za-z0-9])(?P<name>{_LABEL_PATTERN})\\?[\"']?\s*[:=]\s*(?P<q>\\?[\"']))"
+        r"(?P<value>(?:\\.|[^\"'\\\r\n]){1,512}?)(?P=q)"
+    )
+    unquoted = (
+        rf"(?i)(?P<head>(?<![A-Za-z0-9])(?P<name>{_LABEL_PATTERN})\\?[\"']?\s*(?P<sep>[:=])\s*)"
+        r"(?P<value>[^\s\"'\\&,;<>()\[\]{}]{3,256})"
+    )
+    rules = [
+        _Rule(re.compile(pem), _pem, ("private key",)),
+        _Rule(re.compile(url), _url_password, ("://",)),
+        _Rule(re.compile(header), _auth_header, ("authorization",)),
+    ]
+    rules += [_Rule(re.compile(pattern), _whole(kind), triggers) for kind, pattern, triggers in _WHOLE]
+    rules += [_Rule(re.compile(pattern), _whole(kind), ()) for kind, pattern in extra]
+    rules += [
+        _Rule(re.compile(bearer), _bearer, ("bearer",)),
+        _Rule(re.compile(quoted), _quoted_pair, _NAME_TRIGGERS),
+        _Rule(re.compile(unquoted), _unquoted_pair, _NAME_TRIGGERS),
+    ]
+    return rules
+
+
+@functools.lru_cache(maxsize=1024)
+def is_sensitive_key(name: str) -> bool:
+    """True for mapping keys whose string values are secrets whatever they look like."""
+    normalized = re.sub(r"[^a-z0-9]", "", name.lower())
+    return normalized == "pwd" or normalized.endswith(_SENSITIVE_SUFFIXES)
+
+
+class Redactor:
+    """Compiled secret patterns; `text`, `value` and `process_log` return scrubbed copies."""
+
+    def __init__(self, extra_patterns: Iterable[tuple[str, str]] = ()) -> None:
+        self._rules = _compile_rules(extra_patterns)
+        # Fast path: one scan for every rule's trigger literals. Text without any of them (most results)
+        # can only match the rules that have no triggers (operator patterns), so only those run.
+        # (Substring tests in C: far cheaper than one regex alternation over every trigger.)
+        self._triggers = tuple(sorted({t for rule in self._rules for t in rule.triggers}))
+        self._untriggered = [rule for rule in self._rules if not rule.triggers]
+
+    def text(self, s: str) -> str:
+        """`s` with every secret replaced by `[REDACTED:kind]`."""
+        if len(s) < MIN_SECRET_TEXT:
+            return s
+        lowered = s.lower()
+        rules = self._rules if any(map(lowered.__contains__, self._triggers)) else self._untriggered
+        for rule in rules:
+            if rule.applies(lowered):
+                s = rule.pattern.sub(rule.replace, s)
+        return s
+
+    def value(self, obj: Any, memo: dict[str, str] | None = None) -> Any:
+        """A redacted copy of JSON-like data: strings scrubbed, values under secret-named keys replaced.
+
+        `memo` (see `call_memo`) remembers each string's redaction, so the guards of one call that
+        scrub the same arguments and result text scan each distinct string once.
+        """
+        kind = type(obj)  # exact types first: the ABC checks below cost more than the common cases
+        if kind is str:
+            return self._text(obj, memo)
+        if kind is dict or (kind is not list and isinstance(obj, Mapping)):
+            return {self.value(key, memo): self._field(key, item, memo) for key, item in obj.items()}
+        if kind is list or isinstance(obj, list | tuple):
+            return [self.value(item, memo) for item in obj]
+        if isinstance(obj, str):
+            return self._text(obj, memo)
+        return obj
+
+    def _text(self, s: str, memo: dict[str, str] | None) -> str:
+        if len(s) < MIN_SECRET_TEXT:
+            return s
+        if memo is None:
+            return self.text(s)
+        done = memo.get(s)
+        if done is None:
+            done = memo[s] = self.text(s)
+        return done
+
+    def _field(self, key: object, item: Any, memo: dict[str, str] | None) -> Any:
+        if isinstance(key, str) and isinstance(item, str) and item and is_sensitive_key(key):
+            return item if item.startswith("[REDACTED") else _marker(_name_kind(key))
+        return self.value(item, memo)
+
+    def process_log(self, logger: object, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
+        """structlog processor: place it after `format_exc_info`/`dict_tracebacks`, before the renderer."""
+        return self.value(event_dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Redact:
+    """Guard: scrub the tool's result on its way out (errors are redacted where they are rendered)."""
+
+    redactor: Redactor
+
+    async def __call__(self, call: ToolCall, call_next: Next) -> Any:
+        """Run the rest of the chain and return a redacted copy of its result."""
+        result = await call_next(call)
+        return self.redactor.value(result, call_memo(call, self.redactor))
+
+
+_MEMO_KEY = "redaction_memo"
+
+
+def call_memo(call: ToolCall, redactor: Redactor) -> dict[str, str]:
+    """A memo of `redactor`'s string redactions that lives as long as `call` (its `state`)."""
+    key = f"{_MEMO_KEY}:{id(redactor)}"
+    memo: dict[str, str] | None = call.state.get(key)
+    if memo is None:
+        memo = call.state[key] = {}
+    return memo

@@ -1,0 +1,209 @@
+"""The policy file: roles as bundles of scopes, per-tool overrides, and the raw diagnostics table.
+
+TOML, loaded with `tomllib` and validated with pydantic at start: an unknown scope, role, tool or
+key is a ConfigError naming the file and the key. The built-in default is `default_policy.toml`
+beside this module; `MCP_DESK_POLICY_FILE` replaces it (it is not merged).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, TextIO
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from mcp_desk.domain.principal import ALL_SCOPES, Principal
+from mcp_desk.errors import ConfigError
+from mcp_desk.policy.paths import DEFAULT_BLOCKED
+
+ROLE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+Transport = Literal["stdio", "http", "memory"]
+
+
+def _known_scope(scope: str) -> str:
+    if scope not in ALL_SCOPES:
+        raise ValueError(f"unknown scope {scope!r} (known: {', '.join(sorted(ALL_SCOPES))})")
+    return scope
+
+
+class PathRule(BaseModel):
+    """Which configured folder a tool's path arguments live in, plus extra blocked patterns."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    root: Literal["docs", "exports"]
+    deny: tuple[str, ...] = ()
+
+
+class ToolRule(BaseModel):
+    """Per-tool overrides."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    scope: str | None = None
+    rate_per_minute: int | None = Field(default=None, ge=1)
+    paths: PathRule | None = None
+
+    @field_validator("scope")
+    @classmethod
+    def _scope(cls, value: str | None) -> str | None:
+        return None if value is None else _known_scope(value)
+
+
+class RoleRule(BaseModel):
+    """A role: a description and its scopes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    description: str = ""
+    scopes: tuple[str, ...]
+
+    @field_validator("scopes")
+    @classmethod
+    def _scopes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_known_scope(scope) for scope in value)
+
+
+class PolicyFile(BaseModel):
+    """The whole file as written."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    roles: dict[str, RoleRule] = Field(min_length=1)
+    tools: dict[str, ToolRule] = {}
+    diagnostics: dict[str, Any] = {}
+
+    @field_validator("roles")
+    @classmethod
+    def _role_names(cls, value: dict[str, RoleRule]) -> dict[str, RoleRule]:
+        for name in value:
+            if not ROLE_NAME.match(name):
+                raise ValueError(f"role name {name!r} must match {ROLE_NAME.pattern}")
+        return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class Policy:
+    """The validated policy; ask it for principals, scopes, limits and path rules."""
+
+    roles: Mapping[str, RoleRule]
+    tools: Mapping[str, ToolRule]
+    diagnostics: Mapping[str, Any]
+    source: str
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> Policy:
+        """Load `path`, or the built-in default when None; ConfigError on any problem."""
+        if path is None:
+            text = resources.files("mcp_desk.policy").joinpath("default_policy.toml").read_text(encoding="utf-8")
+            return cls.from_toml(text, source="built-in policy")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"MCP_DESK_POLICY_FILE: cannot read {path}: {exc.__class__.__name__}") from None
+        return cls.from_toml(text, source=str(path))
+
+    @classmethod
+    def from_toml(cls, text: str, *, source: str) -> Policy:
+        """Parse and validate policy TOML."""
+        try:
+            parsed = PolicyFile.model_validate(tomllib.loads(text))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+        except ValidationError as exc:
+            raise ConfigError(f"{source}: {_first_error(exc)}") from None
+        return cls(roles=parsed.roles, tools=parsed.tools, diagnostics=parsed.diagnostics, source=source)
+
+    def check(self, tools: Mapping[str, str | None], *, roles_in_use: Mapping[str, str] | None = None) -> None:
+        """Start-up cross-checks: `[tools.X]` must name real tools; roles named in settings must exist."""
+        for name in self.tools:
+            if name not in tools:
+                raise ConfigError(f"{self.source}: tools.{name}: unknown tool (known: {', '.join(sorted(tools))})")
+        for setting, role in (roles_in_use or {}).items():
+            if role not in self.roles:
+                raise ConfigError(f"{setting}: unknown role {role!r} (policy defines: {', '.join(self.roles)})")
+
+    def role_names(self) -> list[str]:
+        """The defined roles, in file order."""
+        return list(self.roles)
+
+    def scopes_for(self, role: str) -> frozenset[str]:
+        """The scopes a role grants; ConfigError for an unknown role."""
+        rule = self.roles.get(role)
+        if rule is None:
+            raise ConfigError(f"unknown role {role!r} (policy defines: {', '.join(self.roles)})")
+        return frozenset(rule.scopes)
+
+    def principal_for(self, principal_id: str, role: str, transport: Transport = "stdio") -> Principal:
+        """A Principal carrying the scopes of `role`."""
+        return Principal(id=principal_id, role=role, scopes=self.scopes_for(role), transport=transport)
+
+    def scope_for(self, tool: str, default_scope: str | None) -> str | None:
+        """The scope a tool needs: the policy override, else the tool's own."""
+        rule = self.tools.get(tool)
+        return rule.scope if rule is not None and rule.scope is not None else default_scope
+
+    def rate_for(self, tool: str) -> int | None:
+        """The tool's own per-minute limit, if the policy sets one."""
+        rule = self.tools.get(tool)
+        return rule.rate_per_minute if rule is not None else None
+
+    def path_rule(self, tool: str) -> PathRule | None:
+        """Where the tool's path arguments live, if it takes any."""
+        rule = self.tools.get(tool)
+        return rule.paths if rule is not None else None
+
+    def blocked_for(self, tool: str) -> tuple[str, ...]:
+        """The blocked patterns for a tool's paths: the defaults plus the policy's `deny`."""
+        rule = self.path_rule(tool)
+        return DEFAULT_BLOCKED + (rule.deny if rule is not None else ())
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors(include_url=False, include_input=False)[0]
+    where = ".".join(str(part) for part in err["loc"]) or "policy"
+    message = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        message = "unknown key"
+    return f"{where}: {message}"
+
+
+def command_policy_explain(
+    policy: Policy, role: str | None, tools: Mapping[str, str | None], out: TextIO, *, default_rpm: int | None = None
+) -> int:
+    """`mcp-desk policy explain [--role R]`: each role's scopes, tools, limits and paths."""
+    if role is not None and role not in policy.roles:
+        out.write(f"error: unknown role {role!r} (policy defines: {', '.join(policy.roles)})\n")
+        return 2
+    out.write(f"policy: {policy.source}\n")
+    for name in [role] if role is not None else policy.role_names():
+        out.write("\n" + "\n".join(_explain_role(policy, name, tools, default_rpm)) + "\n")
+    return 0
+
+
+def _explain_role(policy: Policy, role: str, tools: Mapping[str, str | None], default_rpm: int | None) -> list[str]:
+    scopes = policy.scopes_for(role)
+    allowed: list[tuple[str, str | None]] = []
+    refused: list[tuple[str, str | None]] = []
+    for tool, default in sorted(tools.items()):
+        scope = policy.scope_for(tool, default)
+        (allowed if scope is None or scope in scopes else refused).append((tool, scope))
+    lines = [f"role {role}: {policy.roles[role].description}".rstrip(": ")]
+    lines.append(f"  scopes: {', '.join(sorted(scopes)) or '(none)'}")
+    lines.append(f"  notes: {'every owner' if 'notes:read_all' in scopes else 'own notes only'}")
+    lines.append(f"  tools ({len(allowed)} of {len(tools)}):")
+    lines += [
+        f"    {tool:<18} {scope or '(no scope)':<16} {_limits(policy, tool, default_rpm)}" for tool, scope in allowed
+    ]
+    lines.append("  not allowed: " + (", ".join(f"{tool} ({scope})" for tool, scope in refused) or "(none)"))
+    return lines
+
+
+def _limits(policy: Policy, tool: str, default_rpm: int | None) -> str:
+    rate = policy.rate_for(tool)
+    parts = [f"{rate}/min" if rate else (f"{default_rpm}/min (global)" if default_rpm else "global rate limit")]
+    rule = policy.path_rule(tool)
+    if rule is not None:
+        parts.append(f"paths under {rule.root}" + (f", also denied: {', '.join(rule.deny)}" if rule.deny else ""))
+    return "; ".join(parts)

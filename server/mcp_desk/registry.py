@@ -1,0 +1,306 @@
+"""Tool specs and the guard chain, served as MCP tools: the one place AppError becomes a tool error."""
+
+from __future__ import annotations
+
+import functools
+import time
+import typing
+import uuid
+import weakref
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import mcp_types as types
+import orjson
+import structlog
+from mcp.server.connection import Connection
+from mcp.server.context import ServerRequestContext
+from mcp.shared.exceptions import MCPError
+from mcp.shared.message import ServerMessageMetadata
+from pydantic import BaseModel
+
+from mcp_desk.domain.principal import Principal
+from mcp_desk.errors import AppError, MissingClientCapability, RateLimited
+from mcp_desk.policy.pipeline import Next, ToolCall, ToolSpec
+from mcp_desk.tools.env import ClientChannel
+
+log = structlog.get_logger()
+MAX_ECHOED_NAME = 64
+LOG_LEVELS: tuple[types.LoggingLevel, ...] = (
+    "debug",
+    "info",
+    "notice",
+    "warning",
+    "error",
+    "critical",
+    "alert",
+    "emergency",
+)
+
+PrincipalSource = Callable[[], Principal]
+Redact = Callable[[str], str]
+# A tool may return an MCP result as-is (test profiles do); the guards still see it as a wire-shaped dict.
+RESULT_MODELS: tuple[type[BaseModel], ...] = (types.CallToolResult, types.InputRequiredResult)
+CLIENT_KEY = "client"  # call.state: the caller's ClientChannel, for the endpoint to hand to the tool
+RESULT_MODEL_KEY = "result_model"  # call.state: which MCP result model a pass-through dict becomes again
+MISSING_CLIENT_CAPABILITY = -32021  # MissingRequiredClientCapabilityError
+
+
+def passes_through(spec: ToolSpec) -> bool:
+    """True when the tool returns MCP results itself (no structured output schema of ours)."""
+    returned = typing.get_type_hints(spec.fn).get("return")
+    options = typing.get_args(returned) or (returned,)
+    return all(option in RESULT_MODELS for option in options)
+
+
+def structured(call: ToolCall, result: BaseModel) -> dict[str, Any]:
+    """The dict the guards see for a tool's result; an MCP result keeps its wire shape and its model is noted."""
+    if isinstance(result, RESULT_MODELS):
+        call.state[RESULT_MODEL_KEY] = type(result)
+        wire: dict[str, Any] = result.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return wire
+    plain: dict[str, Any] = result.model_dump(mode="json")
+    return plain
+
+
+def mcp_tool(spec: ToolSpec, *, read_only: bool | None = None) -> types.Tool:
+    """The MCP description of a tool: schemas from its models, annotations from its spec."""
+    hints = spec.annotations
+    return types.Tool(
+        name=spec.name,
+        title=spec.title,
+        description=spec.description,
+        input_schema=spec.arguments.model_json_schema(),
+        output_schema=None if passes_through(spec) else spec.result.model_json_schema(),
+        annotations=types.ToolAnnotations(
+            read_only_hint=hints.read_only if read_only is None else read_only,
+            destructive_hint=hints.destructive,
+            idempotent_hint=hints.idempotent,
+            open_world_hint=hints.open_world,
+        ),
+    )
+
+
+def error_result(exc: AppError, redact: Redact) -> types.CallToolResult:
+    """A tool error the model can act on; `_meta` carries machine-readable details."""
+    detail: dict[str, Any] = {"code": exc.code}
+    if isinstance(exc, RateLimited):
+        detail["retry_after_seconds"] = exc.retry_after_seconds
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=redact(f"{exc.code}: {exc.public}"))],
+        is_error=True,
+        _meta={"mcp-desk/error": detail},
+    )
+
+
+def ok_result(structured: dict[str, Any]) -> types.CallToolResult:
+    """Structured content plus the same JSON as text, for clients that only read text."""
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=orjson.dumps(structured).decode())],
+        structured_content=structured,
+    )
+
+
+class ToolRegistry:
+    """Serves `tools/list` (filtered per caller) and `tools/call` (through the guard chain)."""
+
+    def __init__(
+        self,
+        *,
+        specs: Sequence[ToolSpec],
+        chain: Next,
+        principal: PrincipalSource,
+        redact: Redact,
+        transport: str,
+        read_only_overrides: dict[str, bool] | None = None,
+    ) -> None:
+        self.specs = {spec.name: spec for spec in specs}
+        self.chain = chain
+        self.principal = principal
+        self.redact = redact
+        self.transport = transport
+        # Per connection: the level a client asked for with logging/setLevel (none asked: no log messages).
+        self._log_levels: weakref.WeakKeyDictionary[Connection, int] = weakref.WeakKeyDictionary()
+        self._overrides = read_only_overrides or {}
+
+    @functools.cached_property
+    def _tools(self) -> dict[str, types.Tool]:
+        # Built on first use (tools/list, or a call's schema check), not at start-up: generating 21 pairs of
+        # JSON schemas is ~0.2 s that a stdio client would otherwise wait for before `initialize` is answered.
+        return {name: mcp_tool(spec, read_only=self._overrides.get(name)) for name, spec in self.specs.items()}
+
+    def visible(self, principal: Principal) -> list[types.Tool]:
+        """The tools this principal may call; the others are absent, not greyed out."""
+        return [
+            self._tools[name] for name, spec in self.specs.items() if spec.scope is None or principal.has(spec.scope)
+        ]
+
+    def input_schema(self, name: str) -> dict[str, Any] | None:
+        """A tool's input schema by name (for the SDK's header validation on the 2026-07-28 wire)."""
+        tool = self._tools.get(name)
+        return None if tool is None else tool.input_schema
+
+    async def list_tools(
+        self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        """`tools/list` for the calling principal."""
+        return types.ListToolsResult(tools=self.visible(self.principal()))
+
+    async def call_tool(
+        self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        """`tools/call`: unknown tool → protocol error; otherwise the guard chain decides."""
+        spec = self.specs.get(params.name)
+        if spec is None:
+            shown = self.redact(params.name[:MAX_ECHOED_NAME])
+            raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {shown}")
+        call = ToolCall(
+            spec=spec,
+            principal=self.principal(),
+            arguments=params.arguments or {},
+            request_id=uuid.uuid4().hex[:16],
+            transport=self.transport,
+            state={CLIENT_KEY: SdkChannel(ctx, params, self._client_log)},
+        )
+        try:
+            result = await self.chain(call)
+            model = call.state.get(RESULT_MODEL_KEY)
+            if model is not None:
+                passed: types.CallToolResult | types.InputRequiredResult = model.model_validate(result)
+                return passed
+            return ok_result(result)
+        except MissingClientCapability as exc:
+            data = {"requiredCapabilities": exc.required_capabilities}
+            raise MCPError(code=MISSING_CLIENT_CAPABILITY, message=self.redact(exc.public), data=data) from None
+        except AppError as exc:
+            await self._client_log(ctx, "warning", f"{spec.name} refused: {exc.code}")
+            return error_result(exc, self.redact)
+        except Exception:
+            log.exception("tool_failed_unexpectedly", tool=spec.name, request_id=call.request_id)
+            await self._client_log(ctx, "error", f"{spec.name} failed; request id {call.request_id}")
+            return types.CallToolResult(
+                content=[types.TextContent(type="text", text=f"Error executing tool {spec.name}")], is_error=True
+            )
+
+    async def set_log_level(
+        self, ctx: ServerRequestContext[Any], params: types.SetLevelRequestParams
+    ) -> types.EmptyResult:
+        """`logging/setLevel`: from now on this connection receives our log messages at or above the level."""
+        self._log_levels[connection_of(ctx)] = LOG_LEVELS.index(params.level)
+        return types.EmptyResult()
+
+    async def _client_log(self, ctx: ServerRequestContext[Any], level: types.LoggingLevel, message: str) -> None:
+        wanted = self._log_levels.get(connection_of(ctx))
+        if wanted is None or LOG_LEVELS.index(level) < wanted:
+            return
+        params = types.LoggingMessageNotificationParams(level=level, logger="mcp-desk", data=message)
+        await ctx.session.send_notification(types.LoggingMessageNotification(params=params), ctx.request_id)
+
+
+Log = Callable[[ServerRequestContext[Any], types.LoggingLevel, str], Awaitable[None]]
+# Server-to-client requests a tool may send: method -> (client capability it needs, request model, result model).
+_REQUESTS: dict[str, tuple[str, type[BaseModel], type[BaseModel]]] = {
+    "sampling/createMessage": ("sampling", types.CreateMessageRequest, types.CreateMessageResult),
+    "elicitation/create": ("elicitation", types.ElicitRequest, types.ElicitResult),
+    "roots/list": ("roots", types.ListRootsRequest, types.ListRootsResult),
+}
+
+
+@dataclass(frozen=True)
+class SdkChannel:
+    """`ClientChannel` over the SDK's request context and the request's params."""
+
+    ctx: ServerRequestContext[Any]
+    params: types.InputResponseRequestParams | None
+    send_log: Log | None = None  # the registry's per-connection logger; without one, logs are dropped
+
+    @property
+    def protocol_version(self) -> str | None:
+        """The negotiated protocol version."""
+        return self.ctx.protocol_version
+
+    @property
+    def client_capabilities(self) -> Mapping[str, Any]:
+        """The capabilities the client declared, as wire JSON."""
+        declared = self.ctx.session.client_capabilities
+        return declared.model_dump(mode="json", by_alias=True, exclude_none=True) if declared else {}
+
+    @property
+    def input_responses(self) -> Mapping[str, Mapping[str, Any]]:
+        """Answers to the previous round's input requests, as wire JSON."""
+        answers = (self.params.input_responses if self.params else None) or {}
+        return {key: value.model_dump(mode="json", by_alias=True, exclude_none=True) for key, value in answers.items()}
+
+    @property
+    def request_state(self) -> str | None:
+        """The state the client echoed back (already verified by the SDK's request-state boundary)."""
+        return self.params.request_state if self.params else None
+
+    async def report_progress(self, progress: float, total: float | None, message: str | None) -> None:
+        """Send notifications/progress (a no-op when the client sent no progress token)."""
+        await self.ctx.session.report_progress(progress, total, message)
+
+    async def log(self, level: str, message: str) -> None:
+        """Send notifications/message when the client asked for this level with logging/setLevel."""
+        if self.send_log is not None and level in LOG_LEVELS:
+            await self.send_log(self.ctx, level, message)
+
+    async def request(self, method: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Send a server-to-client request on this call's stream; refused unless the client declared it."""
+        if method not in _REQUESTS:
+            raise ValueError(f"unsupported server-to-client request {method!r}")
+        capability, request_model, result_model = _REQUESTS[method]
+        if capability not in self.client_capabilities:
+            raise MissingClientCapability(
+                f"Missing required client capability: {capability}", required_capabilities={capability: {}}
+            )
+        request = request_model.model_validate({"method": method, "params": dict(params)})
+        metadata = ServerMessageMetadata(related_request_id=self.ctx.request_id)
+        result = await self.ctx.session.send_request(request, result_model, metadata=metadata)  # type: ignore[arg-type]
+        wire: dict[str, Any] = result.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return wire
+
+
+@dataclass(frozen=True)
+class RequestEnv:
+    """What a test-profile resource or prompt receives as `env`: the caller's channel."""
+
+    client: ClientChannel
+
+
+class MethodTimer:
+    """SDK middleware that times every MCP method except tools/call (the Observe guard times those)."""
+
+    def __init__(self, metrics: MethodRecorder, transport: str) -> None:
+        self.metrics = metrics
+        self.transport = transport
+
+    async def __call__(self, ctx: ServerRequestContext[Any], call_next: Callable[[Any], Awaitable[Any]]) -> Any:
+        if ctx.method == "tools/call":
+            return await call_next(ctx)
+        started = time.perf_counter()
+        error: str | None = None
+        try:
+            return await call_next(ctx)
+        except MCPError:
+            error = "protocol"
+            raise
+        except Exception:
+            error = "internal"
+            raise
+        finally:
+            self.metrics.observe_method(ctx.method, time.perf_counter() - started, self.transport, error)
+
+
+class MethodRecorder(Protocol):
+    """What MethodTimer needs from the metrics."""
+
+    def observe_method(self, method: str, duration_s: float, transport: str, error_type: str | None = None) -> None:
+        """Observe one method's latency."""
+
+
+def connection_of(ctx: ServerRequestContext[Any]) -> Connection:
+    """The connection behind a request: state that outlives one request (subscriptions, log level) hangs on it."""
+    # 2.3.0 hands handlers a per-request ServerSession and exposes no public accessor for its connection.
+    return ctx.session._connection  # see comment above

@@ -1,0 +1,100 @@
+"""Knowledge-base tools: search and read runbooks, and export a ticket as a Markdown report."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import partial
+from typing import Annotated
+
+import anyio
+from pydantic import Field
+
+from mcp_desk import knowledge
+from mcp_desk.domain.models import Doc, DocSummary, Model, Note, Page, Ticket
+from mcp_desk.errors import AppError
+from mcp_desk.policy.paths import write_exclusive
+from mcp_desk.policy.pipeline import READ_ONLY, WRITE, ToolSpec
+from mcp_desk.tools.env import Cursor, Limit, Query, TicketId, ToolEnv
+
+DocPath = Annotated[
+    str,
+    Field(min_length=1, max_length=255, description="Path relative to the knowledge base, as search_docs returns it."),
+]
+FileName = Annotated[
+    str | None,
+    Field(
+        max_length=100,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*\.md$",
+        description="Optional plain file name ending in .md; default ticket-<id>-<time>.md.",
+    ),
+]
+
+
+class Export(Model):
+    """Where an export was written."""
+
+    ticket_id: str
+    path: str
+    bytes: int
+
+
+async def search_docs(env: ToolEnv, query: Query, cursor: Cursor = None, limit: Limit = 10) -> Page[DocSummary]:
+    """Full-text search of the knowledge base (support runbooks). Read one with read_doc using the item's id."""
+    return await env.storage.search_docs(query, cursor=cursor, limit=limit)
+
+
+async def read_doc(env: ToolEnv, path: DocPath) -> Doc:
+    """Read one knowledge-base document by its path relative to the knowledge base."""
+    return await anyio.to_thread.run_sync(knowledge.read_doc, env.docs_root, path, env.docs_blocked)
+
+
+def render_ticket(ticket: Ticket, notes: list[Note]) -> str:
+    """A ticket, its comments and the caller's linked notes as a Markdown report."""
+    lines = [
+        f"# {ticket.title}",
+        "",
+        f"- Ticket: {ticket.id}",
+        f"- Status: {ticket.status}",
+        f"- Priority: {ticket.priority}",
+        f"- Assignee: {ticket.assignee or 'unassigned'}",
+        f"- Tags: {', '.join(ticket.tags) or 'none'}",
+        f"- Created: {ticket.created_at} by {ticket.created_by}",
+        f"- Updated: {ticket.updated_at} (version {ticket.version})",
+        "",
+        "## Description",
+        "",
+        ticket.description,
+        "",
+        f"## Comments ({ticket.comment_count})",
+        "",
+    ]
+    for comment in ticket.comments:
+        lines += [f"### {comment.author} at {comment.created_at}", "", comment.body, ""]
+    if notes:
+        lines += ["## Linked notes", ""]
+        for note in notes:
+            lines += [f"### {note.title} ({note.id})", "", note.body, ""]
+    return "\n".join(lines)
+
+
+async def export_ticket(env: ToolEnv, ticket_id: TicketId, filename: FileName = None) -> Export:
+    """Write a ticket (with comments and your linked notes) as a Markdown report under the export folder."""
+    ticket = await env.storage.get_ticket(ticket_id)
+    notes: list[Note] = []
+    for note_id in ticket.linked_notes:
+        try:
+            notes.append(await env.storage.get_note(note_id, env.note_scope))
+        except AppError:
+            continue  # another owner's note: not part of this caller's report
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    name = filename or f"ticket-{ticket.id}-{stamp}.md"
+    data = env.redact(render_ticket(ticket, notes)).encode()
+    await anyio.to_thread.run_sync(partial(write_exclusive, env.export_root, name, data, blocked=env.export_blocked))
+    return Export(ticket_id=ticket.id, path=name, bytes=len(data))
+
+
+TOOLS = [
+    ToolSpec(name="search_docs", fn=search_docs, scope="docs:read", annotations=READ_ONLY),
+    ToolSpec(name="read_doc", fn=read_doc, scope="docs:read", annotations=READ_ONLY),
+    ToolSpec(name="export_ticket", fn=export_ticket, scope="exports:write", annotations=WRITE),
+]

@@ -1,0 +1,150 @@
+"""What every tool receives first: the caller, the stores and the few services tools use."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Protocol
+
+from pydantic import Field
+
+from mcp_desk.domain.principal import Principal
+from mcp_desk.errors import MissingClientCapability
+from mcp_desk.policy.paths import DEFAULT_BLOCKED
+from mcp_desk.sandbox.runner import CommandRunner
+from mcp_desk.storage.base import NoteScope, Storage
+from mcp_desk.tools.usage import DailyBudget, Limiter
+
+
+async def _no_change(uri: str) -> None:
+    return None
+
+
+def _identity(text: str) -> str:
+    return text
+
+
+class ClientChannel(Protocol):
+    """The caller's connection as a tool sees it; the registry adapts the SDK request context to this."""
+
+    @property
+    def protocol_version(self) -> str | None:
+        """The negotiated protocol version."""
+        ...
+
+    @property
+    def client_capabilities(self) -> Mapping[str, Any]:
+        """The capabilities the client declared, as wire JSON."""
+        ...
+
+    @property
+    def input_responses(self) -> Mapping[str, Mapping[str, Any]]:
+        """Answers to the previous round's input requests (2026-07-28 multi-round calls), as wire JSON."""
+        ...
+
+    @property
+    def request_state(self) -> str | None:
+        """The state the client echoed back from the previous round."""
+        ...
+
+    async def report_progress(self, progress: float, total: float | None, message: str | None) -> None:
+        """Send a progress notification for this call (a no-op when the client asked for none)."""
+
+    async def log(self, level: str, message: str) -> None:
+        """Send a log message on this call's stream."""
+
+    async def request(self, method: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Send a server-to-client request (sampling, elicitation, roots) and return its result."""
+        ...
+
+
+class NoClient:
+    """The channel of a call that came from no MCP client (in-process use): nothing to talk back to."""
+
+    @property
+    def protocol_version(self) -> str | None:
+        """No protocol."""
+        return None
+
+    @property
+    def client_capabilities(self) -> Mapping[str, Any]:
+        """No capabilities."""
+        return {}
+
+    @property
+    def input_responses(self) -> Mapping[str, Mapping[str, Any]]:
+        """No answers."""
+        return {}
+
+    @property
+    def request_state(self) -> str | None:
+        """No state."""
+        return None
+
+    async def report_progress(self, progress: float, total: float | None, message: str | None) -> None:
+        """Nobody to tell."""
+
+    async def log(self, level: str, message: str) -> None:
+        """Nobody to tell."""
+
+    async def request(self, method: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Nobody to ask."""
+        raise MissingClientCapability(f"no client to send {method} to", required_capabilities={})
+
+
+NO_CLIENT = NoClient()
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolEnv:
+    """Per-call context for tools; hidden from the model (it is not an argument)."""
+
+    principal: Principal
+    storage: Storage
+    docs_root: Path
+    export_root: Path
+    runner: CommandRunner
+    limiter: Limiter
+    budget: DailyBudget
+    resource_changed: Callable[[str], Awaitable[None]] = _no_change
+    redact: Callable[[str], str] = _identity
+    docs_blocked: tuple[str, ...] = DEFAULT_BLOCKED
+    export_blocked: tuple[str, ...] = DEFAULT_BLOCKED
+    client: ClientChannel = NO_CLIENT
+
+    @property
+    def note_scope(self) -> NoteScope:
+        """Which notes the caller may see: its own, or all with `notes:read_all`."""
+        return NoteScope(owner=self.principal.id, all_owners=self.principal.has("notes:read_all"))
+
+
+# Argument types shared by the tools. Limits are enforced by the validate guard (configurable);
+# descriptions tell the model what is accepted.
+Title = Annotated[str, Field(description="Short title (at most 200 characters by default).")]
+Body = Annotated[str, Field(description="Markdown text (at most 64 KiB by default).")]
+Tags = Annotated[list[str], Field(description="Labels (at most 20, each at most 40 characters by default).")]
+Cursor = Annotated[
+    str | None, Field(description="Pass back the next_cursor of the previous page; omit for the first page.")
+]
+Limit = Annotated[int, Field(ge=1, le=100, description="Items per page (1-100).")]
+Query = Annotated[
+    str, Field(description="Words to search for; all must match. End a word with * to match it as a prefix (print*).")
+]
+IdempotencyKey = Annotated[
+    str | None,
+    Field(
+        min_length=1,
+        max_length=100,
+        description="Optional client key: repeating a create with the same key returns the first result.",
+    ),
+]
+ExpectedVersion = Annotated[
+    int | None, Field(ge=1, description="Optional: refuse the change unless the object is still at this version.")
+]
+NoteId = Annotated[
+    str, Field(min_length=1, max_length=64, description="A note id as returned by create_note or list_notes.")
+]
+TicketId = Annotated[
+    str, Field(min_length=1, max_length=64, description="A ticket id as returned by create_ticket or list_tickets.")
+]
