@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
+
+import structlog
+
+log = structlog.get_logger()
+
 MIGRATIONS: tuple[str, ...] = (
     # 1: notes, tickets, comments, links, idempotency keys, documents, and their full-text indexes.
     """
@@ -125,3 +131,14 @@ MIGRATIONS: tuple[str, ...] = (
     INSERT INTO docs_fts (path, title, content) SELECT path, title, content FROM docs;
     """,
 )
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply every pending migration in order; the schema version afterwards."""
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    if current > len(MIGRATIONS):
+        raise RuntimeError(f"database schema {current} is newer than this server ({len(MIGRATIONS)}); upgrade it")
+    for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+        conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {version};\nCOMMIT;")
+        log.info("storage_migrated", schema_version=version)
+    return len(MIGRATIONS)
