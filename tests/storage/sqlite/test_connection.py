@@ -118,3 +118,30 @@ async def test_closing_the_store_refuses_later_writes(tmp_path: Path) -> None:
         await note(storage)
     with pytest.raises(RuntimeError, match="closed"):
         await writer.transaction(lambda c: None)
+
+
+async def test_a_batch_whose_transaction_cannot_start_refuses_every_write_in_it_and_the_next_one_works(
+    tmp_path: Path,
+) -> None:
+    storage = SqliteStorage(tmp_path / "desk.db")
+    async with storage.open():
+        # A transaction left open on the writer makes the batch's BEGIN IMMEDIATE fail as a whole.
+        await storage.w.run(lambda c: c.execute("BEGIN"))
+        errors: list[StorageUnavailable] = []
+
+        async def write(n: int) -> None:
+            try:
+                await note(storage, title=f"lost {n}")
+            except StorageUnavailable as exc:
+                errors.append(exc)
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg, flush_in_progress(storage.w.commits):
+                for n in range(3):
+                    tg.start_soon(write, n)
+                await anyio.wait_all_tasks_blocked()
+        assert len(errors) == 3
+        assert all("nothing was saved" in exc.public for exc in errors)
+        assert not await storage.w.run(lambda c: c.in_transaction)
+        kept = await note(storage, title="after")
+        assert [n.id for n in (await storage.list_notes(ALICE, tag=None, cursor=None, limit=10)).items] == [kept.id]
