@@ -1,8 +1,10 @@
 """Redaction: replace secrets with `[REDACTED:kind]` on every way out (results, errors, logs, audit).
 
 Stored data stays as written. Patterns are compiled once per `Redactor`; `text` runs them in a fixed
-order (private keys and URLs first, so a key inside a connection string is redacted as one piece),
-`value` walks JSON-like data and returns new objects, and `process_log` is a structlog processor.
+order (private keys and URLs first, so a key inside a connection string is redacted as one piece).
+`scrub` is the one walk over JSON-like data (results, resources, prompts, audit records, log events):
+it returns new objects and takes the string function to apply, so `Redactor.value` and the log
+scrubber share it; `process_log` is a structlog processor.
 Provider patterns are anchored on documented prefixes and lengths, and generic `name=value` rules
 skip values that cannot be secrets (only digits, plain words after `:`), so ticket numbers, hashes,
 UUIDs and prose about passwords survive.
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Collection, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -188,6 +190,35 @@ def _compile_rules(extra: Iterable[tuple[str, str]]) -> list[_Rule]:
     return rules
 
 
+def scrub(obj: Any, text: Callable[[str], str], *, keep: Collection[str] = (), max_items: int | None = None) -> Any:
+    """The one redaction walk: a copy of JSON-like `obj` with every string (keys too) passed through `text`.
+
+    A non-empty string under a secret-named key (`is_sensitive_key`) is replaced whatever it looks
+    like; values under a key in `keep` (binary payloads) are copied as they are; `max_items` keeps
+    only the first items of every list. Tuples become lists; other values are returned unchanged.
+    """
+    kind = type(obj)  # exact types first: the ABC checks below cost more than the common cases
+    if kind is str:
+        return text(obj)
+    if kind is dict or (kind is not list and isinstance(obj, Mapping)):
+        return {scrub(key, text): _field(key, item, text, keep, max_items) for key, item in obj.items()}
+    if kind is list or isinstance(obj, list | tuple):
+        items = obj if max_items is None else obj[:max_items]
+        return [scrub(item, text, keep=keep, max_items=max_items) for item in items]
+    if isinstance(obj, str):
+        return text(obj)
+    return obj
+
+
+def _field(key: object, item: Any, text: Callable[[str], str], keep: Collection[str], max_items: int | None) -> Any:
+    if isinstance(key, str):
+        if key in keep:
+            return item
+        if isinstance(item, str) and item and is_sensitive_key(key):
+            return item if item.startswith("[REDACTED") else _marker(_name_kind(key))
+    return scrub(item, text, keep=keep, max_items=max_items)
+
+
 @functools.lru_cache(maxsize=1024)
 def is_sensitive_key(name: str) -> bool:
     """True for mapping keys whose string values are secrets whatever they look like."""
@@ -223,31 +254,19 @@ class Redactor:
         `memo` (see `call_memo`) remembers each string's redaction, so the guards of one call that
         scrub the same arguments and result text scan each distinct string once.
         """
-        kind = type(obj)  # exact types first: the ABC checks below cost more than the common cases
-        if kind is str:
-            return self._text(obj, memo)
-        if kind is dict or (kind is not list and isinstance(obj, Mapping)):
-            return {self.value(key, memo): self._field(key, item, memo) for key, item in obj.items()}
-        if kind is list or isinstance(obj, list | tuple):
-            return [self.value(item, memo) for item in obj]
-        if isinstance(obj, str):
-            return self._text(obj, memo)
-        return obj
+        return scrub(obj, self.scrubber(memo))
 
-    def _text(self, s: str, memo: dict[str, str] | None) -> str:
+    def scrubber(self, memo: dict[str, str] | None = None) -> Callable[[str], str]:
+        """`text`, or `text` through `memo` when one is given (the string function `scrub` applies)."""
+        return self.text if memo is None else functools.partial(self._memo_text, memo)
+
+    def _memo_text(self, memo: dict[str, str], s: str) -> str:
         if len(s) < MIN_SECRET_TEXT:
             return s
-        if memo is None:
-            return self.text(s)
         done = memo.get(s)
         if done is None:
             done = memo[s] = self.text(s)
         return done
-
-    def _field(self, key: object, item: Any, memo: dict[str, str] | None) -> Any:
-        if isinstance(key, str) and isinstance(item, str) and item and is_sensitive_key(key):
-            return item if item.startswith("[REDACTED") else _marker(_name_kind(key))
-        return self.value(item, memo)
 
     def process_log(self, logger: object, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
         """structlog processor: place it after `format_exc_info`/`dict_tracebacks`, before the renderer."""
