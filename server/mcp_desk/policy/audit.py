@@ -23,7 +23,7 @@ import structlog
 from mcp_desk.errors import AppError, BudgetExceeded, PermissionDenied, RateLimited, StorageUnavailable
 from mcp_desk.policy.alerts import Alerter
 from mcp_desk.policy.pipeline import Next, ToolCall
-from mcp_desk.policy.redaction import Redactor, call_memo, scrub
+from mcp_desk.policy.redaction import Redactor, scrub
 
 EventType = Literal[
     "tool_invocation",
@@ -220,8 +220,7 @@ class Audit:
             await self._write(self._event(call, "security_alert", "alert", detail=kind))
 
     def _event(self, call: ToolCall, event_type: EventType, outcome: str, **extra: Any) -> AuditEvent:
-        redact = self.redactor.scrubber(call_memo(call, self.redactor))
-        arguments = cap_arguments(call.arguments, max_bytes=self.max_argument_bytes, redact=redact)
+        arguments = cap_arguments(call.arguments, max_bytes=self.max_argument_bytes, redact=self.redactor.text)
         return AuditEvent(
             event_type=event_type,
             outcome=outcome,

@@ -248,25 +248,9 @@ class Redactor:
                 s = rule.pattern.sub(rule.replace, s)
         return s
 
-    def value(self, obj: Any, memo: dict[str, str] | None = None) -> Any:
-        """A redacted copy of JSON-like data: strings scrubbed, values under secret-named keys replaced.
-
-        `memo` (see `call_memo`) remembers each string's redaction, so the guards of one call that
-        scrub the same arguments and result text scan each distinct string once.
-        """
-        return scrub(obj, self.scrubber(memo))
-
-    def scrubber(self, memo: dict[str, str] | None = None) -> Callable[[str], str]:
-        """`text`, or `text` through `memo` when one is given (the string function `scrub` applies)."""
-        return self.text if memo is None else functools.partial(self._memo_text, memo)
-
-    def _memo_text(self, memo: dict[str, str], s: str) -> str:
-        if len(s) < MIN_SECRET_TEXT:
-            return s
-        done = memo.get(s)
-        if done is None:
-            done = memo[s] = self.text(s)
-        return done
+    def value(self, obj: Any) -> Any:
+        """A redacted copy of JSON-like data: strings scrubbed, values under secret-named keys replaced."""
+        return scrub(obj, self.text)
 
     def process_log(self, logger: object, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
         """structlog processor: place it after `format_exc_info`/`dict_tracebacks`, before the renderer."""
@@ -282,16 +266,4 @@ class Redact:
     async def __call__(self, call: ToolCall, call_next: Next) -> Any:
         """Run the rest of the chain and return a redacted copy of its result."""
         result = await call_next(call)
-        return self.redactor.value(result, call_memo(call, self.redactor))
-
-
-_MEMO_KEY = "redaction_memo"
-
-
-def call_memo(call: ToolCall, redactor: Redactor) -> dict[str, str]:
-    """A memo of `redactor`'s string redactions that lives as long as `call` (its `state`)."""
-    key = f"{_MEMO_KEY}:{id(redactor)}"
-    memo: dict[str, str] | None = call.state.get(key)
-    if memo is None:
-        memo = call.state[key] = {}
-    return memo
+        return self.redactor.value(result)
