@@ -96,11 +96,9 @@ def _serve(command: str, settings: Settings) -> int:
     from mcp_desk.app import create_app
     from mcp_desk.logging import configure_logging
     from mcp_desk.policy.redaction import Redactor
-    from mcp_desk.sessions import install_session_id_filter
     from mcp_desk.transports import serve_http, serve_stdio
 
     configure_logging(settings.log_level, settings.resolved_log_format, redact=Redactor().text)
-    install_session_id_filter()
     if command == "stdio":
         anyio.run(serve_stdio, create_app(settings, transport="stdio"), backend_options={"use_uvloop": True})
         return 0

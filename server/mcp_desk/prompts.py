@@ -12,10 +12,13 @@ from mcp.shared.exceptions import MCPError
 from mcp_desk.domain.models import DocSummary, Ticket
 from mcp_desk.domain.principal import Principal
 from mcp_desk.errors import AppError
+from mcp_desk.policy.redaction import scrub
 from mcp_desk.registry import RequestEnv, SdkChannel
 from mcp_desk.storage.base import Storage
 
 RUNBOOKS_SHOWN = 3
+# Wire content fields that carry base64 (images, audio, blobs): redaction would corrupt them.
+BINARY_FIELDS = frozenset({"data", "blob"})
 
 _TICKET_ARG = types.PromptArgument(name="ticket_id", description="The ticket to work on.", required=True)
 PROMPTS: dict[str, types.Prompt] = {
@@ -185,7 +188,7 @@ class Prompts:
         rendered = await extra.render(RequestEnv(client=SdkChannel(ctx, params)), **values)
         if isinstance(rendered, types.InputRequiredResult):
             return rendered
-        messages = [types.PromptMessage.model_validate(_redact_texts(m, self.redact)) for m in rendered]
+        messages = [types.PromptMessage.model_validate(scrub(m, self.redact, keep=BINARY_FIELDS)) for m in rendered]
         return types.GetPromptResult(description=extra.description, messages=messages)
 
     async def _runbooks(self, principal: Principal, ticket: Ticket) -> list[DocSummary]:
@@ -206,14 +209,3 @@ def _describe(extra: ExtraPrompt) -> types.Prompt:
         types.PromptArgument(name=a.name, description=a.description, required=a.required) for a in extra.arguments
     ]
     return types.Prompt(name=extra.name, description=extra.description, arguments=arguments)
-
-
-def _redact_texts(value: Any, redact: Callable[[str], str]) -> Any:
-    """A copy of wire-shaped content with every `text` field redacted (binary data is left alone)."""
-    if isinstance(value, dict):
-        return {
-            k: redact(v) if k == "text" and isinstance(v, str) else _redact_texts(v, redact) for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_redact_texts(item, redact) for item in value]
-    return value

@@ -4,13 +4,11 @@ What the SDK (mcp 2.3.0) already does, and we rely on: session ids are `uuid4().
 from the OS CSPRNG); a session is bound to the (client_id, issuer, subject) of the token that opened
 it and any other credential gets 404 exactly as for an unknown id; the global cap (`max_sessions`,
 503) and idle expiry (`session_idle_timeout`, then 404). What we add: a per-principal cap (429 +
-Retry-After), and a log filter, because the SDK logs whole session ids at info level.
+Retry-After). The SDK logs whole session ids at info level; `mcp_desk.logging` shortens them.
 """
 
 from __future__ import annotations
 
-import logging
-import re
 from typing import Any
 
 import structlog
@@ -22,9 +20,6 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import Receive, Scope, Send
 
 from mcp_desk.transport_guards import send_error
-
-SDK_SESSION_LOGGERS = ("mcp.server.streamable_http_manager", "mcp.server.streamable_http")
-_SESSION_ID = re.compile(r"\b([0-9a-f]{8})[0-9a-f]{16,56}\b")
 
 log = structlog.get_logger()
 
@@ -87,28 +82,3 @@ def session_manager(
         max_request_body_size=max_request_body_bytes,
         security_settings=TransportSecuritySettings(enable_dns_rebinding_protection=False),
     )
-
-
-def mask_session_ids(text: str) -> str:
-    """Keep the first 8 hex digits of anything shaped like a session id: enough to correlate, not to reuse."""
-    return _SESSION_ID.sub(lambda m: f"{m[1]}…", text)
-
-
-class SessionIdFilter(logging.Filter):
-    """Rewrites SDK log records so whole session ids never reach a log sink."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Mask ids in the rendered message; always keeps the record."""
-        message = record.getMessage()
-        masked = mask_session_ids(message)
-        if masked != message:
-            record.msg, record.args = masked, None
-        return True
-
-
-def install_session_id_filter() -> None:
-    """Attach SessionIdFilter to the SDK loggers that print session ids (idempotent)."""
-    for name in SDK_SESSION_LOGGERS:
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, SessionIdFilter) for f in logger.filters):
-            logger.addFilter(SessionIdFilter())

@@ -134,6 +134,13 @@ def test_arguments_are_size_capped() -> None:
     assert len(capped["_keys"]) == 20
 
 
+def test_a_long_argument_is_redacted_before_it_is_cut() -> None:
+    """Cut first, a secret straddling the cut would keep its visible half and lose the pattern that finds it."""
+    secret = "sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"
+    capped = cap_arguments({"body": "x" * 239 + " " + secret}, redact=Redactor().text)
+    assert capped == {"body": "x" * 239 + " [REDACTED:anthro…[+8 chars]"}
+
+
 async def test_intent_writes_tool_invocation_before_a_state_changing_tool_runs() -> None:
     sink, counted = MemoryAuditSink(), list[str]()
     audit = _audit(sink, on_event=counted.append)
