@@ -117,7 +117,6 @@ def conformance_asgi_app(tmp: Path) -> Any:
     from mcp_desk.app import create_app
     from mcp_desk.config import Settings
     from mcp_desk.testing.conformance import conformance_profile
-    from mcp_desk.transports import http_app
 
     settings = Settings(
         _env_file=None,
@@ -126,7 +125,7 @@ def conformance_asgi_app(tmp: Path) -> Any:
         export_path=tmp / "exports",
         log_level="warning",
     )
-    return http_app(create_app(settings, transport="http", profile=conformance_profile()))
+    return create_app(settings, transport="http", profile=conformance_profile()).http
 
 
 @contextmanager
