@@ -51,14 +51,14 @@ from mcp_desk.policy.budget import Budget
 from mcp_desk.policy.keys import KeyStore
 from mcp_desk.policy.observe import Observe
 from mcp_desk.policy.paths import resolve_path
-from mcp_desk.policy.pipeline import Guard, Next, ToolCall, ToolSpec, build_chain
+from mcp_desk.policy.pipeline import ClientChannel, Guard, Next, ToolCall, ToolSpec, build_chain
 from mcp_desk.policy.ratelimit import RateLimit, load_counters, open_storage, save_counters
 from mcp_desk.policy.redaction import Redact, Redactor
 from mcp_desk.policy.rules import Policy
 from mcp_desk.policy.tokens import OutputCap
 from mcp_desk.policy.validation import InputLimits, Validate
 from mcp_desk.prompts import Prompts
-from mcp_desk.registry import CLIENT_KEY, MethodTimer, ToolRegistry, structured
+from mcp_desk.registry import MethodTimer, ToolRegistry, structured
 from mcp_desk.resources import Resources
 from mcp_desk.sandbox.isolation import IsolationConfig
 from mcp_desk.sandbox.runner import CommandRunner
@@ -66,7 +66,7 @@ from mcp_desk.sandbox.templates import Allowlist, load_allowlist
 from mcp_desk.sessions import OwnedSessionManager, session_manager
 from mcp_desk.storage.sqlite import SqliteStorage
 from mcp_desk.tools import diagnostics, docs, notes, tickets, usage
-from mcp_desk.tools.env import NO_CLIENT, ClientChannel, ToolEnv
+from mcp_desk.tools.env import ToolEnv
 from mcp_desk.transport_guards import harden
 
 if TYPE_CHECKING:
@@ -409,7 +409,7 @@ def _endpoint(env_for: EnvFactory) -> Next:
     """The innermost step of the chain: run the tool and hand its result to the guards as a dict."""
 
     async def endpoint(call: ToolCall) -> dict[str, Any]:
-        env = env_for(call.principal, call.state.get(CLIENT_KEY, NO_CLIENT))
+        env = env_for(call.principal, call.state.client)
         return structured(call, await call.spec.fn(env, **call.arguments))
 
     return endpoint

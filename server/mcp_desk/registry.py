@@ -22,8 +22,7 @@ from pydantic import BaseModel
 
 from mcp_desk.domain.principal import Principal
 from mcp_desk.errors import AppError, MissingClientCapability, RateLimited
-from mcp_desk.policy.pipeline import Next, ToolCall, ToolSpec
-from mcp_desk.tools.env import ClientChannel
+from mcp_desk.policy.pipeline import CallState, ClientChannel, Next, ToolCall, ToolSpec
 
 log = structlog.get_logger()
 MAX_ECHOED_NAME = 64
@@ -42,8 +41,6 @@ PrincipalSource = Callable[[], Principal]
 Redact = Callable[[str], str]
 # A tool may return an MCP result as-is (test profiles do); the guards still see it as a wire-shaped dict.
 RESULT_MODELS: tuple[type[BaseModel], ...] = (types.CallToolResult, types.InputRequiredResult)
-CLIENT_KEY = "client"  # call.state: the caller's ClientChannel, for the endpoint to hand to the tool
-RESULT_MODEL_KEY = "result_model"  # call.state: which MCP result model a pass-through dict becomes again
 MISSING_CLIENT_CAPABILITY = -32021  # MissingRequiredClientCapabilityError
 
 
@@ -57,7 +54,7 @@ def passes_through(spec: ToolSpec) -> bool:
 def structured(call: ToolCall, result: BaseModel) -> dict[str, Any]:
     """The dict the guards see for a tool's result; an MCP result keeps its wire shape and its model is noted."""
     if isinstance(result, RESULT_MODELS):
-        call.state[RESULT_MODEL_KEY] = type(result)
+        call.state.result_model = type(result)
         wire: dict[str, Any] = result.model_dump(mode="json", by_alias=True, exclude_none=True)
         return wire
     plain: dict[str, Any] = result.model_dump(mode="json")
@@ -94,12 +91,21 @@ def error_result(exc: AppError, redact: Redact) -> types.CallToolResult:
     )
 
 
-def ok_result(structured: dict[str, Any]) -> types.CallToolResult:
-    """Structured content plus the same JSON as text, for clients that only read text."""
-    return types.CallToolResult(
-        content=[types.TextContent(type="text", text=orjson.dumps(structured).decode())],
-        structured_content=structured,
-    )
+TRUNCATION_META = "mcp-desk/truncation"
+
+
+def ok_result(structured: dict[str, Any], *, truncation_note: str | None = None) -> types.CallToolResult:
+    """Structured content plus the same JSON as text, for clients that only read text.
+
+    A result the output cap shortened also carries the cap's note: as a second text block (the model reads
+    it) and in `_meta` (programs read it); structuredContent stays exactly what the output schema allows.
+    """
+    content = [types.TextContent(type="text", text=orjson.dumps(structured).decode())]
+    if truncation_note is None:
+        return types.CallToolResult(content=content, structured_content=structured)
+    content.append(types.TextContent(type="text", text=truncation_note))
+    meta = {TRUNCATION_META: {"truncated": True, "note": truncation_note}}
+    return types.CallToolResult(content=content, structured_content=structured, _meta=meta)
 
 
 class ToolRegistry:
@@ -161,15 +167,15 @@ class ToolRegistry:
             arguments=params.arguments or {},
             request_id=uuid.uuid4().hex[:16],
             transport=self.transport,
-            state={CLIENT_KEY: SdkChannel(ctx, params, self._client_log)},
+            state=CallState(client=SdkChannel(ctx, params, self._client_log)),
         )
         try:
             result = await self.chain(call)
-            model = call.state.get(RESULT_MODEL_KEY)
+            model = call.state.result_model
             if model is not None:
-                passed: types.CallToolResult | types.InputRequiredResult = model.model_validate(result)
-                return passed
-            return ok_result(result)
+                # `structured` noted one of RESULT_MODELS, so the rebuilt model is that result type again.
+                return typing.cast("types.CallToolResult | types.InputRequiredResult", model.model_validate(result))
+            return ok_result(result, truncation_note=call.state.truncation_note)
         except MissingClientCapability as exc:
             data = {"requiredCapabilities": exc.required_capabilities}
             raise MCPError(code=MISSING_CLIENT_CAPABILITY, message=self.redact(exc.public), data=data) from None

@@ -266,13 +266,6 @@ class Redact:
         return self.redactor.value(result, call_memo(call, self.redactor))
 
 
-_MEMO_KEY = "redaction_memo"
-
-
 def call_memo(call: ToolCall, redactor: Redactor) -> dict[str, str]:
     """A memo of `redactor`'s string redactions that lives as long as `call` (its `state`)."""
-    key = f"{_MEMO_KEY}:{id(redactor)}"
-    memo: dict[str, str] | None = call.state.get(key)
-    if memo is None:
-        memo = call.state[key] = {}
-    return memo
+    return call.state.redaction_memos.setdefault(id(redactor), {})

@@ -19,8 +19,7 @@ import anyio
 from mcp.types import CallToolResult, InputRequiredResult
 
 from mcp_desk.errors import AppError, MissingClientCapability
-from mcp_desk.policy.pipeline import READ_ONLY, ToolSpec
-from mcp_desk.tools.env import ClientChannel
+from mcp_desk.policy.pipeline import READ_ONLY, ClientChannel, ToolSpec
 
 IMAGE_PNG_BASE64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
 AUDIO_WAV_BASE64 = "UklGRiYAAABXQVZFZm10IBAAAAABAAEAQB8AAAB9AAACABAAZGF0YQIAAAA="
