@@ -11,7 +11,7 @@ import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import anyio
 import structlog
@@ -57,9 +57,9 @@ from mcp_desk.policy.redaction import Redact, Redactor
 from mcp_desk.policy.rules import Policy
 from mcp_desk.policy.tokens import OutputCap
 from mcp_desk.policy.validation import InputLimits, Validate
-from mcp_desk.prompts import Prompts
+from mcp_desk.prompts import SHIPPED_PROMPTS, Prompts, PromptSpec
 from mcp_desk.registry import MethodTimer, ToolRegistry, structured
-from mcp_desk.resources import Resources
+from mcp_desk.resources import SHIPPED_RESOURCES, Resources, ResourceSpec, Subscriptions
 from mcp_desk.sandbox.isolation import IsolationConfig
 from mcp_desk.sandbox.runner import CommandRunner
 from mcp_desk.sandbox.templates import Allowlist, load_allowlist
@@ -68,9 +68,6 @@ from mcp_desk.storage.sqlite import SqliteStorage
 from mcp_desk.tools import diagnostics, docs, notes, tickets, usage
 from mcp_desk.tools.env import ToolEnv
 from mcp_desk.transport_guards import harden
-
-if TYPE_CHECKING:
-    from mcp_desk.testing.conformance import Profile
 
 log = structlog.get_logger()
 Transport = Literal["stdio", "http", "memory"]
@@ -83,15 +80,8 @@ INSTRUCTIONS = (
 EnvFactory = Callable[[Principal, ClientChannel], ToolEnv]
 
 
-def shipped_tools(allowlist: Allowlist) -> list[ToolSpec]:
-    """Every shipped tool, in the order clients see them."""
-    run_diagnostic = ToolSpec(
-        name="run_diagnostic",
-        fn=diagnostics.run_diagnostic,
-        scope="diagnostics:run",
-        annotations=diagnostics.annotations_for(allowlist),
-    )
-    return [*notes.TOOLS, *tickets.TOOLS, *docs.TOOLS, run_diagnostic, *usage.TOOLS]
+# Every shipped tool, in the order clients see them.
+SHIPPED_TOOLS: tuple[ToolSpec, ...] = (*notes.TOOLS, *tickets.TOOLS, *docs.TOOLS, *diagnostics.TOOLS, *usage.TOOLS)
 
 
 def input_limits(settings: Settings) -> InputLimits:
@@ -229,30 +219,34 @@ def create_app(
     settings: Settings,
     *,
     transport: Transport = "stdio",
-    extra_tools: tuple[ToolSpec, ...] = (),
-    profile: Profile | None = None,
+    tools: Sequence[ToolSpec] = SHIPPED_TOOLS,
+    resources: Sequence[ResourceSpec] = SHIPPED_RESOURCES,
+    prompts: Sequence[PromptSpec] = SHIPPED_PROMPTS,
 ) -> App:
-    """Build the server for one transport. Starts nothing; call `lifespan()` (or serve `http`) to open it."""
-    core = _core(settings, [*extra_tools, *(profile.tools if profile else ())])
+    """Build the server for one transport from the tools, resources and prompts it serves (the shipped sets).
+
+    Starts nothing; call `lifespan()` (or serve `http`, whose lifespan does it) to open storage and the rest.
+    """
+    core = _core(settings, tools)
     auth = _auth(settings, core.policy) if transport == "http" else None
     principal = principal_source(settings, core.policy, transport, authenticated=auth is not None)
-    resources = Resources(
+    subscriptions = Subscriptions(InMemorySubscriptionBus())
+    env = _env_factory(core, subscriptions.changed)
+    served = Resources(
+        specs=resources,
         storage=core.storage,
         docs_root=settings.docs_path,
         principal=principal,
+        env=env,
         redactor=core.redactor,
-        bus=InMemorySubscriptionBus(),
-        docs_blocked=core.policy.blocked_for("read_doc"),
-        extras=profile.resources if profile else (),
+        subscriptions=subscriptions,
     )
-    chain = build_chain(_guards(core), _endpoint(_env_factory(core, resources)))
+    chain = build_chain(_guards(core), _endpoint(env))
     registry = ToolRegistry(
         specs=core.specs, chain=chain, principal=principal, redact=core.redactor.text, transport=transport
     )
-    prompts = Prompts(
-        storage=core.storage, principal=principal, redact=core.redactor.text, extras=profile.prompts if profile else ()
-    )
-    server = _server(registry, resources, prompts, MethodTimer(core.metrics, transport))
+    rendered = Prompts(specs=prompts, principal=principal, env=env, redact=core.redactor.text)
+    server = _server(registry, served, rendered, MethodTimer(core.metrics, transport))
     http, sessions = _http_stack(core, server, auth) if transport == "http" else (None, None)
     checks = _checks(core, sessions)
     sidecar = sidecar_app(
@@ -267,7 +261,7 @@ def create_app(
         transport=transport,
         server=server,
         registry=registry,
-        resources=resources,
+        resources=served,
         auth=auth,
         checks=checks,
         sidecar=sidecar,
@@ -279,7 +273,7 @@ def _core(settings: Settings, tools: Sequence[ToolSpec]) -> Core:
     """Policy and tool specs, then the stores, guards' collaborators and instruments they need."""
     policy = Policy.load(settings.policy_file)
     allowlist = load_allowlist(settings.policy_file, roots={"logs": settings.diagnostics_log_root})
-    specs = _tool_specs(settings, policy, [*shipped_tools(allowlist), *tools])
+    specs = _tool_specs(settings, policy, allowlist, tools)
     metrics = Metrics(version=VERSION, tools=[s.name for s in specs], diagnostics=allowlist.names())
     redactor = Redactor()
     alerter = Alerter(
@@ -309,10 +303,20 @@ def _core(settings: Settings, tools: Sequence[ToolSpec]) -> Core:
     )
 
 
-def _tool_specs(settings: Settings, policy: Policy, specs: Sequence[ToolSpec]) -> list[ToolSpec]:
-    """The specs with the scopes the policy file gives them, after checking the policy names only real tools."""
+def _tool_specs(settings: Settings, policy: Policy, allowlist: Allowlist, specs: Sequence[ToolSpec]) -> list[ToolSpec]:
+    """The specs with the scopes the policy file gives them (after checking it names only real tools).
+
+    run_diagnostic is read-only only when every configured template is, so its hint follows the allowlist.
+    """
     policy.check({s.name: s.scope for s in specs}, roles_in_use={"MCP_DESK_STDIO_ROLE": settings.stdio_role})
-    return [dataclasses.replace(s, scope=policy.scope_for(s.name, s.scope)) for s in specs]
+    return [
+        dataclasses.replace(
+            s,
+            scope=policy.scope_for(s.name, s.scope),
+            annotations=diagnostics.annotations_for(allowlist) if s.fn is diagnostics.run_diagnostic else s.annotations,
+        )
+        for s in specs
+    ]
 
 
 def _auth(settings: Settings, policy: Policy) -> HttpAuth | None:
@@ -381,7 +385,7 @@ def _guards(core: Core) -> list[Guard]:
     ]
 
 
-def _env_factory(core: Core, resources: Resources) -> EnvFactory:
+def _env_factory(core: Core, resource_changed: Callable[[str], Awaitable[None]]) -> EnvFactory:
     """What a tool receives as `env` for one caller on one connection."""
     settings, policy = core.settings, core.policy
     docs_blocked, export_blocked = policy.blocked_for("read_doc"), policy.blocked_for("export_ticket")
@@ -392,7 +396,7 @@ def _env_factory(core: Core, resources: Resources) -> EnvFactory:
             storage=core.storage,
             docs_root=settings.docs_path,
             export_root=settings.export_path,
-            resource_changed=resources.changed,
+            resource_changed=resource_changed,
             redact=core.redactor.text,
             docs_blocked=docs_blocked,
             export_blocked=export_blocked,

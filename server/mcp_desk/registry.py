@@ -22,7 +22,7 @@ from pydantic import BaseModel
 
 from mcp_desk.domain.principal import Principal
 from mcp_desk.errors import AppError, MissingClientCapability, RateLimited
-from mcp_desk.policy.pipeline import CallState, ClientChannel, Next, ToolCall, ToolSpec
+from mcp_desk.policy.pipeline import CallState, Next, ToolCall, ToolSpec
 
 log = structlog.get_logger()
 MAX_ECHOED_NAME = 64
@@ -39,7 +39,7 @@ LOG_LEVELS: tuple[types.LoggingLevel, ...] = (
 
 PrincipalSource = Callable[[], Principal]
 Redact = Callable[[str], str]
-# A tool may return an MCP result as-is (test profiles do); the guards still see it as a wire-shaped dict.
+# A tool may return an MCP result as-is; the guards still see it as a wire-shaped dict.
 RESULT_MODELS: tuple[type[BaseModel], ...] = (types.CallToolResult, types.InputRequiredResult)
 MISSING_CLIENT_CAPABILITY = -32021  # MissingRequiredClientCapabilityError
 
@@ -266,13 +266,6 @@ class SdkChannel:
         result = await self.ctx.session.send_request(request, result_model, metadata=metadata)  # type: ignore[arg-type]
         wire: dict[str, Any] = result.model_dump(mode="json", by_alias=True, exclude_none=True)
         return wire
-
-
-@dataclass(frozen=True)
-class RequestEnv:
-    """What a test-profile resource or prompt receives as `env`: the caller's channel."""
-
-    client: ClientChannel
 
 
 class MethodTimer:

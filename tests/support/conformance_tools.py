@@ -1,4 +1,4 @@
-"""The MCP conformance suite's fixture tools as our own `ToolSpec`s: test-only, never in the shipped server.
+"""The MCP conformance suite's fixture tools as our own `ToolSpec`s: test-only, never in the package.
 
 Suite: npm `@modelcontextprotocol/conformance` 0.2.0-alpha.12 (pinned in tests/interop/package.json).
 The suite's server scenarios call tools by fixed names; registering them through our registry sends every
@@ -29,7 +29,7 @@ FIXTURE_SCOPE = "docs:read"
 
 
 class FixtureEnv(Protocol):
-    """The part of the env (`ToolEnv`, or the registry's `RequestEnv` for resources and prompts) fixtures use."""
+    """The part of the env (`ToolEnv`, for tools, resources and prompts alike) fixtures use."""
 
     @property
     def client(self) -> ClientChannel:
