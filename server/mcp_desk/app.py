@@ -58,7 +58,7 @@ from mcp_desk.policy.rules import Policy
 from mcp_desk.policy.tokens import OutputCap
 from mcp_desk.policy.validation import InputLimits, Validate
 from mcp_desk.prompts import SHIPPED_PROMPTS, Prompts, PromptSpec
-from mcp_desk.registry import MethodTimer, ToolRegistry, structured
+from mcp_desk.registry import MethodTimer, QuotedErrors, ToolRegistry, structured
 from mcp_desk.resources import SHIPPED_RESOURCES, Resources, ResourceSpec, Subscriptions
 from mcp_desk.sandbox.isolation import IsolationConfig
 from mcp_desk.sandbox.runner import CommandRunner
@@ -534,4 +534,5 @@ def _server(registry: ToolRegistry, resources: Resources, prompts: Prompts, time
     # Seals the requestState of multi-round (2026-07-28) results and verifies it when a client echoes it back.
     server.middleware.append(RequestStateBoundary(RequestStateSecurity.ephemeral(), default_audience="mcp-desk"))
     server.middleware.append(timer)
+    server.middleware.append(QuotedErrors())
     return server

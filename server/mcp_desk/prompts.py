@@ -8,13 +8,12 @@ from typing import Any
 
 import mcp_types as types
 from mcp.server.context import ServerRequestContext
-from mcp.shared.exceptions import MCPError
 
 from mcp_desk.domain.models import DocSummary, Ticket
 from mcp_desk.domain.principal import Principal
 from mcp_desk.errors import AppError, InvalidInput
 from mcp_desk.policy.pipeline import ClientChannel
-from mcp_desk.registry import SdkChannel
+from mcp_desk.registry import SdkChannel, protocol_error
 from mcp_desk.tools.env import ToolEnv
 
 RUNBOOKS_SHOWN = 3
@@ -184,19 +183,19 @@ class Prompts:
         """Render a prompt for the caller, redacted on the way out."""
         spec = self.specs.get(params.name)
         if spec is None:
-            raise MCPError(code=types.INVALID_PARAMS, message=f"unknown prompt; use one of {', '.join(self.specs)}")
+            raise protocol_error(f"unknown prompt; use one of {', '.join(self.specs)}", self.redact)
         principal = self.principal()
         if spec.scope is not None and not principal.has(spec.scope):
-            raise MCPError(code=types.INVALID_PARAMS, message=f"permission_denied: prompts need scope {spec.scope!r}")
+            raise protocol_error(f"permission_denied: prompts need scope {spec.scope!r}", self.redact)
         args = params.arguments or {}
         for argument in spec.arguments:
             if argument.required and not args.get(argument.name):
-                raise MCPError(code=types.INVALID_PARAMS, message=f"missing required argument {argument.name!r}")
+                raise protocol_error(f"missing required argument {argument.name!r}", self.redact)
         values = {a.name: args[a.name] for a in spec.arguments if a.name in args}
         try:
             rendered = await spec.render(self.env(principal, SdkChannel(ctx, params)), **values)
         except AppError as exc:
-            raise MCPError(code=types.INVALID_PARAMS, message=self.redact(f"{exc.code}: {exc.public}")) from None
+            raise protocol_error(exc, self.redact) from None
         if isinstance(rendered, types.InputRequiredResult):
             return rendered
         messages = [types.PromptMessage.model_validate(_redact_texts(m, self.redact)) for m in rendered]

@@ -21,11 +21,10 @@ from mcp.shared.message import ServerMessageMetadata
 from pydantic import BaseModel
 
 from mcp_desk.domain.principal import Principal
-from mcp_desk.errors import AppError, MissingClientCapability, RateLimited
+from mcp_desk.errors import AppError, MissingClientCapability, quote, render
 from mcp_desk.policy.pipeline import CallState, Next, ToolCall, ToolSpec
 
 log = structlog.get_logger()
-MAX_ECHOED_NAME = 64
 LOG_LEVELS: tuple[types.LoggingLevel, ...] = (
     "debug",
     "info",
@@ -42,6 +41,7 @@ Redact = Callable[[str], str]
 # A tool may return an MCP result as-is; the guards still see it as a wire-shaped dict.
 RESULT_MODELS: tuple[type[BaseModel], ...] = (types.CallToolResult, types.InputRequiredResult)
 MISSING_CLIENT_CAPABILITY = -32021  # MissingRequiredClientCapabilityError
+MAX_PROTOCOL_MESSAGE_CHARS = 1000  # longer than any message of ours; only quoted client input gets this long
 
 
 def passes_through(spec: ToolSpec) -> bool:
@@ -79,16 +79,26 @@ def mcp_tool(spec: ToolSpec, *, read_only: bool | None = None) -> types.Tool:
     )
 
 
-def error_result(exc: AppError, redact: Redact) -> types.CallToolResult:
-    """A tool error the model can act on; `_meta` carries machine-readable details."""
-    detail: dict[str, Any] = {"code": exc.code}
-    if isinstance(exc, RateLimited):
-        detail["retry_after_seconds"] = exc.retry_after_seconds
+ERROR_META = "mcp-desk/error"
+
+
+def tool_error(exc: BaseException, redact: Redact, *, tool: str) -> types.CallToolResult:
+    """A failed call as a tool result (`isError`): `code: public` and `_meta` details, or the generic message."""
+    rendered = render(exc, tool=tool)
     return types.CallToolResult(
-        content=[types.TextContent(type="text", text=redact(f"{exc.code}: {exc.public}"))],
+        content=[types.TextContent(type="text", text=redact(rendered.message))],
         is_error=True,
-        _meta={"mcp-desk/error": detail},
+        _meta={ERROR_META: rendered.details} if rendered.details else None,
     )
+
+
+def protocol_error(failure: AppError | str, redact: Redact, *, code: int = types.INVALID_PARAMS) -> MCPError:
+    """A refusal as a JSON-RPC error (resources, prompts, unknown tools): the same rendering as tool errors."""
+    if isinstance(failure, str):
+        return MCPError(code=code, message=redact(failure))
+    rendered = render(failure)
+    data = rendered.details if isinstance(failure, MissingClientCapability) else None
+    return MCPError(code=code, message=redact(rendered.message), data=data)
 
 
 TRUNCATION_META = "mcp-desk/truncation"
@@ -159,8 +169,7 @@ class ToolRegistry:
         """`tools/call`: unknown tool → protocol error; otherwise the guard chain decides."""
         spec = self.specs.get(params.name)
         if spec is None:
-            shown = self.redact(params.name[:MAX_ECHOED_NAME])
-            raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {shown}")
+            raise protocol_error(f"Unknown tool: {quote(params.name)}", self.redact)
         call = ToolCall(
             spec=spec,
             principal=self.principal(),
@@ -177,17 +186,14 @@ class ToolRegistry:
                 return typing.cast("types.CallToolResult | types.InputRequiredResult", model.model_validate(result))
             return ok_result(result, truncation_note=call.state.truncation_note)
         except MissingClientCapability as exc:
-            data = {"requiredCapabilities": exc.required_capabilities}
-            raise MCPError(code=MISSING_CLIENT_CAPABILITY, message=self.redact(exc.public), data=data) from None
+            raise protocol_error(exc, self.redact, code=MISSING_CLIENT_CAPABILITY) from None
         except AppError as exc:
             await self._client_log(ctx, "warning", f"{spec.name} refused: {exc.code}")
-            return error_result(exc, self.redact)
-        except Exception:
+            return tool_error(exc, self.redact, tool=spec.name)
+        except Exception as exc:
             log.exception("tool_failed_unexpectedly", tool=spec.name, request_id=call.request_id)
             await self._client_log(ctx, "error", f"{spec.name} failed; request id {call.request_id}")
-            return types.CallToolResult(
-                content=[types.TextContent(type="text", text=f"Error executing tool {spec.name}")], is_error=True
-            )
+            return tool_error(exc, self.redact, tool=spec.name)
 
     async def set_log_level(
         self, ctx: ServerRequestContext[Any], params: types.SetLevelRequestParams
@@ -266,6 +272,26 @@ class SdkChannel:
         result = await self.ctx.session.send_request(request, result_model, metadata=metadata)  # type: ignore[arg-type]
         wire: dict[str, Any] = result.model_dump(mode="json", by_alias=True, exclude_none=True)
         return wire
+
+
+class QuotedErrors:
+    """SDK middleware: a protocol error the SDK raises quotes at most 100 characters of what the client sent.
+
+    The SDK answers an unknown method with `Method not found` and the whole method name as `data` (a 1 MB
+    name would make a 1 MB reply); every string in an error's message and data is cut with `quote()` here,
+    before the SDK writes the response, on every transport.
+    """
+
+    async def __call__(self, ctx: ServerRequestContext[Any], call_next: Callable[[Any], Awaitable[Any]]) -> Any:
+        try:
+            return await call_next(ctx)
+        except MCPError as exc:
+            data = quote(exc.data) if isinstance(exc.data, str) else exc.data
+            # Our own messages quote at most 100 characters of input; only a message quoting more is cut.
+            message = exc.message if len(exc.message) <= MAX_PROTOCOL_MESSAGE_CHARS else quote(exc.message)
+            if data is exc.data and message is exc.message:
+                raise
+            raise MCPError(code=exc.code, message=message, data=data) from None
 
 
 class MethodTimer:

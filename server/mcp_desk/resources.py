@@ -23,10 +23,10 @@ from mcp.shared.exceptions import MCPError
 from mcp_desk import knowledge
 from mcp_desk.domain.models import STATUSES
 from mcp_desk.domain.principal import Principal
-from mcp_desk.errors import AppError
+from mcp_desk.errors import AppError, NotFound, quote
 from mcp_desk.policy.pipeline import ClientChannel
 from mcp_desk.policy.redaction import Redactor
-from mcp_desk.registry import SdkChannel, connection_of
+from mcp_desk.registry import SdkChannel, connection_of, protocol_error
 from mcp_desk.storage.base import NoteScope, Storage
 from mcp_desk.tools.env import ToolEnv
 
@@ -40,7 +40,8 @@ Content = str | bytes | Mapping[str, Any]
 
 
 def _fail(message: str) -> MCPError:
-    return MCPError(code=types.INVALID_PARAMS, message=message)
+    """A refusal whose message quotes nothing the client sent (so there is nothing to redact)."""
+    return protocol_error(message, str)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -64,15 +65,25 @@ class ResourceSpec:
         return "{" in self.uri
 
 
+MAX_ID_CHARS = 64  # as the tools' note_id / ticket_id arguments
+
+
+def _known_id(kind: str, value: str) -> str:
+    """`value`, unless it is longer than any id we mint: then not found, quoting at most 100 characters of it."""
+    if len(value) > MAX_ID_CHARS:
+        raise NotFound(f"{kind} {quote(value)} not found")
+    return value
+
+
 async def read_note(env: ToolEnv, note_id: str) -> Content:
     """A note of the caller's (or any, with `notes:read_all`) as JSON."""
-    note = await env.storage.get_note(note_id, env.note_scope)
+    note = await env.storage.get_note(_known_id("note", note_id), env.note_scope)
     return note.model_dump(mode="json")
 
 
 async def read_ticket(env: ToolEnv, ticket_id: str) -> Content:
     """A ticket with its comments as JSON."""
-    ticket = await env.storage.get_ticket(ticket_id)
+    ticket = await env.storage.get_ticket(_known_id("ticket", ticket_id))
     return ticket.model_dump(mode="json")
 
 
@@ -211,7 +222,7 @@ class Resources:
         try:
             content = await spec.read(self.env(principal, SdkChannel(ctx, params)), **values)
         except AppError as exc:
-            raise _fail(self.redact(f"{exc.code}: {exc.public}")) from None
+            raise protocol_error(exc, self.redact) from None
         return types.ReadResourceResult(contents=[self._contents(uri, spec.mime_type, content)])
 
     def _contents(
