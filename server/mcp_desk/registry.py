@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from mcp_desk.domain.principal import Principal
 from mcp_desk.errors import AppError, MissingClientCapability, quote, render
 from mcp_desk.policy.pipeline import CallState, Next, ToolCall, ToolSpec
+from mcp_desk.sdk import connection_of
 
 log = structlog.get_logger()
 LOG_LEVELS: tuple[types.LoggingLevel, ...] = (
@@ -323,9 +324,3 @@ class MethodRecorder(Protocol):
 
     def observe_method(self, method: str, duration_s: float, transport: str, error_type: str | None = None) -> None:
         """Observe one method's latency."""
-
-
-def connection_of(ctx: ServerRequestContext[Any]) -> Connection:
-    """The connection behind a request: state that outlives one request (subscriptions, log level) hangs on it."""
-    # 2.3.0 hands handlers a per-request ServerSession and exposes no public accessor for its connection.
-    return ctx.session._connection  # see comment above

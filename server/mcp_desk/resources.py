@@ -26,7 +26,8 @@ from mcp_desk.domain.principal import Principal
 from mcp_desk.errors import AppError, NotFound, quote
 from mcp_desk.policy.pipeline import ClientChannel
 from mcp_desk.policy.redaction import Redactor
-from mcp_desk.registry import SdkChannel, connection_of, protocol_error
+from mcp_desk.registry import SdkChannel, protocol_error
+from mcp_desk.sdk import connection_of
 from mcp_desk.storage.base import NoteScope, Storage
 from mcp_desk.tools.env import ToolEnv
 
