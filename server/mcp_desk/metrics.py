@@ -1,4 +1,4 @@
-"""Metrics: one CollectorRegistry per app and the instruments of DESIGN.md §6.
+"""Metrics: one CollectorRegistry per app and the instruments the dashboards and alert rules rely on.
 
 Every label value comes from a bounded set given to the constructor; anything else is counted as
 "other", so a principal, an id or an argument value can never become a time series. Every known
