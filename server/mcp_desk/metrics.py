@@ -1,4 +1,4 @@
-"""Metrics: one CollectorRegistry per app and the instruments of DESIGN.md §6.
+"""Metrics: one CollectorRegistry per app and the instruments the dashboards and alert rules rely on.
 
 Every label value comes from a bounded set given to the constructor; anything else is counted as
 "other", so a principal, an id or an argument value can never become a time series. Every known
@@ -24,6 +24,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from mcp_desk.domain.models import STATUSES
+from mcp_desk.errors import INTERNAL, error_codes
 from mcp_desk.policy.audit import EventType
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
@@ -34,22 +35,9 @@ TOOL_CALL = "tools/call"
 
 OUTCOMES: tuple[str, ...] = ("ok", "error", "denied", "rate_limited", "invalid", "budget")
 _OUTCOME_SET = frozenset(OUTCOMES)
-# AppError.code values plus "internal" for unexpected exceptions; "" means success.
-ERROR_TYPES: tuple[str, ...] = (
-    "invalid_input",
-    "not_found",
-    "conflict",
-    "permission_denied",
-    "rate_limited",
-    "budget_exceeded",
-    "storage_unavailable",
-    "shutting_down",
-    "command_rejected",
-    "error",
-    "internal",
-    "cancelled",
-    "protocol",
-)
+# Every AppError code (derived from the classes), "internal" for unexpected exceptions, "cancelled", and
+# "protocol" for JSON-RPC errors; "" means success.
+ERROR_TYPES: tuple[str, ...] = (*error_codes(), INTERNAL, "cancelled", "protocol")
 METHODS: tuple[str, ...] = (
     TOOL_CALL,
     "initialize",

@@ -14,50 +14,41 @@ from typing import Any
 import structlog
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, AuthorizationContext, authorization_context
 from mcp.server.lowlevel.server import Server
-from mcp.server.streamable_http import MCP_SESSION_ID_HEADER, StreamableHTTPServerTransport
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
 from mcp.server.transport_security import TransportSecuritySettings
-from starlette.types import Receive, Scope, Send
+from starlette.types import Scope, Send
 
+from mcp_desk.sdk import HookedSessionManager
 from mcp_desk.transport_guards import send_error
 
 log = structlog.get_logger()
 
 
-class OwnedSessionManager(StreamableHTTPSessionManager):
+class OwnedSessionManager(HookedSessionManager):
     """The SDK's session manager plus a cap on the sessions one principal may hold open."""
 
     def __init__(self, app: Server[Any], *, max_sessions_per_principal: int, **kwargs: Any) -> None:
         super().__init__(app, **kwargs)
         self.max_sessions_per_principal = max_sessions_per_principal
 
-    @property
-    def open_sessions(self) -> int:
-        """How many sessions are open now (for the `mcp_desk_sessions_active` gauge)."""
-        return len(self._server_instances)
-
     def sessions_of(self, requestor: AuthorizationContext | None) -> int:
         """How many open sessions `requestor` owns."""
-        return sum(1 for owner in self._session_owners.values() if owner == requestor)
+        return sum(1 for owner in self.owners() if owner == requestor)
 
-    async def _handle_stateful_request(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def refuse(self, scope: Scope, send: Send) -> bool:
+        """429 + Retry-After for a principal opening one session more than its cap."""
         requestor = _requestor(scope)
         opening = not any(k == MCP_SESSION_ID_HEADER.encode() for k, _ in scope["headers"])
         if opening and requestor is not None and self.sessions_of(requestor) >= self.max_sessions_per_principal:
-            await self._refuse(send)
-            return
-        await super()._handle_stateful_request(scope, receive, send)
+            log.warning("session_limit_reached", per_principal=self.max_sessions_per_principal)
+            message = "Too many open sessions for this principal; close one (DELETE) or let it expire"
+            await send_error(send, 429, message, headers=[("Retry-After", "60")])
+            return True
+        return False
 
-    def _admit_session(self, requestor: AuthorizationContext | None) -> StreamableHTTPServerTransport | None:
-        # Re-checked under the SDK's creation lock, so concurrent openings cannot overshoot the cap (→ SDK's 503).
-        if requestor is not None and self.sessions_of(requestor) >= self.max_sessions_per_principal:
-            return None
-        return super()._admit_session(requestor)
-
-    async def _refuse(self, send: Send) -> None:
-        log.warning("session_limit_reached", per_principal=self.max_sessions_per_principal)
-        message = "Too many open sessions for this principal; close one (DELETE) or let it expire"
-        await send_error(send, 429, message, headers=[("Retry-After", "60")])
+    def admits(self, requestor: AuthorizationContext | None) -> bool:
+        """Re-checked under the SDK's creation lock, so concurrent openings cannot overshoot the cap (→ 503)."""
+        return requestor is None or self.sessions_of(requestor) < self.max_sessions_per_principal
 
 
 def _requestor(scope: Scope) -> AuthorizationContext | None:

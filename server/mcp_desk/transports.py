@@ -1,12 +1,15 @@
-"""run_stdio(app) and run_http(app): the process owns SIGTERM/SIGINT and drains before it exits 0."""
+"""serve_stdio(app) and serve_http(app): run what `create_app` built; the process owns SIGTERM/SIGINT.
+
+Nothing is built here: the HTTP stack, the sidecar, its checks and gauges all come from the App.
+Both drain before they return, so the process exits 0.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import os
+import socket
 import stat
-from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any, cast
 
@@ -15,22 +18,15 @@ import structlog
 import uvicorn
 from anyio.abc import TaskStatus
 from mcp.server.stdio import stdio_server
-from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 from mcp.shared.message import SessionMessage
 from mcp_types import JSONRPCError, JSONRPCRequest, JSONRPCResponse
 from sse_starlette.sse import AppStatus
-from starlette.applications import Starlette
-from starlette.routing import Route
-from starlette.types import ASGIApp
 
-from mcp_desk.app import VERSION, App
-from mcp_desk.auth import check_http_security, protect
-from mcp_desk.auth.failures import ReportAuthFailures
-from mcp_desk.health import sessions_check
-from mcp_desk.http import ServerWithoutSignals, serve_sidecar, sidecar_app
+from mcp_desk.app import App
+from mcp_desk.auth import check_http_security
+from mcp_desk.http import ServerWithoutSignals, serve_sidecar
 from mcp_desk.lifecycle import stop_on_signals
-from mcp_desk.sessions import session_manager
-from mcp_desk.transport_guards import harden, uvicorn_options
+from mcp_desk.transport_guards import uvicorn_options
 
 log = structlog.get_logger()
 
@@ -166,7 +162,6 @@ async def serve_stdio(app: App) -> None:
 
     async with anyio.create_task_group() as tg:
         await tg.start(partial(stop_on_signals, app.lifecycle, grace_seconds=grace, stop=stop))
-        app.gauges.append(app.refresh_gauges)
         await tg.start(_sidecar, app, app.settings.resolved_health_port("stdio"))
         stdin_file = cast("anyio.AsyncFile[str]", lines)  # the SDK only iterates over it
         async with app.lifespan(), stdio_server(stdin=stdin_file) as (stdin, stdout), anyio.create_task_group() as io:
@@ -183,64 +178,35 @@ async def serve_stdio(app: App) -> None:
         tg.cancel_scope.cancel()
 
 
-def http_app(app: App) -> ASGIApp:
-    """The hardened Streamable HTTP endpoint at /mcp; its lifespan opens the app and the session manager."""
-    settings = app.settings
-    manager = session_manager(
-        app.server,
-        max_sessions=settings.max_sessions,
-        max_sessions_per_principal=settings.max_sessions_per_principal,
-        idle_seconds=settings.session_idle_seconds,
-        max_request_body_bytes=settings.max_request_body_bytes,
-    )
-    app.checks.append(sessions_check(lambda: manager.open_sessions, settings.max_sessions))
-    endpoint: Any = StreamableHTTPASGIApp(manager)
-    if app.auth is not None:
-        endpoint = ReportAuthFailures(protect(endpoint, app.auth), on_failure=app.auth_failed)
-    routes: list[Any] = [Route("/mcp", endpoint=endpoint)]
-    if app.auth is not None:
-        routes.extend(app.auth.metadata_routes)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        async with app.lifespan(), manager.run():
-            settle_heap()
-            yield
-
-    async def refresh() -> None:
-        app.metrics.set_sessions(manager.open_sessions)
-        await app.refresh_gauges()
-
-    app.gauges.append(refresh)
-    return harden(Starlette(routes=routes, lifespan=lifespan), settings)
-
-
 async def _sidecar(app: App, port: int | None, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-    """Serve /health, /health/live, /health/ready and /metrics on the health port, if one is set."""
+    """Serve the app's /health, /health/live, /health/ready and /metrics on the health port, if one is set."""
     if port is None:
         task_status.started()
         return
-
-    async def on_scrape() -> None:
-        for refresh in app.gauges:
-            await refresh()
-
-    sidecar = sidecar_app(
-        metrics=app.metrics, lifecycle=app.lifecycle, checks=app.checks, version=VERSION, on_scrape=on_scrape
-    )
     async with anyio.create_task_group() as tg:
-        bound = await tg.start(serve_sidecar, sidecar, app.settings.health_host, port)
+        bound = await tg.start(serve_sidecar, app.sidecar, app.settings.health_host, port)
         log.info("sidecar_listening", host=app.settings.health_host, port=bound)
         task_status.started()
+
+
+class _HttpServer(ServerWithoutSignals):
+    """uvicorn without signal handlers that settles the heap once the app's lifespan has started."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Run the lifespan and bind (uvicorn), then freeze what start-up made."""
+        await super().startup(sockets)
+        settle_heap()
 
 
 async def serve_http(app: App, *, host: str, port: int) -> None:
     """Serve Streamable HTTP until SIGTERM/SIGINT; then drain running calls, close cleanly and return."""
     settings = app.settings
+    if app.http is None:
+        raise ValueError("serve_http needs an app built with transport='http'")
     check_http_security(settings, auth_configured=app.auth is not None)
     options = {**uvicorn_options(settings), "server_header": False, "access_log": True}
     config = uvicorn.Config(
-        http_app(app),
+        app.http,
         host=host,
         port=port,
         loop="none",
@@ -250,7 +216,7 @@ async def serve_http(app: App, *, host: str, port: int) -> None:
         timeout_graceful_shutdown=5,
         **options,
     )
-    server = ServerWithoutSignals(config)
+    server = _HttpServer(config)
 
     def stop() -> None:
         # Runs after the drain: readiness went 503 and new calls were refused at the signal, running calls

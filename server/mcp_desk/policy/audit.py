@@ -69,7 +69,7 @@ class AuditEvent:
 
 
 class AuditSink(Protocol):
-    """Where audit events go: `JsonlAuditLog` in production, `MemoryAuditSink` in tests."""
+    """Where audit events go (`JsonlAuditLog`); tests use an in-memory sink with the same shape."""
 
     async def write(self, event: AuditEvent) -> None:
         """Persist one event; return only when it is durable. Raises StorageUnavailable on failure."""
@@ -86,30 +86,6 @@ class AuditSink(Protocol):
     def writable(self) -> bool:
         """False after a failed write until a write succeeds again (for /health)."""
         ...
-
-
-class MemoryAuditSink:
-    """An in-memory sink for tests; `fail` makes writes raise like a full disk."""
-
-    def __init__(self) -> None:
-        self.events: list[AuditEvent] = []
-        self.fail = False
-
-    async def write(self, event: AuditEvent) -> None:
-        """Append, or raise StorageUnavailable when `fail` is set."""
-        if self.fail:
-            raise StorageUnavailable("audit log unavailable")
-        self.events.append(event)
-
-    async def flush(self) -> None:
-        """Nothing to flush."""
-
-    async def close(self) -> None:
-        """Nothing to close."""
-
-    def writable(self) -> bool:
-        """True unless `fail` is set."""
-        return not self.fail
 
 
 def cap_arguments(

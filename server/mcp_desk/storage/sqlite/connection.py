@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -31,7 +32,7 @@ class Connection:
         self.conn.execute("PRAGMA foreign_keys = ON")
         self.conn.execute("PRAGMA busy_timeout = 10000")
         if not readonly:
-            self.conn.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(self.conn)
         self.conn.execute("PRAGMA synchronous = FULL")
         self.conn.execute("PRAGMA cache_size = -16000")
         self.lock = threading.Lock()
@@ -93,3 +94,19 @@ def _run_in_savepoint(conn: sqlite3.Connection, entry: Entry[Work, Any]) -> None
         conn.execute("ROLLBACK TO tx")
         entry.error = exc
     conn.execute("RELEASE tx")
+
+
+def _enable_wal(conn: sqlite3.Connection, *, attempts: int = 1000) -> None:
+    """Switch the file to WAL, waiting for servers that start at the same moment.
+
+    Changing the journal mode needs the file to itself, and SQLite answers "database is locked" at once
+    instead of waiting for the busy timeout, so the switch is retried (10 s in all at most).
+    """
+    for attempt in range(attempts):
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.01)
