@@ -36,11 +36,11 @@ from mcp_desk.metrics import Metrics
 from mcp_desk.policy.alerts import Alerter
 from mcp_desk.policy.audit import Audit
 from mcp_desk.policy.audit_log import JsonlAuditLog
-from mcp_desk.policy.authorize import authorize
 from mcp_desk.policy.budget import Budget
 from mcp_desk.policy.keys import KeyStore
 from mcp_desk.policy.observe import Observe
 from mcp_desk.policy.paths import resolve_path
+from mcp_desk.policy.permissions import authorize
 from mcp_desk.policy.pipeline import Guard, ToolCall, ToolSpec, build_chain
 from mcp_desk.policy.ratelimit import RateLimit, load_counters, open_storage, save_counters
 from mcp_desk.policy.redaction import Redact, Redactor

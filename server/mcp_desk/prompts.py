@@ -12,10 +12,12 @@ from mcp.shared.exceptions import MCPError
 from mcp_desk.domain.models import DocSummary, Ticket
 from mcp_desk.domain.principal import Principal
 from mcp_desk.errors import AppError
+from mcp_desk.policy.permissions import has_scope, require_scope
 from mcp_desk.registry import RequestEnv, SdkChannel
 from mcp_desk.storage.base import Storage
 
 RUNBOOKS_SHOWN = 3
+PROMPT_SCOPE = "tickets:read"
 
 _TICKET_ARG = types.PromptArgument(name="ticket_id", description="The ticket to work on.", required=True)
 PROMPTS: dict[str, types.Prompt] = {
@@ -145,7 +147,7 @@ class Prompts:
         self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListPromptsResult:
         """All prompts need `tickets:read`; without it the list is empty."""
-        visible = self.principal().has("tickets:read")
+        visible = has_scope(self.principal(), PROMPT_SCOPE)
         return types.ListPromptsResult(prompts=[*(PROMPTS.values() if visible else ()), *self._extra_prompts])
 
     async def get_prompt(
@@ -157,8 +159,10 @@ class Prompts:
         if params.name not in PROMPTS:
             raise MCPError(code=types.INVALID_PARAMS, message=f"unknown prompt; use one of {', '.join(PROMPTS)}")
         principal = self.principal()
-        if not principal.has("tickets:read"):
-            raise MCPError(code=types.INVALID_PARAMS, message="permission_denied: prompts need scope 'tickets:read'")
+        try:
+            require_scope(principal, PROMPT_SCOPE, "prompts")
+        except AppError as exc:
+            raise MCPError(code=types.INVALID_PARAMS, message=f"{exc.code}: {exc.public}") from None
         args = params.arguments or {}
         ticket_id, tone = args.get("ticket_id", ""), args.get("tone") or "friendly"
         if not ticket_id:
@@ -189,7 +193,7 @@ class Prompts:
         return types.GetPromptResult(description=extra.description, messages=messages)
 
     async def _runbooks(self, principal: Principal, ticket: Ticket) -> list[DocSummary]:
-        if not principal.has("docs:read"):
+        if not has_scope(principal, "docs:read"):
             return []
         words = " ".join(w for w in ticket.title.split() if len(w) > 3)[:400]
         if not words:

@@ -22,9 +22,10 @@ from mcp_desk import knowledge
 from mcp_desk.domain.models import STATUSES
 from mcp_desk.domain.principal import Principal
 from mcp_desk.errors import AppError
+from mcp_desk.policy.permissions import has_scope, note_read_scope, require_scope
 from mcp_desk.policy.redaction import Redactor
 from mcp_desk.registry import RequestEnv, SdkChannel, connection_of
-from mcp_desk.storage.base import NoteScope, Storage
+from mcp_desk.storage.base import Storage
 
 log = structlog.get_logger()
 MAX_COMPLETIONS = 100
@@ -137,9 +138,10 @@ class Resources:
         self._subscriptions: weakref.WeakKeyDictionary[Connection, set[str]] = weakref.WeakKeyDictionary()
 
     def _require(self, principal: Principal, kind: str) -> None:
-        scope = _SCOPES[kind]
-        if not principal.has(scope):
-            raise _fail(f"permission_denied: reading {kind} resources needs scope {scope!r}")
+        try:
+            require_scope(principal, _SCOPES[kind], f"reading {kind} resources")
+        except AppError as exc:
+            raise _fail(f"{exc.code}: {exc.public}") from None
 
     async def read(self, uri: str) -> tuple[str, str]:
         """(text, mime type) of a resource the caller may see; errors never reveal another owner's data."""
@@ -148,8 +150,7 @@ class Resources:
         self._require(principal, kind)
         try:
             if kind == "note":
-                scope = NoteScope(owner=principal.id, all_owners=principal.has("notes:read_all"))
-                note = await self.storage.get_note(rest, scope)
+                note = await self.storage.get_note(rest, note_read_scope(principal))
                 return self._json(note.model_dump(mode="json")), "application/json"
             if kind == "ticket":
                 ticket = await self.storage.get_ticket(rest)
@@ -205,15 +206,14 @@ class Resources:
         """Recent tickets, the caller's recent notes and every runbook the caller may read."""
         principal = self.principal()
         found: list[types.Resource] = []
-        if principal.has("tickets:read"):
+        if has_scope(principal, _SCOPES["ticket"]):
             page = await self.storage.list_tickets(status=None, priority=None, assignee=None, cursor=None, limit=50)
             found += [_resource(f"ticket://{t.id}", t.title, "application/json") for t in page.items]
-        if principal.has("notes:read"):
-            scope = NoteScope(owner=principal.id, all_owners=principal.has("notes:read_all"))
-            notes = await self.storage.list_notes(scope, tag=None, cursor=None, limit=50)
+        if has_scope(principal, _SCOPES["note"]):
+            notes = await self.storage.list_notes(note_read_scope(principal), tag=None, cursor=None, limit=50)
             found += [_resource(f"note://{n.id}", n.title, "application/json") for n in notes.items]
-        if principal.has("docs:read"):
-            docs = await anyio.to_thread.run_sync(knowledge.list_doc_paths, self.docs_root)
+        if has_scope(principal, _SCOPES["docs"]):
+            docs = await anyio.to_thread.run_sync(knowledge.list_doc_paths, self.docs_root, self.docs_blocked)
             found += [_resource(f"docs://{path}", path, "text/markdown") for path in docs]
         found += [_resource(e.uri, e.name, e.mime_type, e.description) for e in self._fixed.values()]
         return types.ListResourcesResult(resources=[r.model_copy(update={"name": self.redact(r.name)}) for r in found])
@@ -287,24 +287,28 @@ class Resources:
     async def complete(
         self, ctx: ServerRequestContext[Any], params: types.CompleteRequestParams
     ) -> types.CompleteResult:
-        """Completions for ticket ids, statuses, note ids and doc paths."""
-        principal = self.principal()
+        """Completions for ticket ids, statuses, note ids and doc paths: only values the caller could read."""
         name, prefix = params.argument.name, params.argument.value
-        values: list[str] = []
-        if name == "status":
-            values = [s for s in STATUSES if s.startswith(prefix)]
-        elif name == "ticket_id" and principal.has("tickets:read"):
-            values = await self.storage.ticket_ids(prefix, MAX_COMPLETIONS)
-        elif name == "note_id" and principal.has("notes:read"):
-            scope = NoteScope(owner=principal.id, all_owners=principal.has("notes:read_all"))
-            page = await self.storage.list_notes(scope, tag=None, cursor=None, limit=MAX_COMPLETIONS)
-            values = [n.id for n in page.items if n.id.startswith(prefix)]
-        elif name == "path" and principal.has("docs:read"):
-            paths = await anyio.to_thread.run_sync(knowledge.list_doc_paths, self.docs_root)
-            values = [p for p in paths if p.startswith(prefix)]
+        values = [value for value in await self._candidates(name, prefix) if value.startswith(prefix)]
         return types.CompleteResult(
             completion=types.Completion(values=values[:MAX_COMPLETIONS], total=len(values), has_more=False)
         )
+
+    async def _candidates(self, name: str, prefix: str) -> list[str]:
+        """What the caller may read for an argument, by the same permission and path checks as a read."""
+        principal = self.principal()
+        if name == "status":
+            return list(STATUSES)
+        if name == "ticket_id" and has_scope(principal, _SCOPES["ticket"]):
+            return await self.storage.ticket_ids(prefix, MAX_COMPLETIONS)
+        if name == "note_id" and has_scope(principal, _SCOPES["note"]):
+            page = await self.storage.list_notes(
+                note_read_scope(principal), tag=None, cursor=None, limit=MAX_COMPLETIONS
+            )
+            return [note.id for note in page.items]
+        if name == "path" and has_scope(principal, _SCOPES["docs"]):
+            return await anyio.to_thread.run_sync(knowledge.list_doc_paths, self.docs_root, self.docs_blocked)
+        return []
 
 
 def _resource(uri: str, name: str, mime: str, description: str | None = None) -> types.Resource:
