@@ -46,11 +46,11 @@ from mcp_desk.metrics import Metrics
 from mcp_desk.policy.alerts import Alerter
 from mcp_desk.policy.audit import Audit
 from mcp_desk.policy.audit_log import JsonlAuditLog
-from mcp_desk.policy.authorize import authorize
 from mcp_desk.policy.budget import Budget
 from mcp_desk.policy.keys import KeyStore
 from mcp_desk.policy.observe import Observe
 from mcp_desk.policy.paths import resolve_path
+from mcp_desk.policy.permissions import authorize
 from mcp_desk.policy.pipeline import ClientChannel, Guard, Next, ToolCall, ToolSpec, build_chain
 from mcp_desk.policy.ratelimit import RateLimit, load_counters, open_storage, save_counters
 from mcp_desk.policy.redaction import Redact, Redactor
@@ -236,6 +236,7 @@ def create_app(
         specs=resources,
         storage=core.storage,
         docs_root=settings.docs_path,
+        docs_blocked=core.policy.blocked_for("read_doc"),
         principal=principal,
         env=env,
         redactor=core.redactor,

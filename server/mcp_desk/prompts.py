@@ -12,6 +12,7 @@ from mcp.server.context import ServerRequestContext
 from mcp_desk.domain.models import DocSummary, Ticket
 from mcp_desk.domain.principal import Principal
 from mcp_desk.errors import AppError, InvalidInput
+from mcp_desk.policy.permissions import has_scope, require_scope
 from mcp_desk.policy.pipeline import ClientChannel
 from mcp_desk.policy.redaction import scrub
 from mcp_desk.registry import SdkChannel, protocol_error
@@ -118,7 +119,7 @@ async def summarize_ticket(env: ToolEnv, ticket_id: str) -> list[Message]:
 
 
 async def _runbooks(env: ToolEnv, ticket: Ticket) -> list[DocSummary]:
-    if not env.principal.has("docs:read"):
+    if not has_scope(env.principal, "docs:read"):
         return []
     words = " ".join(w for w in ticket.title.split() if len(w) > 3)[:400]
     if not words:
@@ -177,7 +178,7 @@ class Prompts:
         """The prompts the caller may use; the others are absent."""
         principal = self.principal()
         return types.ListPromptsResult(
-            prompts=[s.describe() for s in self.specs.values() if s.scope is None or principal.has(s.scope)]
+            prompts=[s.describe() for s in self.specs.values() if has_scope(principal, s.scope)]
         )
 
     async def get_prompt(
@@ -188,8 +189,10 @@ class Prompts:
         if spec is None:
             raise protocol_error(f"unknown prompt; use one of {', '.join(self.specs)}", self.redact)
         principal = self.principal()
-        if spec.scope is not None and not principal.has(spec.scope):
-            raise protocol_error(f"permission_denied: prompts need scope {spec.scope!r}", self.redact)
+        try:
+            require_scope(principal, spec.scope, "prompts")
+        except AppError as exc:
+            raise protocol_error(exc, self.redact) from None
         args = params.arguments or {}
         for argument in spec.arguments:
             if argument.required and not args.get(argument.name):

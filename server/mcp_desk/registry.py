@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from mcp_desk.domain.principal import Principal
 from mcp_desk.errors import AppError, MissingClientCapability, quote, render
+from mcp_desk.policy.permissions import visible_tools
 from mcp_desk.policy.pipeline import CallState, Next, ToolCall, ToolSpec
 from mcp_desk.sdk import connection_of
 
@@ -149,9 +150,7 @@ class ToolRegistry:
 
     def visible(self, principal: Principal) -> list[types.Tool]:
         """The tools this principal may call; the others are absent, not greyed out."""
-        return [
-            self._tools[name] for name, spec in self.specs.items() if spec.scope is None or principal.has(spec.scope)
-        ]
+        return [self._tools[spec.name] for spec in visible_tools(principal, self.specs.values())]
 
     def input_schema(self, name: str) -> dict[str, Any] | None:
         """A tool's input schema by name (for the SDK's header validation on the 2026-07-28 wire)."""

@@ -24,11 +24,12 @@ from mcp_desk import knowledge
 from mcp_desk.domain.models import STATUSES
 from mcp_desk.domain.principal import Principal
 from mcp_desk.errors import AppError, NotFound, quote
+from mcp_desk.policy.permissions import has_scope, note_read_scope, require_scope
 from mcp_desk.policy.pipeline import ClientChannel
 from mcp_desk.policy.redaction import Redactor
 from mcp_desk.registry import SdkChannel, protocol_error
 from mcp_desk.sdk import connection_of
-from mcp_desk.storage.base import NoteScope, Storage
+from mcp_desk.storage.base import Storage
 from mcp_desk.tools.env import ToolEnv
 
 log = structlog.get_logger()
@@ -181,6 +182,7 @@ class Resources:
         specs: Sequence[ResourceSpec],
         storage: Storage,
         docs_root: Path,
+        docs_blocked: Sequence[str],
         principal: Callable[[], Principal],
         env: EnvFactory,
         redactor: Redactor,
@@ -190,6 +192,7 @@ class Resources:
         self._templates = [(template_pattern(spec.uri), spec) for spec in specs if spec.is_template]
         self.storage = storage
         self.docs_root = docs_root
+        self.docs_blocked = docs_blocked
         self.principal = principal
         self.env = env
         self.redact = redactor.text
@@ -197,8 +200,10 @@ class Resources:
         self.subscriptions = subscriptions
 
     def _require(self, principal: Principal, spec: ResourceSpec) -> None:
-        if spec.scope is not None and not principal.has(spec.scope):
-            raise _fail(f"permission_denied: reading {spec.name} resources needs scope {spec.scope!r}")
+        try:
+            require_scope(principal, spec.scope, f"reading {spec.name} resources")
+        except AppError as exc:
+            raise _fail(f"{exc.code}: {exc.public}") from None
 
     def _spec_for(self, uri: str) -> tuple[ResourceSpec, dict[str, str]] | None:
         if uri in self._fixed:
@@ -248,20 +253,19 @@ class Resources:
         """Recent tickets, the caller's recent notes and every runbook the caller may read."""
         principal = self.principal()
         found: list[types.Resource] = []
-        if principal.has("tickets:read"):
+        if has_scope(principal, _SCOPES["ticket"]):
             page = await self.storage.list_tickets(status=None, priority=None, assignee=None, cursor=None, limit=50)
             found += [_resource(f"ticket://{t.id}", t.title, "application/json") for t in page.items]
-        if principal.has("notes:read"):
-            scope = NoteScope(owner=principal.id, all_owners=principal.has("notes:read_all"))
-            notes = await self.storage.list_notes(scope, tag=None, cursor=None, limit=50)
+        if has_scope(principal, _SCOPES["note"]):
+            notes = await self.storage.list_notes(note_read_scope(principal), tag=None, cursor=None, limit=50)
             found += [_resource(f"note://{n.id}", n.title, "application/json") for n in notes.items]
-        if principal.has("docs:read"):
-            docs = await anyio.to_thread.run_sync(knowledge.list_doc_paths, self.docs_root)
+        if has_scope(principal, _SCOPES["docs"]):
+            docs = await anyio.to_thread.run_sync(knowledge.list_doc_paths, self.docs_root, self.docs_blocked)
             found += [_resource(f"docs://{path}", path, "text/markdown") for path in docs]
         found += [
             _resource(e.uri, e.name, e.mime_type, e.description)
             for e in self._fixed.values()
-            if e.scope is None or principal.has(e.scope)
+            if has_scope(principal, e.scope)
         ]
         return types.ListResourcesResult(resources=[r.model_copy(update={"name": self.redact(r.name)}) for r in found])
 
@@ -323,24 +327,28 @@ class Resources:
     async def complete(
         self, ctx: ServerRequestContext[Any], params: types.CompleteRequestParams
     ) -> types.CompleteResult:
-        """Completions for ticket ids, statuses, note ids and doc paths."""
-        principal = self.principal()
+        """Completions for ticket ids, statuses, note ids and doc paths: only values the caller could read."""
         name, prefix = params.argument.name, params.argument.value
-        values: list[str] = []
-        if name == "status":
-            values = [s for s in STATUSES if s.startswith(prefix)]
-        elif name == "ticket_id" and principal.has("tickets:read"):
-            values = await self.storage.ticket_ids(prefix, MAX_COMPLETIONS)
-        elif name == "note_id" and principal.has("notes:read"):
-            scope = NoteScope(owner=principal.id, all_owners=principal.has("notes:read_all"))
-            page = await self.storage.list_notes(scope, tag=None, cursor=None, limit=MAX_COMPLETIONS)
-            values = [n.id for n in page.items if n.id.startswith(prefix)]
-        elif name == "path" and principal.has("docs:read"):
-            paths = await anyio.to_thread.run_sync(knowledge.list_doc_paths, self.docs_root)
-            values = [p for p in paths if p.startswith(prefix)]
+        values = [value for value in await self._candidates(name, prefix) if value.startswith(prefix)]
         return types.CompleteResult(
             completion=types.Completion(values=values[:MAX_COMPLETIONS], total=len(values), has_more=False)
         )
+
+    async def _candidates(self, name: str, prefix: str) -> list[str]:
+        """What the caller may read for an argument, by the same permission and path checks as a read."""
+        principal = self.principal()
+        if name == "status":
+            return list(STATUSES)
+        if name == "ticket_id" and has_scope(principal, _SCOPES["ticket"]):
+            return await self.storage.ticket_ids(prefix, MAX_COMPLETIONS)
+        if name == "note_id" and has_scope(principal, _SCOPES["note"]):
+            page = await self.storage.list_notes(
+                note_read_scope(principal), tag=None, cursor=None, limit=MAX_COMPLETIONS
+            )
+            return [note.id for note in page.items]
+        if name == "path" and has_scope(principal, _SCOPES["docs"]):
+            return await anyio.to_thread.run_sync(knowledge.list_doc_paths, self.docs_root, self.docs_blocked)
+        return []
 
 
 def _resource(uri: str, name: str, mime: str, description: str | None = None) -> types.Resource:

@@ -24,7 +24,7 @@ from mcp_desk.errors import (
 from mcp_desk.policy.alerts import Alerter
 from mcp_desk.policy.audit import Audit, AuditEvent, cap_arguments, classify
 from mcp_desk.policy.audit_log import JsonlAuditLog, verify_audit_log
-from mcp_desk.policy.authorize import authorize
+from mcp_desk.policy.permissions import authorize
 from mcp_desk.policy.pipeline import READ_ONLY, ToolCall, ToolSpec, build_chain
 from mcp_desk.policy.redaction import Redactor
 from tests.clock import ManualClock

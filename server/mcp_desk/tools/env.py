@@ -11,6 +11,7 @@ from pydantic import Field
 
 from mcp_desk.domain.principal import Principal
 from mcp_desk.policy.paths import DEFAULT_BLOCKED
+from mcp_desk.policy.permissions import note_read_scope
 from mcp_desk.policy.pipeline import NO_CLIENT, ClientChannel
 from mcp_desk.sandbox.runner import CommandRunner
 from mcp_desk.storage.base import NoteScope, Storage
@@ -44,8 +45,8 @@ class ToolEnv:
 
     @property
     def note_scope(self) -> NoteScope:
-        """Which notes the caller may see: its own, or all with `notes:read_all`."""
-        return NoteScope(owner=self.principal.id, all_owners=self.principal.has("notes:read_all"))
+        """Which notes the caller may read, as the permissions policy decides."""
+        return note_read_scope(self.principal)
 
 
 # Argument types shared by the tools. Limits are enforced by the validate guard (configurable);
