@@ -4,16 +4,18 @@ and keeps its data in the user's data directory, never the working directory."""
 
 from __future__ import annotations
 
+import json
 import os
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 
 from tests.conftest import KB, ok
-from tests.ops.deploy_support import REPO, require, run
+from tests.ops.deploy_support import REPO, compose_config, load_yaml, require, run
 
 pytestmark = pytest.mark.slow
 
@@ -88,3 +90,40 @@ def test_uvx_runs_the_wheel(wheel: Path, tmp_path: Path) -> None:
     require(result.returncode == 0 or "network" not in result.stderr, "uvx cannot fetch dependencies here")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "mcp-desk 0.1.0"
+
+
+def _readme_entries() -> list[dict[str, Any]]:
+    """The Claude Desktop entries of the README, in order: checkout, uvx, docker."""
+    section = (REPO / "README.md").read_text().split("## Use it from Claude Desktop", 1)[1].split("\n## ", 1)[0]
+    blocks = [part.split("```", 1)[0] for part in section.split("```json\n")[1:]]
+    return [json.loads(block)["mcpServers"]["mcp-desk"] for block in blocks]
+
+
+@pytest.mark.anyio
+async def test_the_readme_uvx_entry_serves_the_wheel_from_the_root_directory(wheel: Path, tmp_path: Path) -> None:
+    entry = _readme_entries()[1]
+    assert entry["command"] == "uvx"
+    args = [str(wheel) if a.endswith(".whl") else a for a in entry["args"]]
+    assert args != entry["args"]
+    env = {**_user_env(tmp_path), "PATH": f"{Path(_uv()).parent}:{os.environ['PATH']}"}
+    uvx = Path(_uv()).with_name("uvx")
+    require(uvx.exists(), "uvx not found next to uv: run `make install-dev`")
+    server = StdioServerParameters(command=str(uvx), args=args, env=env, cwd="/")
+    with anyio.fail_after(120):
+        async with Client(server) as client:
+            found = ok(await client.call_tool("search_docs", {"query": "vpn"}))
+            assert found["items"]
+    assert (tmp_path / ".local" / "share" / "mcp-desk" / "mcp-desk.db").is_file()
+
+
+def test_the_readme_docker_entry_runs_the_image_interactively_on_the_data_volume() -> None:
+    """No container engine here: the entry is checked against the image's contract (tests/deploy runs it)."""
+    entry = _readme_entries()[2]
+    assert entry["command"] == "docker"
+    args = entry["args"]
+    assert args[:3] == ["run", "-i", "--rm"]
+    assert "-t" not in args  # a TTY would mangle the JSON-RPC stream
+    assert args[args.index("-v") + 1] == "mcp-desk-data:/data"
+    assert args[-2:] == ["mcp-desk:local", "stdio"]
+    assert load_yaml(REPO / "docker-compose.yml")["services"]["mcp-desk"]["image"] == "${DEPLOY_IMAGE:-mcp-desk:local}"
+    assert compose_config()["volumes"]["mcp-desk-data"]["name"] == "mcp-desk-data"
