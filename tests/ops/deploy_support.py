@@ -55,6 +55,9 @@ HEALTH_METRICS = frozenset({"mcp_desk_health_check_status"})
 PROMETHEUS_METRICS = frozenset({"up"})
 HISTOGRAM_SUFFIXES = ("_bucket", "_count", "_sum")
 GRAFANA_RANGE_VARIABLES = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "5m"}
+# The dashboard's own variables as Grafana fills them by default: the compose job, every instance.
+DASHBOARD_VARIABLES = {"$job": "mcp-desk", "$instance": ".*"}
+GRAFANA_VARIABLES = {**GRAFANA_RANGE_VARIABLES, **DASHBOARD_VARIABLES}
 
 
 def in_ci() -> bool:
@@ -252,8 +255,8 @@ def dashboard_exprs() -> list[tuple[str, str]]:
     ]
 
 
-def substitute_grafana_variables(expr: str, values: Mapping[str, str] = GRAFANA_RANGE_VARIABLES) -> str:
-    """Replace Grafana's built-in interval variables by concrete durations."""
+def substitute_grafana_variables(expr: str, values: Mapping[str, str] = GRAFANA_VARIABLES) -> str:
+    """Replace Grafana's interval variables and the dashboard's job/instance variables by concrete values."""
     for name, value in values.items():
         expr = expr.replace(name, value)
     assert "$" not in expr, f"unknown Grafana variable in {expr!r}"
