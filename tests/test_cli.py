@@ -154,3 +154,15 @@ def test_keys_create_checks_roles_of_a_configured_policy_file(monkeypatch: pytes
     code, _, err = cli("keys", "create", "--principal", "alice", "--role", "agent")
     assert code == 1
     assert "MCP_DESK_POLICY_FILE" in err
+
+
+def test_bootstrap_needs_the_policy_to_define_the_admin_role(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[roles.viewer]\nscopes = ["notes:read"]\n')
+    monkeypatch.setenv("MCP_DESK_POLICY_FILE", str(policy))
+    monkeypatch.setenv("MCP_DESK_API_KEYS_FILE", str(tmp_path / "api_keys"))
+    monkeypatch.setenv("MCP_DESK_BOOTSTRAP_ADMIN_KEY", "true")
+    code, _, err = cli("http")
+    assert code == 1
+    assert "MCP_DESK_BOOTSTRAP_ADMIN_KEY: the policy defines no role 'admin'" in err
+    assert not (tmp_path / "api_keys").exists()

@@ -164,7 +164,14 @@ def _bootstrap(settings: Settings, err: TextIO) -> None:
     if not settings.bootstrap_admin_key or path is None:
         return
     from mcp_desk.policy.keys import bootstrap_admin_key
+    from mcp_desk.policy.rules import Policy
 
+    if path.exists():
+        return
+    if BOOTSTRAP_ROLE not in Policy.load(settings.policy_file).role_names():
+        raise ConfigError(
+            f"MCP_DESK_BOOTSTRAP_ADMIN_KEY: the policy defines no role {BOOTSTRAP_ROLE!r} to give the key"
+        )
     try:
         key = bootstrap_admin_key(path, principal=BOOTSTRAP_PRINCIPAL, role=BOOTSTRAP_ROLE)
     except OSError as exc:
