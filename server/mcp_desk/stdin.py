@@ -15,8 +15,8 @@ from __future__ import annotations
 import math
 import os
 import stat
+import sys
 import threading
-from collections.abc import Callable
 from typing import Protocol
 
 import anyio
@@ -38,15 +38,18 @@ class StdinLines(Protocol):
     def close(self) -> None: ...
 
 
-def open_stdin(set_blocking: Callable[[int, bool], None] = os.set_blocking) -> StdinLines:
+def open_stdin() -> StdinLines:
     """Take stdin over: non-blocking reads on the loop where possible, else a reader thread."""
     fd = _take_stdin()
     mode = os.fstat(fd).st_mode
     pollable = stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
     if not pollable:  # a regular file or /dev/null: reads never block, so no waiting is needed
         return LoopStdinLines(fd, pollable=False)
+    if sys.platform == "win32":  # the Windows event loops can wait on sockets only, never on a pipe
+        log.info("stdin_reader_thread", reason="pipes cannot be awaited on this platform")
+        return ThreadStdinLines(fd)
     try:
-        set_blocking(fd, False)
+        os.set_blocking(fd, False)
     except OSError as exc:
         log.info("stdin_reader_thread", reason=f"non-blocking pipe unavailable: {exc.__class__.__name__}")
         return ThreadStdinLines(fd)
