@@ -462,7 +462,8 @@ def _checks(core: Core, sessions: OwnedSessionManager | None) -> tuple[HealthChe
         audit_check(core.audit_log.writable),
         rate_limiter_check(core.limiter.healthy),
         budget_check(budget_ratio, alert_threshold=settings.cost_alert_threshold),
-        sandbox_check(lambda: core.runner.isolation_status().level),
+        # MCP_DESK_SANDBOX_MODE=none is the operator's choice (the image makes it): reported as such, not as a fault
+        sandbox_check(lambda: "disabled" if settings.sandbox_mode == "none" else core.runner.isolation_status().level),
     )
     if sessions is None:
         return checks

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
+import platformdirs
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -16,6 +17,9 @@ ENV_PREFIX = "MCP_DESK_"
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 DEFAULT_HEALTH_PORT = 3001
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "password", "admin", "example"})
+
+APP_NAME = "mcp-desk"
+PACKAGE_DIR = Path(__file__).resolve().parent
 
 Environment = Literal["development", "staging", "production"]
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
@@ -36,7 +40,8 @@ class Settings(BaseSettings):
     )
 
     environment: Environment = "development"
-    storage_path: Path = Path("data")
+    # Never the working directory: desktop hosts often start a stdio server in `/`.
+    storage_path: Path = Field(default_factory=lambda: default_storage_path())
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
@@ -52,6 +57,7 @@ class Settings(BaseSettings):
 
     policy_file: Path | None = None
     api_keys_file: Path | None = None
+    bootstrap_admin_key: bool = False
     stdio_principal: str = Field(default="local", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
     stdio_role: str = "agent"
 
@@ -62,8 +68,8 @@ class Settings(BaseSettings):
     audit_hmac_key: SecretStr | None = None
     alert_webhook_url: str | None = None
 
-    docs_path: Path = Path("docs/kb")
-    export_path: Path = Path("data/exports")
+    docs_path: Path = Field(default_factory=lambda: default_docs_path())
+    export_path: Path  # filled in by _export_under_storage when not configured
 
     shutdown_grace_seconds: float = Field(default=30.0, ge=0, le=3600)
 
@@ -119,6 +125,15 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().absolute()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _export_under_storage(cls, data: Any) -> Any:
+        """`export_path` defaults to `<storage>/exports`, whatever the storage path turned out to be."""
+        if isinstance(data, dict) and data.get("export_path") is None:
+            storage = data.get("storage_path") or default_storage_path()
+            return {**data, "export_path": Path(storage) / "exports"}
+        return data
 
     @model_validator(mode="after")
     def _coherent(self) -> Settings:
@@ -186,6 +201,20 @@ class Settings(BaseSettings):
             secret = isinstance(getattr(self, name), SecretStr)
             out[ENV_PREFIX + name.upper()] = "**********" if secret and value else value
         return out
+
+
+def default_storage_path() -> Path:
+    """The user's data directory for mcp-desk (e.g. `~/.local/share/mcp-desk`, `%LOCALAPPDATA%\\mcp-desk`)."""
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def default_docs_path() -> Path:
+    """The sample knowledge base: shipped inside the package, or `docs/kb` of a source checkout."""
+    packaged = PACKAGE_DIR / "kb"
+    checkout = PACKAGE_DIR.parent.parent / "docs" / "kb"
+    if not packaged.is_dir() and checkout.is_dir():
+        return checkout
+    return packaged
 
 
 def is_loopback(host: str) -> bool:

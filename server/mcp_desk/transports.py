@@ -7,9 +7,7 @@ Both drain before they return, so the process exits 0.
 from __future__ import annotations
 
 import gc
-import os
 import socket
-import stat
 from functools import partial
 from typing import Any, cast
 
@@ -26,6 +24,7 @@ from mcp_desk.app import App
 from mcp_desk.auth import check_http_security
 from mcp_desk.http import ServerWithoutSignals, serve_sidecar
 from mcp_desk.lifecycle import stop_on_signals
+from mcp_desk.stdin import open_stdin
 from mcp_desk.transport_guards import uvicorn_options
 
 log = structlog.get_logger()
@@ -44,70 +43,6 @@ def settle_heap() -> None:
     gc.freeze()  # no gc.collect() first: it would cost a stdio client tens of ms before `initialize`
     _, gen1, gen2 = gc.get_threshold()
     gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
-
-
-class _StdinLines:
-    """stdin as async lines read without a worker thread, so a signal can stop the server while stdin stays open.
-
-    (The SDK's default reader blocks a thread in `readline()`, which no cancellation can interrupt.)
-    The wire moves to a private descriptor and fd 0 is pointed at /dev/null, so nothing else can read it.
-    """
-
-    def __init__(self) -> None:
-        self.fd = os.dup(0)
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.close(devnull)
-        mode = os.fstat(self.fd).st_mode
-        self.pollable = stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
-        if self.pollable:
-            os.set_blocking(self.fd, False)
-        self.buffer = b""
-        self.eof = False
-        self._waiting = anyio.CancelScope()
-
-    def __aiter__(self) -> _StdinLines:
-        return self
-
-    async def __anext__(self) -> str:
-        while True:
-            line = await self._next_line()
-            try:
-                return line.decode("utf-8")
-            except UnicodeDecodeError:
-                # JSON on the wire is UTF-8 (RFC 8259). Replacing the bad bytes would store U+FFFD in place of
-                # what the client sent; the line is dropped instead, like any other unparsable line.
-                log.warning("stdin_line_not_utf8", length=len(line))
-
-    async def _next_line(self) -> bytes:
-        while b"\n" not in self.buffer and not self.eof:
-            if self.pollable and not await self._readable():
-                break
-            try:
-                chunk = os.read(self.fd, 65536)
-            except BlockingIOError:
-                continue
-            self.eof = not chunk
-            self.buffer += chunk
-        if not self.buffer:
-            raise StopAsyncIteration
-        line, _, self.buffer = self.buffer.partition(b"\n")
-        return line
-
-    async def _readable(self) -> bool:
-        """Wait for input; False once `stop()` was called."""
-        with anyio.CancelScope() as self._waiting:
-            await anyio.wait_readable(self.fd)
-        return not self.eof
-
-    def stop(self) -> None:
-        """End the iteration (a signal): complete lines already read are still served, the rest is not read."""
-        self.eof = True
-        self.buffer = self.buffer[: self.buffer.rfind(b"\n") + 1]
-        self._waiting.cancel()
-
-    def close(self) -> None:
-        os.close(self.fd)
 
 
 class _Pending:
@@ -155,7 +90,7 @@ async def serve_stdio(app: App) -> None:
                 pending.answered(item)
         written.set()
 
-    lines = _StdinLines()
+    lines = open_stdin()
 
     def stop() -> None:
         lines.stop()
