@@ -15,11 +15,12 @@ import structlog
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.lowlevel.server import Server
 from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
-from mcp.server.subscriptions import InMemorySubscriptionBus
+from mcp.server.subscriptions import InMemorySubscriptionBus, ResourceUpdated, ServerEvent
 from mcp.shared.exceptions import MCPDeprecationWarning
 
 from mcp_desk import knowledge
 from mcp_desk.auth import HttpAuth, http_auth, principal_of
+from mcp_desk.bus import RedisSubscriptionBus, connect_redis
 from mcp_desk.config import Settings
 from mcp_desk.domain.principal import Principal
 from mcp_desk.errors import PermissionDenied
@@ -28,6 +29,7 @@ from mcp_desk.health import (
     audit_check,
     budget_check,
     rate_limiter_check,
+    redis_check,
     sandbox_check,
     storage_check,
 )
@@ -116,6 +118,7 @@ class App:
     auth: HttpAuth | None
     checks: list[HealthCheck]
     gauges: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    redis_bus: RedisSubscriptionBus | None = None
 
     @asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:
@@ -124,6 +127,8 @@ class App:
         async with AsyncExitStack() as stack:
             settings.export_path.mkdir(parents=True, exist_ok=True)
             await stack.enter_async_context(self.storage.open())
+            if self.redis_bus is not None:
+                await stack.enter_async_context(self.redis_bus.running())
             docs = await anyio.to_thread.run_sync(knowledge.scan_docs, settings.docs_path, self.resources.docs_blocked)
             await self.storage.index_docs(docs)
             await self.audit_log.open()
@@ -180,14 +185,24 @@ def create_app(
         burst_window_seconds=settings.alert_denial_window_seconds,
     )
     hmac_key = settings.audit_hmac_key.get_secret_value().encode() if settings.audit_hmac_key else None
-    audit_log = JsonlAuditLog(settings.resolved_audit_log_path, hmac_key=hmac_key, fsync=settings.audit_fsync)
+    audit_log = JsonlAuditLog(
+        settings.resolved_audit_log_path, hmac_key=hmac_key, fsync=settings.audit_fsync, replica=settings.replica_id
+    )
     audit = Audit(sink=audit_log, redactor=redactor, alerter=alerter, on_event=metrics.audit_event)
-    counters = open_storage(settings.rate_limit_storage_uri.get_secret_value())
+    redis_bus = _redis_bus(settings, metrics)
+    counters = (
+        open_storage(settings.rate_limit_storage_uri.get_secret_value())
+        if redis_bus is None or settings.redis_url is None
+        else open_storage(
+            settings.redis_url.get_secret_value(), key_prefix=settings.redis_key_prefix, connection_pool=redis_bus.pool
+        )
+    )
     limiter = RateLimit(
         storage=counters,
         requests_per_minute=settings.rate_limit_rpm,
         tokens_per_minute=settings.rate_limit_tpm,
         per_tool={s.name: limit for s in specs if (limit := policy.rate_for(s.name)) is not None},
+        on_store_error=metrics.redis_error,
     )
     budget = Budget(
         storage=counters,
@@ -198,6 +213,7 @@ def create_app(
         on_alert=lambda kind, who, ratio: alerter.alert(kind, principal=who, ratio=round(ratio, 3)),
         on_cost=metrics.context_cost,
         on_tokens=metrics.output_tokens,
+        on_store_error=metrics.redis_error,
     )
     runner = CommandRunner(
         allowlist,
@@ -219,11 +235,13 @@ def create_app(
         docs_root=settings.docs_path,
         principal=principal,
         redactor=redactor,
-        bus=InMemorySubscriptionBus(),
+        bus=redis_bus or InMemorySubscriptionBus(),
         docs_blocked=policy.blocked_for("read_doc"),
         extras=profile.resources if profile else (),
     )
 
+    if redis_bus is not None:
+        redis_bus.on_remote(functools.partial(_notify_sessions, resources))
     docs_blocked, export_blocked = policy.blocked_for("read_doc"), policy.blocked_for("export_ticket")
 
     def env_for(call: ToolCall) -> ToolEnv:
@@ -283,6 +301,7 @@ def create_app(
         rate_limiter_check(limiter.healthy),
         budget_check(budget_ratio, alert_threshold=settings.cost_alert_threshold),
         sandbox_check(lambda: runner.isolation_status().level),
+        *([redis_check(redis_bus.ping)] if redis_bus is not None else []),
     ]
     return App(
         settings=settings,
@@ -302,7 +321,22 @@ def create_app(
         runner=runner,
         auth=auth,
         checks=checks,
+        redis_bus=redis_bus,
     )
+
+
+def _redis_bus(settings: Settings, metrics: Metrics) -> RedisSubscriptionBus | None:
+    """With MCP_DESK_REDIS_URL: the fan-out bus, whose connection pool the limit counters share too."""
+    if settings.redis_url is None:
+        return None
+    client = connect_redis(settings.redis_url.get_secret_value(), timeout_seconds=settings.redis_timeout_seconds)
+    return RedisSubscriptionBus(client, key_prefix=settings.redis_key_prefix, on_error=metrics.redis_error)
+
+
+async def _notify_sessions(resources: Resources, event: ServerEvent) -> None:
+    """A change made through another replica: tell this replica's handshake-era subscribers."""
+    if isinstance(event, ResourceUpdated):
+        await resources.notify_sessions(event.uri)
 
 
 def principal_source(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 from pathlib import Path
 from typing import Any, Literal
 
@@ -92,6 +93,13 @@ class Settings(BaseSettings):
     # rate_limit_rpm / rate_limit_tpm are declared above with the core keys.
     rate_limit_storage_uri: SecretStr = SecretStr("memory://")
     rate_limit_state_file: Path | None = None
+    # --- Scale-out: several replicas sharing Redis (server/mcp_desk/bus.py, policy/ratelimit.py) ---
+    redis_url: SecretStr | None = None
+    redis_key_prefix: str = Field(default="mcp-desk", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    redis_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    replica_id: str = Field(
+        default_factory=socket.gethostname, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@:-]+$"
+    )
     max_output_tokens: int = Field(default=8000, ge=256)
     max_daily_tokens: int | None = Field(default=None, ge=1)
     max_daily_spend: float | None = Field(default=None, gt=0)
@@ -139,6 +147,9 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"MCP_DESK_PRICING_MODEL must name a model of MCP_DESK_MODEL_INPUT_PRICE_PER_MTOK ({names})"
             )
+        redis = self.redis_url.get_secret_value() if self.redis_url else None
+        if redis is not None and redis.split("://", 1)[0] not in {"redis", "rediss", "unix"}:
+            raise ValueError("MCP_DESK_REDIS_URL must be a redis://, rediss:// or unix:// URL")
         if self.rate_limit_storage_uri.get_secret_value().split("://", 1)[0] == "":
             raise ValueError("MCP_DESK_RATE_LIMIT_STORAGE_URI must be a URI such as memory:// or redis://host:6379")
         return self

@@ -226,7 +226,12 @@ async def _sidecar(app: App, port: int | None, *, task_status: TaskStatus[None] 
             await refresh()
 
     sidecar = sidecar_app(
-        metrics=app.metrics, lifecycle=app.lifecycle, checks=app.checks, version=VERSION, on_scrape=on_scrape
+        metrics=app.metrics,
+        lifecycle=app.lifecycle,
+        checks=app.checks,
+        version=VERSION,
+        on_scrape=on_scrape,
+        replica=app.settings.replica_id,
     )
     async with anyio.create_task_group() as tg:
         bound = await tg.start(serve_sidecar, sidecar, app.settings.health_host, port)
