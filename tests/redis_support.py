@@ -8,7 +8,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 
 import pytest
 import redis
@@ -79,9 +79,9 @@ def require_redis() -> None:
     start_redis()
 
 
-@pytest.fixture
-def redis_prefix() -> Iterator[str]:
-    """A key prefix (and pub/sub channel prefix) of this test's own; its keys are deleted afterwards."""
+@contextmanager
+def own_prefix() -> Iterator[str]:
+    """A key prefix (and pub/sub channel prefix) nobody else uses; its keys are deleted afterwards."""
     require_redis()
     prefix = f"t-{uuid.uuid4().hex[:12]}"
     yield prefix
@@ -93,6 +93,13 @@ def redis_prefix() -> Iterator[str]:
             client.delete(*keys)
     finally:
         client.close()
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """This test's own Redis key prefix."""
+    with own_prefix() as prefix:
+        yield prefix
 
 
 @asynccontextmanager

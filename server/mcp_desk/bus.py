@@ -73,8 +73,11 @@ async def redis_ping(client: Redis) -> bool:
 class RedisSubscriptionBus:
     """`SubscriptionBus` shared by every replica through one Redis channel under `key_prefix`."""
 
-    def __init__(self, client: Redis, *, key_prefix: str, on_error: ErrorHook = _ignore) -> None:
+    def __init__(
+        self, client: Redis, *, key_prefix: str, on_error: ErrorHook = _ignore, startup_wait_seconds: float = 5.0
+    ) -> None:
         self._client = client
+        self._startup_wait = startup_wait_seconds
         self.channel = f"{key_prefix}:{CHANNEL_SUFFIX}"
         self._origin = uuid.uuid4().hex
         self._on_error = on_error
@@ -118,10 +121,16 @@ class RedisSubscriptionBus:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """Read the channel in the background while the block runs; close the client on the way out."""
+        """Read the channel in the background while the block runs; close the client on the way out.
+
+        Waits (a bounded time) for the first subscription, so a replica that reports ready already hears
+        the others; without Redis it starts anyway, unhealthy, and subscribes once Redis answers.
+        """
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._read_forever)
+                with anyio.move_on_after(self._startup_wait):
+                    await self.connected.wait()
                 yield
                 tg.cancel_scope.cancel()
         finally:

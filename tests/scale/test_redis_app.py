@@ -157,6 +157,7 @@ async def test_a_bus_cut_off_from_redis_still_delivers_here_and_counts_the_error
         connect_redis(f"redis://127.0.0.1:{closed_port()}/0", timeout_seconds=1),
         key_prefix=redis_prefix,
         on_error=errors.append,
+        startup_wait_seconds=0,
     )
     async with bus.running():
         unsubscribe = bus.subscribe(heard.append)
