@@ -128,6 +128,13 @@ class Settings(BaseSettings):
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().absolute()
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value().split("://", 1)[0] not in {"redis", "rediss"}:
+            raise ValueError("must be a redis:// or rediss:// URL")
+        return value
+
     @model_validator(mode="after")
     def _coherent(self) -> Settings:
         key = self.audit_hmac_key
@@ -147,9 +154,6 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"MCP_DESK_PRICING_MODEL must name a model of MCP_DESK_MODEL_INPUT_PRICE_PER_MTOK ({names})"
             )
-        redis = self.redis_url.get_secret_value() if self.redis_url else None
-        if redis is not None and redis.split("://", 1)[0] not in {"redis", "rediss", "unix"}:
-            raise ValueError("MCP_DESK_REDIS_URL must be a redis://, rediss:// or unix:// URL")
         if self.rate_limit_storage_uri.get_secret_value().split("://", 1)[0] == "":
             raise ValueError("MCP_DESK_RATE_LIMIT_STORAGE_URI must be a URI such as memory:// or redis://host:6379")
         return self

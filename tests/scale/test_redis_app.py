@@ -17,6 +17,8 @@ from mcp.server.subscriptions import ResourceUpdated
 
 from mcp_desk.app import App
 from mcp_desk.bus import RedisSubscriptionBus, connect_redis
+from mcp_desk.config import load_settings
+from mcp_desk.errors import ConfigError
 from mcp_desk.http import sidecar_app
 from tests.conftest import MakeApp, MakeSettings, connected, error, ok
 from tests.redis_support import REDIS_URL, closed_port, redis_prefix, start_redis, stop_redis
@@ -211,3 +213,10 @@ async def test_the_in_memory_client_keeps_working_without_redis(make_app: MakeAp
     assert "redis" not in [check.name for check in app.checks]
     async with connected(app) as client:
         ok(await client.call_tool("create_note", note(1)))
+
+
+def test_a_redis_url_that_is_not_redis_is_refused_without_echoing_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MCP_DESK_REDIS_URL", "http://user:hunter2@example.com")
+    with pytest.raises(ConfigError) as refused:
+        load_settings(env_file=None)
+    assert str(refused.value) == "MCP_DESK_REDIS_URL: must be a redis:// or rediss:// URL"

@@ -47,7 +47,7 @@ from mcp_desk.policy.tokens import result_tokens
 WINDOW_SECONDS = 60
 KEY_PREFIX = "mcp-desk/rl"
 SPEND_EXEMPT_TOOLS = frozenset({"get_usage"})
-REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
+REDIS_SCHEMES = frozenset({"redis", "rediss"})
 UNAVAILABLE_RETRY_SECONDS = 5
 
 log = structlog.get_logger()
@@ -204,8 +204,6 @@ def open_storage(
         }
         if connection_pool is not None:
             options = {**options, "connection_pool": connection_pool}
-        if scheme.removeprefix("async+") == "unix":
-            uri = "redis+" + uri.removeprefix("async+")
     try:
         storage = storage_from_string(uri if uri.startswith("async+") else "async+" + uri, **options)
     except ConfigurationError as exc:
