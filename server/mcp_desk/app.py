@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import structlog
+from limits.aio.storage import Storage
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.lowlevel.server import Server
 from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
@@ -190,13 +191,7 @@ def create_app(
     )
     audit = Audit(sink=audit_log, redactor=redactor, alerter=alerter, on_event=metrics.audit_event)
     redis_bus = _redis_bus(settings, metrics)
-    counters = (
-        open_storage(settings.rate_limit_storage_uri.get_secret_value())
-        if redis_bus is None or settings.redis_url is None
-        else open_storage(
-            settings.redis_url.get_secret_value(), key_prefix=settings.redis_key_prefix, connection_pool=redis_bus.pool
-        )
-    )
+    counters = _counter_store(settings, redis_bus)
     limiter = RateLimit(
         storage=counters,
         requests_per_minute=settings.rate_limit_rpm,
@@ -331,6 +326,18 @@ def _redis_bus(settings: Settings, metrics: Metrics) -> RedisSubscriptionBus | N
         return None
     client = connect_redis(settings.redis_url.get_secret_value(), timeout_seconds=settings.redis_timeout_seconds)
     return RedisSubscriptionBus(client, key_prefix=settings.redis_key_prefix, on_error=metrics.redis_error)
+
+
+def _counter_store(settings: Settings, redis_bus: RedisSubscriptionBus | None) -> Storage:
+    """Rate-limit and budget counters: in Redis on the bus's pool when it is set, else the configured store."""
+    if redis_bus is None or settings.redis_url is None:
+        return open_storage(settings.rate_limit_storage_uri.get_secret_value())
+    return open_storage(
+        settings.redis_url.get_secret_value(),
+        key_prefix=settings.redis_key_prefix,
+        timeout_seconds=settings.redis_timeout_seconds,
+        connection_pool=redis_bus.pool,
+    )
 
 
 async def _notify_sessions(resources: Resources, event: ServerEvent) -> None:

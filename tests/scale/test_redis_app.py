@@ -13,7 +13,7 @@ import anyio
 import httpx
 import mcp_types as types
 import pytest
-from mcp.server.subscriptions import ResourceUpdated
+from mcp.server.subscriptions import ResourceUpdated, ToolsListChanged
 
 from mcp_desk.app import App
 from mcp_desk.bus import RedisSubscriptionBus, connect_redis
@@ -161,16 +161,22 @@ async def test_a_bus_cut_off_from_redis_still_delivers_here_and_counts_the_error
         on_error=errors.append,
         startup_wait_seconds=0,
     )
+
+    def broken(event: object) -> None:
+        raise RuntimeError("a listener that fails")
+
     async with bus.running():
+        bus.subscribe(broken)  # first: it must not keep the next listener from hearing
         unsubscribe = bus.subscribe(heard.append)
         await bus.publish(ResourceUpdated(uri="ticket://t1"))
+        await bus.publish(ToolsListChanged())
         unsubscribe()
         unsubscribe()
         await bus.publish(ResourceUpdated(uri="ticket://t2"))
         assert not await bus.ping()
 
-    assert heard == [ResourceUpdated(uri="ticket://t1")]
-    assert errors.count("publish") == 2
+    assert heard == [ResourceUpdated(uri="ticket://t1"), ToolsListChanged()]
+    assert errors.count("publish") == 3
 
 
 async def test_a_bus_skips_its_own_echo_and_malformed_messages(redis_prefix: str) -> None:
