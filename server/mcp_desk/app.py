@@ -15,11 +15,12 @@ from typing import Any, Literal
 
 import anyio
 import structlog
+from limits.aio.storage import Storage as CounterStorage
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.lowlevel.server import Server
 from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
-from mcp.server.subscriptions import InMemorySubscriptionBus
+from mcp.server.subscriptions import InMemorySubscriptionBus, ResourceUpdated, ServerEvent
 from mcp.shared.exceptions import MCPDeprecationWarning
 from starlette.applications import Starlette
 from starlette.routing import Route
@@ -28,6 +29,7 @@ from starlette.types import ASGIApp
 from mcp_desk import knowledge
 from mcp_desk.auth import HttpAuth, http_auth, principal_of, protect
 from mcp_desk.auth.failures import ReportAuthFailures
+from mcp_desk.bus import RedisSubscriptionBus, connect_redis
 from mcp_desk.config import Settings
 from mcp_desk.domain.principal import Principal
 from mcp_desk.errors import PermissionDenied
@@ -36,6 +38,7 @@ from mcp_desk.health import (
     audit_check,
     budget_check,
     rate_limiter_check,
+    redis_check,
     sandbox_check,
     sessions_check,
     storage_check,
@@ -115,6 +118,7 @@ class Core:
     budget: Budget
     runner: CommandRunner
     storage: SqliteStorage
+    redis_bus: RedisSubscriptionBus | None
 
     @asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:
@@ -123,6 +127,8 @@ class Core:
         async with AsyncExitStack() as stack:
             settings.export_path.mkdir(parents=True, exist_ok=True)
             await stack.enter_async_context(self.storage.open())
+            if self.redis_bus is not None:
+                await stack.enter_async_context(self.redis_bus.running())
             blocked = self.policy.blocked_for("read_doc")
             indexed = await anyio.to_thread.run_sync(knowledge.scan_docs, settings.docs_path, blocked)
             await self.storage.index_docs(indexed)
@@ -214,6 +220,11 @@ class App:
         """The diagnostics sandbox."""
         return self.core.runner
 
+    @property
+    def redis_bus(self) -> RedisSubscriptionBus | None:
+        """The resource-update bus shared through Redis, when MCP_DESK_REDIS_URL is set."""
+        return self.core.redis_bus
+
 
 def create_app(
     settings: Settings,
@@ -230,7 +241,9 @@ def create_app(
     core = _core(settings, tools)
     auth = _auth(settings, core.policy) if transport == "http" else None
     principal = principal_source(settings, core.policy, transport, authenticated=auth is not None)
-    subscriptions = Subscriptions(InMemorySubscriptionBus())
+    subscriptions = Subscriptions(core.redis_bus or InMemorySubscriptionBus())
+    if core.redis_bus is not None:
+        core.redis_bus.on_remote(functools.partial(_notify_sessions, subscriptions))
     env = _env_factory(core, subscriptions.changed)
     served = Resources(
         specs=resources,
@@ -256,6 +269,7 @@ def create_app(
         checks=checks,
         version=VERSION,
         on_scrape=_gauges(core, sessions),
+        replica=settings.replica_id,
     )
     return App(
         core=core,
@@ -284,8 +298,11 @@ def _core(settings: Settings, tools: Sequence[ToolSpec]) -> Core:
         burst_window_seconds=settings.alert_denial_window_seconds,
     )
     hmac_key = settings.audit_hmac_key.get_secret_value().encode() if settings.audit_hmac_key else None
-    audit_log = JsonlAuditLog(settings.resolved_audit_log_path, hmac_key=hmac_key, fsync=settings.audit_fsync)
-    limiter, budget = _limits(settings, policy, specs, metrics, alerter)
+    audit_log = JsonlAuditLog(
+        settings.resolved_audit_log_path, hmac_key=hmac_key, fsync=settings.audit_fsync, replica=settings.replica_id
+    )
+    redis_bus = _redis_bus(settings, metrics)
+    limiter, budget = _limits(settings, policy, specs, metrics, alerter, _counter_store(settings, redis_bus))
     return Core(
         settings=settings,
         policy=policy,
@@ -301,6 +318,7 @@ def _core(settings: Settings, tools: Sequence[ToolSpec]) -> Core:
         budget=budget,
         runner=_runner(settings, allowlist, metrics),
         storage=SqliteStorage(settings.database_path),
+        redis_bus=redis_bus,
     )
 
 
@@ -327,15 +345,20 @@ def _auth(settings: Settings, policy: Policy) -> HttpAuth | None:
 
 
 def _limits(
-    settings: Settings, policy: Policy, specs: Sequence[ToolSpec], metrics: Metrics, alerter: Alerter
+    settings: Settings,
+    policy: Policy,
+    specs: Sequence[ToolSpec],
+    metrics: Metrics,
+    alerter: Alerter,
+    counters: CounterStorage,
 ) -> tuple[RateLimit, Budget]:
     """The rate limiter and the daily budget, sharing one counter storage."""
-    counters = open_storage(settings.rate_limit_storage_uri.get_secret_value())
     limiter = RateLimit(
         storage=counters,
         requests_per_minute=settings.rate_limit_rpm,
         tokens_per_minute=settings.rate_limit_tpm,
         per_tool={s.name: limit for s in specs if (limit := policy.rate_for(s.name)) is not None},
+        on_store_error=metrics.redis_error,
     )
     budget = Budget(
         storage=counters,
@@ -346,8 +369,35 @@ def _limits(
         on_alert=lambda kind, who, ratio: alerter.alert(kind, principal=who, ratio=round(ratio, 3)),
         on_cost=metrics.context_cost,
         on_tokens=metrics.output_tokens,
+        on_store_error=metrics.redis_error,
     )
     return limiter, budget
+
+
+def _redis_bus(settings: Settings, metrics: Metrics) -> RedisSubscriptionBus | None:
+    """With MCP_DESK_REDIS_URL: the fan-out bus, whose connection pool the limit counters share too."""
+    if settings.redis_url is None:
+        return None
+    client = connect_redis(settings.redis_url.get_secret_value(), timeout_seconds=settings.redis_timeout_seconds)
+    return RedisSubscriptionBus(client, key_prefix=settings.redis_key_prefix, on_error=metrics.redis_error)
+
+
+def _counter_store(settings: Settings, redis_bus: RedisSubscriptionBus | None) -> CounterStorage:
+    """Rate-limit and budget counters: in Redis on the bus's pool when it is set, else the configured store."""
+    if redis_bus is None or settings.redis_url is None:
+        return open_storage(settings.rate_limit_storage_uri.get_secret_value())
+    return open_storage(
+        settings.redis_url.get_secret_value(),
+        key_prefix=settings.redis_key_prefix,
+        timeout_seconds=settings.redis_timeout_seconds,
+        connection_pool=redis_bus.pool,
+    )
+
+
+async def _notify_sessions(subscriptions: Subscriptions, event: ServerEvent) -> None:
+    """A change made through another replica: tell this replica's handshake-era subscribers."""
+    if isinstance(event, ResourceUpdated):
+        await subscriptions.notify_sessions(event.uri)
 
 
 def _runner(settings: Settings, allowlist: Allowlist, metrics: Metrics) -> CommandRunner:
@@ -464,6 +514,7 @@ def _checks(core: Core, sessions: OwnedSessionManager | None) -> tuple[HealthChe
         budget_check(budget_ratio, alert_threshold=settings.cost_alert_threshold),
         # MCP_DESK_SANDBOX_MODE=none is the operator's choice (the image makes it): reported as such, not as a fault
         sandbox_check(lambda: "disabled" if settings.sandbox_mode == "none" else core.runner.isolation_status().level),
+        *([redis_check(core.redis_bus.ping)] if core.redis_bus is not None else []),
     )
     if sessions is None:
         return checks

@@ -127,6 +127,7 @@ def _explain(app: object, role: str | None, out: TextIO) -> int:
 
 def _serve(command: str, settings: Settings) -> int:
     import anyio
+    import structlog
 
     from mcp_desk.app import create_app
     from mcp_desk.logging import configure_logging
@@ -135,6 +136,7 @@ def _serve(command: str, settings: Settings) -> int:
 
     _bootstrap(settings, sys.stderr)
     configure_logging(settings.log_level, settings.resolved_log_format, redact=Redactor().text)
+    structlog.contextvars.bind_contextvars(replica=settings.replica_id)  # every later log line names it
     if command == "stdio":
         anyio.run(serve_stdio, create_app(settings, transport="stdio"), backend_options=loop_options())
         return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 from pathlib import Path
 from typing import Any, Literal
 
@@ -98,6 +99,13 @@ class Settings(BaseSettings):
     # rate_limit_rpm / rate_limit_tpm are declared above with the core keys.
     rate_limit_storage_uri: SecretStr = SecretStr("memory://")
     rate_limit_state_file: Path | None = None
+    # --- Scale-out: several replicas sharing Redis (server/mcp_desk/bus.py, policy/ratelimit.py) ---
+    redis_url: SecretStr | None = None
+    redis_key_prefix: str = Field(default="mcp-desk", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    redis_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    replica_id: str = Field(
+        default_factory=socket.gethostname, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@:-]+$"
+    )
     max_output_tokens: int = Field(default=8000, ge=256)
     max_daily_tokens: int | None = Field(default=None, ge=1)
     max_daily_spend: float | None = Field(default=None, gt=0)
@@ -134,6 +142,13 @@ class Settings(BaseSettings):
             storage = data.get("storage_path") or default_storage_path()
             return {**data, "export_path": Path(storage) / "exports"}
         return data
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value().split("://", 1)[0] not in {"redis", "rediss"}:
+            raise ValueError("must be a redis:// or rediss:// URL")
+        return value
 
     @model_validator(mode="after")
     def _coherent(self) -> Settings:

@@ -77,6 +77,16 @@ class RateLimited(AppError):
         return {"code": self.code, "retry_after_seconds": self.retry_after_seconds}
 
 
+class LimitsUnavailable(RateLimited):
+    """The shared counter store (Redis) did not answer, so no limit decision could be made: fail closed.
+
+    Raised by the RateLimit and Budget guards before anything runs; the model sees
+    "limits_unavailable: ..." with `retry_after_seconds`, and the call may simply be retried.
+    """
+
+    code = "limits_unavailable"
+
+
 class BudgetExceeded(AppError):
     """The caller's daily context budget is spent."""
 

@@ -163,6 +163,13 @@ class Subscriptions:
     async def changed(self, uri: str) -> None:
         """Tell subscribers (both protocol eras) that a resource changed; a gone subscriber is skipped."""
         await self.bus.publish(ResourceUpdated(uri=uri))
+        await self.notify_sessions(uri)
+
+    async def notify_sessions(self, uri: str) -> None:
+        """Send `notifications/resources/updated` to this replica's handshake-era sessions subscribed to `uri`.
+
+        `changed` calls it for changes made here; a shared bus calls it for changes made through other replicas.
+        """
         for connection, uris in list(self._by_connection.items()):
             if uri not in uris:
                 continue

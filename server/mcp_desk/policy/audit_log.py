@@ -118,8 +118,11 @@ class _Tail:
 class JsonlAuditLog:
     """An `AuditSink` appending hash-chained JSON lines to `path`, fsynced per record."""
 
-    def __init__(self, path: Path, *, hmac_key: bytes | None = None, fsync: bool = True) -> None:
+    def __init__(
+        self, path: Path, *, hmac_key: bytes | None = None, fsync: bool = True, replica: str | None = None
+    ) -> None:
         self.path = path
+        self._replica = replica
         self._key = hmac_key
         self._fsync = fsync
         self._fd: int | None = None
@@ -190,6 +193,8 @@ class JsonlAuditLog:
         `verify_audit_log` (parse, drop `hash`, canonical again) gets the same bytes back.
         """
         record: dict[str, Any] = {"seq": tail.seq + 1, **event.fields()}
+        if self._replica is not None:
+            record["replica"] = self._replica
         if tail.torn:
             record["torn_after_seq"] = tail.seq
         record["prev_hash"] = tail.hash
