@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import structlog
+from mcp.server._otel import OpenTelemetryMiddleware
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.lowlevel.server import Server
 from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
@@ -56,6 +57,7 @@ from mcp_desk.sandbox.templates import Allowlist, load_allowlist
 from mcp_desk.storage.sqlite import SqliteStorage
 from mcp_desk.tools import diagnostics, docs, notes, tickets, usage
 from mcp_desk.tools.env import NO_CLIENT, ToolEnv
+from mcp_desk.tracing import HeaderParent, SpanAttributes, start_export, traced, traced_guards
 
 if TYPE_CHECKING:
     from mcp_desk.testing.conformance import Profile
@@ -116,12 +118,15 @@ class App:
     auth: HttpAuth | None
     checks: list[HealthCheck]
     gauges: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    traces_endpoint: str | None = None  # OTLP/HTTP traces URL; None: tracing off
 
     @asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:
         """Open storage, audit and alerting, index the runbooks, probe the sandbox; close in reverse order."""
         settings = self.settings
         async with AsyncExitStack() as stack:
+            if self.traces_endpoint is not None:
+                stack.callback(start_export(self.traces_endpoint, version=VERSION))
             settings.export_path.mkdir(parents=True, exist_ok=True)
             await stack.enter_async_context(self.storage.open())
             docs = await anyio.to_thread.run_sync(knowledge.scan_docs, settings.docs_path, self.resources.docs_blocked)
@@ -157,10 +162,13 @@ def create_app(
     transport: Transport = "stdio",
     extra_tools: tuple[ToolSpec, ...] = (),
     profile: Profile | None = None,
+    traces_endpoint: str | None = None,
 ) -> App:
     """Build the server for one transport. Starts nothing; call `lifespan()` to open storage and the rest.
 
     `profile` adds a test profile's tools, resources and prompts (server/mcp_desk/testing); only tests pass one.
+    `traces_endpoint` (an OTLP/HTTP traces URL) switches tracing on: spans per request, guard, storage call
+    and sandbox run. Without it nothing of tracing is built and the SDK's span middleware is left out.
     """
     policy = Policy.load(settings.policy_file)
     allowlist = load_allowlist(settings.policy_file, roots={"logs": settings.diagnostics_log_root})
@@ -226,17 +234,22 @@ def create_app(
 
     docs_blocked, export_blocked = policy.blocked_for("read_doc"), policy.blocked_for("export_ticket")
 
+    tool_storage, tool_runner = storage, runner
+    if traces_endpoint is not None:
+        tool_storage = traced(storage, prefix="storage", **{"db.system.name": "sqlite"})
+        tool_runner = traced(runner, prefix="sandbox")
+
     def env_for(call: ToolCall) -> ToolEnv:
         return ToolEnv(
             principal=call.principal,
-            storage=storage,
+            storage=tool_storage,
             docs_root=settings.docs_path,
             export_root=settings.export_path,
             resource_changed=resources.changed,
             redact=redactor.text,
             docs_blocked=docs_blocked,
             export_blocked=export_blocked,
-            runner=runner,
+            runner=tool_runner,
             limiter=limiter,
             budget=budget,
             client=call.state.get(CLIENT_KEY, NO_CLIENT),
@@ -260,7 +273,7 @@ def create_app(
     ]
     registry = ToolRegistry(
         specs=specs,
-        chain=build_chain(guards, endpoint),
+        chain=build_chain(traced_guards(guards) if traces_endpoint is not None else guards, endpoint),
         principal=principal,
         redact=redactor.text,
         transport=transport,
@@ -272,6 +285,7 @@ def create_app(
     # Seals the requestState of multi-round (2026-07-28) results and verifies it when a client echoes it back.
     server.middleware.append(RequestStateBoundary(RequestStateSecurity.ephemeral(), default_audience="mcp-desk"))
     server.middleware.append(MethodTimer(metrics, transport))
+    _trace_requests(server, transport, traces_endpoint)
 
     def budget_ratio() -> float | None:
         limited = settings.max_daily_tokens is not None or settings.max_daily_spend is not None
@@ -302,6 +316,7 @@ def create_app(
         runner=runner,
         auth=auth,
         checks=checks,
+        traces_endpoint=traces_endpoint,
     )
 
 
@@ -330,6 +345,16 @@ def principal_source(
         return local
 
     return principal
+
+
+def _trace_requests(server: Server[Any], transport: Transport, traces_endpoint: str | None) -> None:
+    """Tracing on: the SDK's span per request, with our header parent and attributes; off: no span at all."""
+    if traces_endpoint is None:
+        # The SDK ships its span middleware on by default; without an exporter it only allocates.
+        server.middleware[:] = [m for m in server.middleware if not isinstance(m, OpenTelemetryMiddleware)]
+        return
+    at = next(i for i, m in enumerate(server.middleware) if isinstance(m, OpenTelemetryMiddleware))
+    server.middleware[at : at + 1] = [HeaderParent(), server.middleware[at], SpanAttributes(transport)]
 
 
 def _server(registry: ToolRegistry, resources: Resources, prompts: Prompts) -> Server[Any]:

@@ -36,6 +36,7 @@ EventType = Literal[
 ]
 MAX_ARGUMENT_BYTES = 2048
 MAX_ARGUMENT_CHARS = 256
+TRACE_ID_KEY = "trace_id"  # call.state: the call's 32-hex trace id, set when tracing is on
 _SECURITY_REASONS = frozenset({"blocked_path", "path_escape"})
 log = structlog.get_logger()
 
@@ -59,6 +60,7 @@ class AuditEvent:
     arguments: Mapping[str, Any] | None = None
     detail: str | None = None
     transport: str | None = None
+    trace_id: str | None = None
     timestamp: str = field(default_factory=utc_now)
 
     def fields(self) -> dict[str, Any]:
@@ -226,6 +228,7 @@ class Audit:
             request_id=call.request_id,
             arguments=arguments,
             transport=call.transport,
+            trace_id=call.state.get(TRACE_ID_KEY),
             **extra,
         )
 
