@@ -6,6 +6,7 @@ import contextlib
 import gc
 import os
 import stat
+import time
 from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any, cast
@@ -29,6 +30,7 @@ from mcp_desk.auth.failures import ReportAuthFailures
 from mcp_desk.health import sessions_check
 from mcp_desk.http import ServerWithoutSignals, serve_sidecar, sidecar_app
 from mcp_desk.lifecycle import stop_on_signals
+from mcp_desk.registry import negotiated_version
 from mcp_desk.sessions import session_manager
 from mcp_desk.transport_guards import harden, uvicorn_options
 
@@ -174,7 +176,10 @@ async def serve_stdio(app: App) -> None:
             written = anyio.Event()
             io.start_soon(read, stdin)
             io.start_soon(write, stdout, written)
+            connected = time.monotonic()
             await app.server.run(server_in, server_out, app.server.create_initialization_options())
+            version = negotiated_version(app.server.middleware)
+            app.metrics.observe_session(time.monotonic() - connected, "stdio", protocol_version=version)
             server_out.close()
             await written.wait()
             io.cancel_scope.cancel()
@@ -192,6 +197,7 @@ def http_app(app: App) -> ASGIApp:
         max_sessions_per_principal=settings.max_sessions_per_principal,
         idle_seconds=settings.session_idle_seconds,
         max_request_body_bytes=settings.max_request_body_bytes,
+        on_session_end=lambda seconds, version: app.metrics.observe_session(seconds, "http", protocol_version=version),
     )
     app.checks.append(sessions_check(lambda: manager.open_sessions, settings.max_sessions))
     endpoint: Any = StreamableHTTPASGIApp(manager)
