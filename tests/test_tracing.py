@@ -298,3 +298,16 @@ def test_tracing_off_loads_no_opentelemetry_sdk_and_builds_no_span_middleware(tm
 )
 def test_the_traces_endpoint_comes_from_the_standard_variables(env: dict[str, str], expected: str | None) -> None:
     assert otel_traces_endpoint(env) == expected
+
+
+def test_a_sandbox_run_is_a_child_span_of_its_call_and_names_no_argument(tmp_path: Path, receiver: Receiver) -> None:
+    session = stdio_session({"name": "run_diagnostic", "arguments": {"name": "disk_usage"}})
+    done = run_stdio(tmp_path, session, MCP_DESK_STDIO_ROLE="admin", **tracing_env(receiver))
+    assert done.returncode == 0, done.stderr[-2000:]
+
+    spans = receiver.wait_for(lambda got: any(s.name == "tools/call run_diagnostic" for s in got))
+    call = one(spans, "tools/call run_diagnostic")
+    assert "error.type" not in call.attributes
+    run = one(spans, "sandbox run")
+    assert descends_from(run, call, spans)
+    assert "disk_usage" not in run.text()
