@@ -199,11 +199,12 @@ def test_stdio_calls_export_convention_spans_parented_by_meta_and_correlated(
     session = stdio_session(
         {"name": "create_note", "arguments": {"title": MARKER, "body": MARKER}, "_meta": {"traceparent": TRACEPARENT}},
         {"name": "run_diagnostic", "arguments": {"name": MARKER}},
+        {"name": "get_note", "arguments": {"note_id": MARKER}},
     )
     done = run_stdio(tmp_path, session, **tracing_env(receiver))
     assert done.returncode == 0, done.stderr[-2000:]
 
-    spans = receiver.wait_for(lambda got: any(s.name == "tools/call run_diagnostic" for s in got))
+    spans = receiver.wait_for(lambda got: any(s.name == "tools/call get_note" for s in got))
     created = one(spans, "tools/call create_note")
     check_call_span(created, tool="create_note", transport="pipe")
     assert (created.trace_id, created.parent_span_id) == (TRACE, PARENT)
@@ -211,7 +212,9 @@ def test_stdio_calls_export_convention_spans_parented_by_meta_and_correlated(
     assert created.attributes["mcp.protocol.version"] == "2025-06-18"
     assert "mcp.session.id" not in created.attributes
     check_refusal(spans, one(spans, "tools/call run_diagnostic"))
-    check_no_argument_values(spans)
+    missing = one(spans, "storage get_note")
+    assert (missing.attributes["error.type"], missing.status_code) == ("not_found", STATUS_ERROR)
+    check_no_argument_values(spans)  # the storage error's message quotes the id; its span does not
     logs = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
     check_correlation(logs, tmp_path / "data", tool="create_note", trace_id=TRACE)
     refused_line = next(line for line in logs if line.get("tool") == "run_diagnostic")
