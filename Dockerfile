@@ -1,6 +1,9 @@
 # syntax=docker/dockerfile:1
 # mcp-desk image: a venv built from uv.lock in a builder stage, then a slim runtime without build tools.
 # Build: docker build -t mcp-desk:local .      Run: see docs/docker.md (compose is the supported way).
+# First start with an empty /data creates one admin API key and prints it once (docker logs).
+
+ARG VERSION=0.1.0
 
 FROM python:3.11-slim-bookworm AS builder
 
@@ -22,28 +25,41 @@ WORKDIR /src
 # Dependencies first: this layer is reused until uv.lock or pyproject.toml change.
 COPY pyproject.toml uv.lock ./
 RUN /opt/uv/bin/uv sync --frozen --no-dev --no-install-project
-# Then the project itself, installed non-editable so the runtime needs no source tree.
+# Then the project itself, installed non-editable so the runtime needs no source tree
+# (the wheel carries the sample knowledge base from docs/kb and the default policy).
 COPY README.md ./
+COPY docs/kb ./docs/kb
 COPY server ./server
 RUN /opt/uv/bin/uv sync --frozen --no-dev --no-editable \
     && /opt/venv/bin/mcp-desk --help > /dev/null
 
 
 FROM python:3.11-slim-bookworm AS runtime
+ARG VERSION
 
 LABEL org.opencontainers.image.title="mcp-desk" \
       org.opencontainers.image.description="Production-hardened MCP server for a support desk" \
-      org.opencontainers.image.licenses="Apache-2.0"
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.source="https://github.com/mcp-desk/mcp-desk" \
+      org.opencontainers.image.version="${VERSION}" \
+      io.modelcontextprotocol.server.name="io.github.mcp-desk/mcp-desk"
 
-# The image's contract (DESIGN §3, §4a): data in /data, listen on all interfaces inside the
-# container, production rules (keys file and explicit allowed hosts/origins are required).
+# The image's contract: data (database, audit log, keys file) in the /data volume, listen on all
+# interfaces inside the container, production rules (keys and explicit allowed hosts/origins).
+# With no keys file yet, the first start creates one admin key (only its hash lands in /data).
+# Bubblewrap cannot create namespaces inside a default container: the sandbox runs diagnostics
+# without it (process group, rlimits, cgroups where delegated), chosen here rather than detected.
+# DL3064: the names contain "KEY" but the values are a path and a switch, no secret.
+# hadolint ignore=DL3064
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     MCP_DESK_ENVIRONMENT=production \
     MCP_DESK_STORAGE_PATH=/data \
     MCP_DESK_EXPORT_PATH=/data/exports \
-    MCP_DESK_DOCS_PATH=/app/docs/kb \
+    MCP_DESK_API_KEYS_FILE=/data/api_keys \
+    MCP_DESK_BOOTSTRAP_ADMIN_KEY=true \
+    MCP_DESK_SANDBOX_MODE=none \
     MCP_DESK_HOST=0.0.0.0 \
     MCP_DESK_PORT=8000 \
     MCP_DESK_HEALTH_HOST=0.0.0.0 \
@@ -57,9 +73,7 @@ RUN groupadd --system --gid 10001 mcpdesk \
     && chmod 0750 /data
 
 COPY --from=builder /opt/venv /opt/venv
-WORKDIR /app
-# The sample knowledge base (read-only at run time); .dockerignore keeps only docs/kb.
-COPY docs ./docs
+WORKDIR /data
 
 USER 10001:10001
 VOLUME ["/data"]

@@ -24,12 +24,16 @@ $(VENV)/.installed-dev: uv.lock pyproject.toml | $(UV)
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+# A checkout keeps its data in ./data, unless MCP_DESK_STORAGE_PATH is set (environment or .env);
+# installed elsewhere, the server's default is the user's data directory.
+RUN_ENV = $(if $(MCP_DESK_STORAGE_PATH)$(shell grep -s '^MCP_DESK_STORAGE_PATH=.' .env),,MCP_DESK_STORAGE_PATH=./data)
+
 ## Start the Streamable HTTP server on 127.0.0.1:8000 (SQLite under ./data, sample runbooks in docs/kb).
 run: install
-	$(VENV)/bin/mcp-desk http
+	$(RUN_ENV) $(VENV)/bin/mcp-desk http
 
 stdio: install
-	$(VENV)/bin/mcp-desk stdio
+	$(RUN_ENV) $(VENV)/bin/mcp-desk stdio
 
 lint: install-dev
 	$(VENV)/bin/ruff format --check .

@@ -9,8 +9,9 @@
 #   ./deploy.sh stop             stop and remove the containers (volumes are kept)
 #
 # Configuration (environment): DEPLOY_COMPOSE_FILE, DEPLOY_ENV_FILE, DEPLOY_IMAGE_REPO, DEPLOY_TAG,
-# DEPLOY_HEALTH_TIMEOUT, DEPLOY_HEALTH_INTERVAL, DEPLOY_STATE_DIR, DEPLOY_API_KEYS_FILE,
-# DEPLOY_MCP_PORT, DEPLOY_SMOKE_API_KEY, DEPLOY_LOG_TAIL, DEPLOY_LOG_FOLLOW. See docs/docker.md.
+# DEPLOY_HEALTH_TIMEOUT, DEPLOY_HEALTH_INTERVAL, DEPLOY_STATE_DIR, DEPLOY_MCP_PORT,
+# DEPLOY_SMOKE_API_KEY, DEPLOY_LOG_TAIL, DEPLOY_LOG_FOLLOW. See docs/docker.md.
+# No .env and no keys file are needed: the first start creates an admin key and prints it once.
 set -euo pipefail
 
 readonly SERVICE="mcp-desk"
@@ -20,7 +21,6 @@ IMAGE_REPO="${DEPLOY_IMAGE_REPO:-mcp-desk}"
 HEALTH_TIMEOUT="${DEPLOY_HEALTH_TIMEOUT:-120}"
 HEALTH_INTERVAL="${DEPLOY_HEALTH_INTERVAL:-3}"
 STATE_DIR="${DEPLOY_STATE_DIR:-.deploy}"
-API_KEYS_FILE="${DEPLOY_API_KEYS_FILE:-./secrets/api_keys}"
 MCP_PORT="${DEPLOY_MCP_PORT:-8000}"
 LOG_TAIL="${DEPLOY_LOG_TAIL:-200}"
 
@@ -87,10 +87,49 @@ preflight() {
     fi
 }
 
-require_keys_file() {
-    [[ -r "$API_KEYS_FILE" ]] || die "API keys file $API_KEYS_FILE is missing: create one with
-    mkdir -p secrets && docker run --rm $IMAGE_REPO:TAG keys create --principal ops --role admin
-    and append the printed line to $API_KEYS_FILE (readable by uid 10001, e.g. chmod 0644)"
+# A compose variable as compose sees it: the environment first, then the last NAME= line of the env file.
+compose_var() {
+    local name="$1" line
+    if [[ -n "${!name:-}" ]]; then
+        printf '%s\n' "${!name}"
+        return
+    fi
+    [[ -f "$ENV_FILE" ]] || return 0
+    line="$(grep -E "^${name}=" "$ENV_FILE" | tail -n 1 || true)"
+    line="${line#*=}"
+    line="${line%\"}"
+    line="${line#\"}"
+    printf '%s\n' "$line"
+}
+
+is_loopback() {
+    case "$1" in
+    127.* | localhost | ::1 | "[::1]") return 0 ;;
+    *) return 1 ;;
+    esac
+}
+
+# Grafana's default password must never be reachable beyond this machine (Grafana itself refuses too).
+require_safe_bind() {
+    local bind password
+    bind="$(compose_var DEPLOY_BIND_ADDRESS)"
+    bind="${bind:-127.0.0.1}"
+    is_loopback "$bind" && return 0
+    password="$(compose_var GRAFANA_ADMIN_PASSWORD)"
+    if [[ -z "$password" || "$password" == "admin" ]]; then
+        die "DEPLOY_BIND_ADDRESS=$bind publishes Grafana beyond this machine, but GRAFANA_ADMIN_PASSWORD is not set:
+    set it in $ENV_FILE to a password of your own (e.g. openssl rand -base64 24), or bind to 127.0.0.1"
+    fi
+}
+
+# The first start prints one admin key in a marked block; show it right after the deploy that made it.
+show_first_key() {
+    local block
+    block="$(compose logs --no-color "$SERVICE" 2>/dev/null | grep -A 7 'FIRST START: ADMIN API KEY' || true)"
+    if [[ -n "$block" ]]; then
+        printf '\n%s\n\n' "$block" >&2
+        log "keep this key now: it is not shown again (docker compose logs $SERVICE shows it while the container lives)"
+    fi
 }
 
 current_tag() {
@@ -175,7 +214,7 @@ cmd_build() {
 
 cmd_deploy() {
     preflight
-    require_keys_file
+    require_safe_bind
     local tag="${DEPLOY_TAG:-$(default_tag)}" previous
     previous="$(current_tag)"
     docker image inspect "$IMAGE_REPO:$tag" >/dev/null 2>&1 || die "image $IMAGE_REPO:$tag not found: run ./deploy.sh build first"
@@ -183,6 +222,7 @@ cmd_deploy() {
     if wait_healthy; then
         record_tag "$tag"
         log "$IMAGE_REPO:$tag is healthy"
+        show_first_key
         cmd_status
         return 0
     fi

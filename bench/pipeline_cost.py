@@ -32,7 +32,7 @@ from pydantic import BaseModel
 
 from bench.common import ROOT, candidate_settings_keys, median, raised_overrides
 from bench.loadgen import NOTE_BODY
-from mcp_desk.app import create_app
+from mcp_desk.app import SHIPPED_TOOLS, create_app
 from mcp_desk.config import load_settings
 from mcp_desk.domain.principal import ALL_SCOPES, Principal
 from mcp_desk.logging import configure_logging
@@ -116,7 +116,7 @@ async def measure(calls: int, profile: bool, audit_fsync: bool) -> dict[str, Any
             docs_path=ROOT / "docs" / "kb",
             export_path=Path(tmp) / "exports",
         )
-        app = create_app(settings, transport="memory", extra_tools=(spec,))
+        app = create_app(settings, transport="memory", tools=(*SHIPPED_TOOLS, spec))
         chain = app.registry.chain
         principal = Principal(id="bench", role="admin", scopes=ALL_SCOPES, transport="http")
 

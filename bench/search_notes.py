@@ -121,7 +121,7 @@ async def measure_size(app: Any, client: Any, qs: list[tuple[str, str]], owner: 
         t0 = time.perf_counter()
         await app.storage.search_notes(scope, q, cursor=None, limit=20)
         store[kind].append(time.perf_counter() - t0)
-    from mcp_desk.storage.sqlite import fts_query
+    from mcp_desk.storage.sqlite.search import fts_query
 
     for kind, q in qs[:5]:
         row = await app.storage.r.run(
@@ -158,7 +158,7 @@ async def measure_one(size: int, per_kind: int, workdir: Path) -> dict[str, Any]
 
     from mcp_desk.app import create_app
     from mcp_desk.config import load_settings
-    from mcp_desk.storage.migrations import MIGRATIONS
+    from mcp_desk.storage.sqlite.migrations import MIGRATIONS
 
     settings = load_settings(
         env_file=None,

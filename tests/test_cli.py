@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 from pathlib import Path
@@ -107,3 +108,61 @@ async def test_audit_verify_reports_a_clean_and_a_tampered_log(tmp_path: Path) -
     assert code == 1
     assert "line 2" in out
     assert cli("audit", "verify", str(tmp_path / "none.jsonl"))[0] == 2
+
+
+def test_version_prints_the_package_version() -> None:
+    from importlib.metadata import version
+
+    out = io.StringIO()
+    with pytest.raises(SystemExit) as exited, contextlib.redirect_stdout(out):
+        run(["--version"])
+    assert exited.value.code == 0
+    assert out.getvalue().strip() == f"mcp-desk {version('mcp-desk')}"
+
+
+def test_keys_create_append_list_and_revoke_work_before_any_keys_file_exists(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    keys = tmp_path / "secrets" / "api_keys"
+    keys.parent.mkdir()
+    monkeypatch.setenv("MCP_DESK_API_KEYS_FILE", str(keys))
+    assert json.loads(cli("keys", "list", "--json")[1]) == []
+    code, out, _ = cli("keys", "create", "--principal", "alice", "--role", "agent", "--json", "--append")
+    created = json.loads(out)
+    assert code == 0
+    assert keys.read_text() == created["line"] + "\n"
+    assert keys.stat().st_mode & 0o777 == 0o600
+    code, out, _ = cli("keys", "list", "--json")
+    key_id = created["key"][5:17]
+    assert json.loads(out) == [{"key_id": key_id, "principal": "alice", "role": "agent"}]
+    assert cli("keys", "revoke", key_id)[0] == 0
+    assert json.loads(cli("keys", "list", "--json")[1]) == []
+    code, _, err = cli("keys", "revoke", key_id)
+    assert code == 1
+    assert "no key with id" in err
+
+
+def test_keys_append_without_a_configured_keys_file_says_what_is_missing() -> None:
+    code, out, err = cli("keys", "create", "--principal", "alice", "--role", "agent", "--append")
+    assert code == 1
+    assert out == ""
+    assert "MCP_DESK_API_KEYS_FILE" in err
+
+
+def test_keys_create_checks_roles_of_a_configured_policy_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MCP_DESK_POLICY_FILE", str(tmp_path / "missing.toml"))
+    code, _, err = cli("keys", "create", "--principal", "alice", "--role", "agent")
+    assert code == 1
+    assert "MCP_DESK_POLICY_FILE" in err
+
+
+def test_bootstrap_needs_the_policy_to_define_the_admin_role(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[roles.viewer]\nscopes = ["notes:read"]\n')
+    monkeypatch.setenv("MCP_DESK_POLICY_FILE", str(policy))
+    monkeypatch.setenv("MCP_DESK_API_KEYS_FILE", str(tmp_path / "api_keys"))
+    monkeypatch.setenv("MCP_DESK_BOOTSTRAP_ADMIN_KEY", "true")
+    code, _, err = cli("http")
+    assert code == 1
+    assert "MCP_DESK_BOOTSTRAP_ADMIN_KEY: the policy defines no role 'admin'" in err
+    assert not (tmp_path / "api_keys").exists()

@@ -86,6 +86,14 @@ def test_secrets_are_redacted_in_events_fields_and_tracebacks(stream: io.StringI
     assert sdk["exception"][0]["exc_type"] == "ValueError"
 
 
+def test_fields_named_like_secrets_are_replaced_whatever_they_hold(stream: io.StringIO) -> None:
+    """Log events go through the same walk as results: a `password` field is a secret even if it looks plain."""
+    structlog.get_logger().info("login_checked", password="plainword", user="alice")
+
+    (line,) = lines(stream)
+    assert (line["password"], line["user"]) == ("[REDACTED:password]", "alice")
+
+
 def test_tracebacks_carry_no_local_variables(stream: io.StringIO) -> None:
     def fail(password: str) -> None:
         raise RuntimeError("failed")
@@ -115,11 +123,66 @@ def test_session_ids_in_library_messages_are_shortened(stream: io.StringIO) -> N
     assert line["event"] == "Terminating session: 01234567…"
 
 
-def test_shorten_session_ids_handles_hex_and_dashed_uuids_but_not_longer_hashes() -> None:
-    sha256 = "a" * 64
-    text = f"s=0123456789abcdef0123456789abcdef u=12345678-1234-1234-1234-123456789abc h={sha256}"
+@pytest.mark.parametrize(
+    ("text", "shortened"),
+    [
+        ("Terminating session: 0123456789abcdef0123456789abcdef", "Terminating session: 01234567…"),
+        ("Session 0123456789abcdef0123456789abcdef idle timeout", "Session 01234567… idle timeout"),
+        ("Created new session with ID: 12345678-1234-1234-1234-123456789abc", "Created new session with ID: 12345678…"),
+        (f"unknown or expired session ID: {'f' * 64}", "unknown or expired session ID: ffffffff…"),
+        ('{"mcp-session-id": "0123456789abcdef0123456789abcdef"}', '{"mcp-session-id": "01234567…"}'),
+        ("mcp_session_id=0123456789abcdef0123456789abcdef&x=1", "mcp_session_id=01234567…&x=1"),
+        ("session 0123456789abcdef0123456789abcdef closed", "session 01234567… closed"),
+    ],
+)
+def test_session_ids_are_shortened_where_a_session_is_named(text: str, shortened: str) -> None:
+    assert shorten_session_ids(text) == shortened
 
-    assert shorten_session_ids(text) == f"s=01234567… u=12345678… h={sha256}"
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "trace_id=4bf92f3577b34da6a3ce929d0e0e4736 span_id=00f067aa0ba902b7",
+        "request 123e4567-e89b-12d3-a456-426614174000 failed",
+        f"sha256 {'a' * 64} of the export",
+        "ticket 12345 and sha cafe",
+        "session manager started; session: 0123456789abcdefxyz is not an id",
+    ],
+)
+def test_hex_outside_a_session_context_is_left_whole(text: str) -> None:
+    assert shorten_session_ids(text) == text
+
+
+def test_a_trace_id_in_a_library_log_line_stays_whole(stream: io.StringIO) -> None:
+    trace_id, session = "4bf92f3577b34da6a3ce929d0e0e4736", "0123456789abcdef0123456789abcdef"
+    logging.getLogger("mcp.server.streamable_http").info(f"Session {session} closed (trace {trace_id})")
+
+    (line,) = lines(stream)
+    assert line["event"] == f"Session 01234567… closed (trace {trace_id})"
+
+
+class Collecting(logging.Handler):
+    """A handler other than ours: it keeps the records it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_the_session_id_filter_shortens_records_for_every_handler(stream: io.StringIO) -> None:
+    """configure_logging installs the filter, so a handler other than ours (a host's, caplog) sees short ids."""
+    other = Collecting()
+    sdk = logging.getLogger("mcp.server.streamable_http_manager")
+    sdk.addHandler(other)
+    try:
+        sdk.info("Created new transport with session ID: %s", "0123456789abcdef0123456789abcdef")
+    finally:
+        sdk.removeHandler(other)
+
+    assert [r.getMessage() for r in other.records] == ["Created new transport with session ID: 01234567…"]
 
 
 def test_sdk_debug_lines_carrying_whole_messages_are_cut(stream: io.StringIO) -> None:

@@ -8,6 +8,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from mcp_desk.errors import AppError
 from mcp_desk.metrics import OUTCOMES, Metrics
 
 TOOLS = ("create_note", "get_note", "run_diagnostic")
@@ -234,3 +235,18 @@ def test_alert_kinds_are_the_ones_the_alerter_is_called_with() -> None:
 
     assert [value(metrics, "mcp_desk_security_alerts_total", kind=k) for k in kinds] == [1.0] * 5
     assert value(metrics, "mcp_desk_security_alerts_total", kind="other") is None
+
+
+def test_every_error_class_code_is_a_precreated_error_type_label() -> None:
+    """Error types come from the error classes, so a new AppError can never be counted as "other"."""
+    classes: list[type[AppError]] = [AppError]
+    for cls in classes:
+        classes.extend(cls.__subclasses__())
+    metrics = Metrics(version="t", tools=["get_note"])
+    for cls in classes:
+        metrics.observe_method("tools/call", 0.01, "stdio", cls.code, tool="get_note")
+
+    rendered = metrics.render().decode()
+    for cls in classes:
+        assert f'error_type="{cls.code}"' in rendered, cls.__name__
+    assert 'error_type="other"' not in rendered

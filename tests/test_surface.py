@@ -19,9 +19,10 @@ DEFAULT_POLICY = REPO / "server" / "mcp_desk" / "policy" / "default_policy.toml"
 pytestmark = pytest.mark.anyio
 
 
-async def test_the_tool_list_has_schemas_and_truthful_annotations(client: Client) -> None:
-    tools = {tool.name: tool for tool in (await client.list_tools()).tools}
-    assert len(tools) == 19
+async def test_the_tool_list_has_schemas_and_truthful_annotations(make_app: MakeApp) -> None:
+    async with connected(make_app(stdio_role="admin")) as client:
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+    assert len(tools) == 21
     for tool in tools.values():
         assert tool.output_schema is not None and tool.output_schema["type"] == "object"
         assert tool.description
@@ -85,6 +86,69 @@ async def test_completions_for_ticket_ids_statuses_and_doc_paths(client: Client)
     assert paths.completion.values == ["vpn-troubleshooting.md"]
     statuses = await client.complete(ref, {"name": "status", "value": "re"})
     assert statuses.completion.values == ["resolved"]
+
+
+DOCS = types.ResourceTemplateReference(type="ref/resource", uri="docs://{path}")
+NOTES = types.ResourceTemplateReference(type="ref/resource", uri="note://{note_id}")
+
+
+def _plant_unreadable_docs(docs: Path, outside: Path) -> None:
+    """Names the read path refuses: blocked patterns, and links (to a file and to a folder) leaving the root."""
+    for name in ("credentials/aws.md", "secrets/token.md", ".env.md", "id_rsa.md", ".ssh/notes.md"):
+        (docs / name).parent.mkdir(parents=True, exist_ok=True)
+        (docs / name).write_text("TOKEN=x\n")
+    outside.mkdir()
+    (outside / "loot.md").write_text("outside\n")
+    (docs / "loot.md").symlink_to(outside / "loot.md")
+    (docs / "linked").symlink_to(outside)
+
+
+async def test_doc_path_completions_and_listings_offer_only_what_the_caller_could_read(
+    make_app: MakeApp, tmp_path: Path
+) -> None:
+    app = make_app()
+    _plant_unreadable_docs(app.settings.docs_path, tmp_path / "outside")
+    async with connected(app) as client:
+        offered = (await client.complete(DOCS, {"name": "path", "value": ""})).completion.values
+        listed = {str(r.uri).removeprefix("docs://") for r in (await client.list_resources()).resources}
+        for prefix in ("cred", "secrets", ".env", "id_", ".ssh", "loot", "linked"):
+            assert (await client.complete(DOCS, {"name": "path", "value": prefix})).completion.values == []
+        for path in offered:
+            ok(await client.call_tool("read_doc", {"path": path}))
+    assert "vpn-troubleshooting.md" in offered
+    assert {p for p in listed if not p.startswith(("ticket://", "note://"))} == set(offered)
+    assert not [p for p in offered if p.split("/")[0] in {"credentials", "secrets", ".ssh", "linked"}]
+    assert not {".env.md", "id_rsa.md", "loot.md"} & set(offered)
+
+
+async def test_doc_path_completions_obey_policy_deny_patterns_and_the_docs_scope(
+    make_app: MakeApp, tmp_path: Path
+) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        DEFAULT_POLICY.read_text().replace(
+            'paths = { root = "docs" }', 'paths = { root = "docs", deny = ["vpn-*"] }', 1
+        )
+        + '\n[roles.tickets_only]\nscopes = ["tickets:read"]\n'
+    )
+    async with connected(make_app(policy_file=policy)) as client:
+        offered = (await client.complete(DOCS, {"name": "path", "value": ""})).completion.values
+    assert offered and not [p for p in offered if p.startswith("vpn-")]
+    async with connected(make_app(policy_file=policy, stdio_role="tickets_only")) as client:
+        assert (await client.complete(DOCS, {"name": "path", "value": ""})).completion.values == []
+
+
+async def test_note_id_completions_offer_only_notes_the_caller_may_read(make_app: MakeApp) -> None:
+    async with connected(make_app(stdio_principal="alice")) as alice:
+        note = ok(await alice.call_tool("create_note", {"title": "alice", "body": "private"}))
+        assert (await alice.complete(NOTES, {"name": "note_id", "value": ""})).completion.values == [note["id"]]
+    async with connected(make_app(stdio_principal="bob")) as bob:
+        ok(await bob.call_tool("create_note", {"title": "bob", "body": "b"}))
+        offered = (await bob.complete(NOTES, {"name": "note_id", "value": ""})).completion.values
+        assert len(offered) == 1 and note["id"] not in offered
+        assert (await bob.complete(NOTES, {"name": "note_id", "value": note["id"]})).completion.values == []
+    async with connected(make_app(stdio_principal="root", stdio_role="admin")) as admin:
+        assert note["id"] in (await admin.complete(NOTES, {"name": "note_id", "value": ""})).completion.values
 
 
 # The handshake-era client API is deprecated by the SDK for 2026-07-28 servers; we still serve that era.

@@ -1,26 +1,34 @@
-"""Composition root: the only place concrete classes are chosen and the guard order is written down."""
+"""Composition root: the only place concrete classes are chosen and the guard order is written down.
+
+`create_app` builds everything a transport serves, the HTTP stack included; `transports` only runs it.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import structlog
-from mcp.server._otel import OpenTelemetryMiddleware
+from limits.aio.storage import Storage as CounterStorage
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.lowlevel.server import Server
 from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
-from mcp.server.subscriptions import InMemorySubscriptionBus
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
+from mcp.server.subscriptions import InMemorySubscriptionBus, ResourceUpdated, ServerEvent
 from mcp.shared.exceptions import MCPDeprecationWarning
+from starlette.applications import Starlette
+from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from mcp_desk import knowledge
-from mcp_desk.auth import HttpAuth, http_auth, principal_of
+from mcp_desk.auth import HttpAuth, http_auth, principal_of, protect
+from mcp_desk.auth.failures import ReportAuthFailures
 from mcp_desk.config import Settings
 from mcp_desk.domain.principal import Principal
 from mcp_desk.errors import PermissionDenied
@@ -29,38 +37,44 @@ from mcp_desk.health import (
     audit_check,
     budget_check,
     rate_limiter_check,
+    redis_check,
     sandbox_check,
+    sessions_check,
     storage_check,
 )
+from mcp_desk.http import sidecar_app
 from mcp_desk.lifecycle import Lifecycle
 from mcp_desk.metrics import Metrics
 from mcp_desk.policy.alerts import Alerter
 from mcp_desk.policy.audit import Audit
 from mcp_desk.policy.audit_log import JsonlAuditLog
-from mcp_desk.policy.authorize import authorize
 from mcp_desk.policy.budget import Budget
 from mcp_desk.policy.keys import KeyStore
 from mcp_desk.policy.observe import Observe
 from mcp_desk.policy.paths import resolve_path
-from mcp_desk.policy.pipeline import Guard, ToolCall, ToolSpec, build_chain
+from mcp_desk.policy.permissions import authorize
+from mcp_desk.policy.pipeline import ClientChannel, Guard, Next, ToolCall, ToolSpec, build_chain
 from mcp_desk.policy.ratelimit import RateLimit, load_counters, open_storage, save_counters
 from mcp_desk.policy.redaction import Redact, Redactor
 from mcp_desk.policy.rules import Policy
 from mcp_desk.policy.tokens import OutputCap
 from mcp_desk.policy.validation import InputLimits, Validate
-from mcp_desk.prompts import Prompts
-from mcp_desk.registry import CLIENT_KEY, MethodTimer, ToolRegistry, structured
-from mcp_desk.resources import Resources
+from mcp_desk.prompts import SHIPPED_PROMPTS, Prompts, PromptSpec
+from mcp_desk.registry import MethodTimer, QuotedErrors, ToolRegistry, structured
+from mcp_desk.resources import SHIPPED_RESOURCES, Resources, ResourceSpec, Subscriptions
 from mcp_desk.sandbox.isolation import IsolationConfig
 from mcp_desk.sandbox.runner import CommandRunner
 from mcp_desk.sandbox.templates import Allowlist, load_allowlist
+from mcp_desk.sdk import is_span_middleware
+from mcp_desk.sessions import OwnedSessionManager, session_manager
 from mcp_desk.storage.sqlite import SqliteStorage
 from mcp_desk.tools import diagnostics, docs, notes, tickets, usage
-from mcp_desk.tools.env import NO_CLIENT, ToolEnv
+from mcp_desk.tools.env import ToolEnv
 from mcp_desk.tracing import HeaderParent, SpanAttributes, start_export, traced, traced_guards
+from mcp_desk.transport_guards import harden
 
 if TYPE_CHECKING:
-    from mcp_desk.testing.conformance import Profile
+    from mcp_desk.bus import RedisSubscriptionBus
 
 log = structlog.get_logger()
 Transport = Literal["stdio", "http", "memory"]
@@ -70,17 +84,11 @@ INSTRUCTIONS = (
     "read-only diagnostics. Search before creating; pass back ids and cursors exactly as received; use "
     "expected_version on updates; get_usage tells you your remaining rate limit and daily budget."
 )
+EnvFactory = Callable[[Principal, ClientChannel], ToolEnv]
 
 
-def shipped_tools(allowlist: Allowlist) -> list[ToolSpec]:
-    """Every shipped tool, in the order clients see them."""
-    run_diagnostic = ToolSpec(
-        name="run_diagnostic",
-        fn=diagnostics.run_diagnostic,
-        scope="diagnostics:run",
-        annotations=diagnostics.annotations_for(allowlist),
-    )
-    return [*notes.TOOLS, *tickets.TOOLS, *docs.TOOLS, run_diagnostic, *usage.TOOLS]
+# Every shipped tool, in the order clients see them.
+SHIPPED_TOOLS: tuple[ToolSpec, ...] = (*notes.TOOLS, *tickets.TOOLS, *docs.TOOLS, *diagnostics.TOOLS, *usage.TOOLS)
 
 
 def input_limits(settings: Settings) -> InputLimits:
@@ -97,27 +105,24 @@ def input_limits(settings: Settings) -> InputLimits:
 
 
 @dataclass(frozen=True, kw_only=True)
-class App:
-    """A fully wired server; `lifespan()` opens what it needs, nothing runs before."""
+class Core:
+    """The transport-independent parts: policy, tools, stores, the guards' collaborators and the instruments."""
 
     settings: Settings
-    transport: Transport
-    server: Server[Any]
     policy: Policy
-    storage: SqliteStorage
-    registry: ToolRegistry
-    resources: Resources
+    allowlist: Allowlist
+    specs: list[ToolSpec]
     metrics: Metrics
     lifecycle: Lifecycle
+    redactor: Redactor
+    alerter: Alerter
     audit_log: JsonlAuditLog
     audit: Audit
-    alerter: Alerter
     limiter: RateLimit
     budget: Budget
     runner: CommandRunner
-    auth: HttpAuth | None
-    checks: list[HealthCheck]
-    gauges: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    storage: SqliteStorage
+    redis_bus: RedisSubscriptionBus | None
     traces_endpoint: str | None = None  # OTLP/HTTP traces URL; None: tracing off
 
     @asynccontextmanager
@@ -129,8 +134,11 @@ class App:
                 stack.callback(start_export(self.traces_endpoint, version=VERSION))
             settings.export_path.mkdir(parents=True, exist_ok=True)
             await stack.enter_async_context(self.storage.open())
-            docs = await anyio.to_thread.run_sync(knowledge.scan_docs, settings.docs_path, self.resources.docs_blocked)
-            await self.storage.index_docs(docs)
+            if self.redis_bus is not None:
+                await stack.enter_async_context(self.redis_bus.running())
+            blocked = self.policy.blocked_for("read_doc")
+            indexed = await anyio.to_thread.run_sync(knowledge.scan_docs, settings.docs_path, blocked)
+            await self.storage.index_docs(indexed)
             await self.audit_log.open()
             stack.push_async_callback(self.audit_log.close)
             await stack.enter_async_context(self.alerter.running())
@@ -146,40 +154,159 @@ class App:
         with anyio.move_on_after(2):
             await self.alerter.drain()
 
-    async def auth_failed(self, reason: str) -> None:
-        """An HTTP request was refused for its credentials: audit `auth_failed` and raise the alert (counted)."""
-        await self.audit.auth_failed(reason=reason, transport=self.transport)
 
-    async def refresh_gauges(self) -> None:
-        """Gauges read at scrape time: tickets by status and the budget ratio."""
-        self.metrics.set_tickets(await self.storage.ticket_counts())
-        self.metrics.set_budget_ratio(self.budget.used_ratio())
+@dataclass(frozen=True, kw_only=True)
+class App:
+    """A fully wired server, frozen once built; `lifespan()` opens what it needs, nothing runs before.
+
+    `sidecar` serves /health and /metrics beside either transport. `http` is the hardened `/mcp` ASGI app,
+    built only for the HTTP transport; its own lifespan opens the app and the session manager.
+    """
+
+    core: Core
+    transport: Transport
+    server: Server[Any]
+    registry: ToolRegistry
+    resources: Resources
+    auth: HttpAuth | None
+    checks: tuple[HealthCheck, ...]
+    sidecar: Starlette
+    http: ASGIApp | None
+
+    def lifespan(self) -> AbstractAsyncContextManager[None]:
+        """Open storage, audit and alerting, index the runbooks, probe the sandbox; close in reverse order."""
+        return self.core.lifespan()
+
+    @property
+    def settings(self) -> Settings:
+        """The settings the app was built from."""
+        return self.core.settings
+
+    @property
+    def policy(self) -> Policy:
+        """Roles, scopes and per-tool rules."""
+        return self.core.policy
+
+    @property
+    def storage(self) -> SqliteStorage:
+        """Notes, tickets, docs index."""
+        return self.core.storage
+
+    @property
+    def metrics(self) -> Metrics:
+        """The app's instruments."""
+        return self.core.metrics
+
+    @property
+    def lifecycle(self) -> Lifecycle:
+        """Readiness and draining."""
+        return self.core.lifecycle
+
+    @property
+    def audit_log(self) -> JsonlAuditLog:
+        """The hash-chained audit file."""
+        return self.core.audit_log
+
+    @property
+    def audit(self) -> Audit:
+        """The audit guard."""
+        return self.core.audit
+
+    @property
+    def limiter(self) -> RateLimit:
+        """The rate-limit guard."""
+        return self.core.limiter
+
+    @property
+    def budget(self) -> Budget:
+        """The daily budget guard."""
+        return self.core.budget
+
+    @property
+    def runner(self) -> CommandRunner:
+        """The diagnostics sandbox."""
+        return self.core.runner
+
+    @property
+    def redis_bus(self) -> RedisSubscriptionBus | None:
+        """The resource-update bus shared through Redis, when MCP_DESK_REDIS_URL is set."""
+        return self.core.redis_bus
+
+    @property
+    def traces_endpoint(self) -> str | None:
+        """The OTLP/HTTP traces URL spans are exported to; None: tracing off."""
+        return self.core.traces_endpoint
 
 
 def create_app(
     settings: Settings,
     *,
     transport: Transport = "stdio",
-    extra_tools: tuple[ToolSpec, ...] = (),
-    profile: Profile | None = None,
+    tools: Sequence[ToolSpec] = SHIPPED_TOOLS,
+    resources: Sequence[ResourceSpec] = SHIPPED_RESOURCES,
+    prompts: Sequence[PromptSpec] = SHIPPED_PROMPTS,
     traces_endpoint: str | None = None,
 ) -> App:
-    """Build the server for one transport. Starts nothing; call `lifespan()` to open storage and the rest.
+    """Build the server for one transport from the tools, resources and prompts it serves (the shipped sets).
 
-    `profile` adds a test profile's tools, resources and prompts (server/mcp_desk/testing); only tests pass one.
+    Starts nothing; call `lifespan()` (or serve `http`, whose lifespan does it) to open storage and the rest.
     `traces_endpoint` (an OTLP/HTTP traces URL) switches tracing on: spans per request, guard, storage call
     and sandbox run. Without it nothing of tracing is built and the SDK's span middleware is left out.
     """
+    core = _core(settings, tools, traces_endpoint)
+    auth = _auth(settings, core.policy) if transport == "http" else None
+    principal = principal_source(settings, core.policy, transport, authenticated=auth is not None)
+    subscriptions = Subscriptions(core.redis_bus or InMemorySubscriptionBus())
+    if core.redis_bus is not None:
+        core.redis_bus.on_remote(functools.partial(_notify_sessions, subscriptions))
+    env = _env_factory(core, subscriptions.changed)
+    served = Resources(
+        specs=resources,
+        storage=core.storage,
+        docs_root=settings.docs_path,
+        docs_blocked=core.policy.blocked_for("read_doc"),
+        principal=principal,
+        env=env,
+        redactor=core.redactor,
+        subscriptions=subscriptions,
+    )
+    guards = _guards(core)
+    chain = build_chain(traced_guards(guards) if traces_endpoint is not None else guards, _endpoint(env))
+    registry = ToolRegistry(
+        specs=core.specs, chain=chain, principal=principal, redact=core.redactor.text, transport=transport
+    )
+    rendered = Prompts(specs=prompts, principal=principal, env=env, redact=core.redactor.text)
+    server = _server(registry, served, rendered, MethodTimer(core.metrics, transport))
+    _trace_requests(server, transport, traces_endpoint)
+    http, sessions = _http_stack(core, server, auth) if transport == "http" else (None, None)
+    checks = _checks(core, sessions)
+    sidecar = sidecar_app(
+        metrics=core.metrics,
+        lifecycle=core.lifecycle,
+        checks=checks,
+        version=VERSION,
+        on_scrape=_gauges(core, sessions),
+        replica=settings.replica_id,
+    )
+    return App(
+        core=core,
+        transport=transport,
+        server=server,
+        registry=registry,
+        resources=served,
+        auth=auth,
+        checks=checks,
+        sidecar=sidecar,
+        http=http,
+    )
+
+
+def _core(settings: Settings, tools: Sequence[ToolSpec], traces_endpoint: str | None = None) -> Core:
+    """Policy and tool specs, then the stores, guards' collaborators and instruments they need."""
     policy = Policy.load(settings.policy_file)
     allowlist = load_allowlist(settings.policy_file, roots={"logs": settings.diagnostics_log_root})
-    specs = [*shipped_tools(allowlist), *extra_tools, *(profile.tools if profile else ())]
-    policy.check({s.name: s.scope for s in specs}, roles_in_use={"MCP_DESK_STDIO_ROLE": settings.stdio_role})
-    specs = [dataclasses.replace(s, scope=policy.scope_for(s.name, s.scope)) for s in specs]
-    key_store = KeyStore.load(settings.api_keys_file, roles=policy.role_names()) if settings.api_keys_file else None
-    auth = http_auth(settings, key_store=key_store) if transport == "http" else None
-
+    specs = _tool_specs(settings, policy, allowlist, tools)
     metrics = Metrics(version=VERSION, tools=[s.name for s in specs], diagnostics=allowlist.names())
-    lifecycle = Lifecycle()
     redactor = Redactor()
     alerter = Alerter(
         on_alert=metrics.security_alert,
@@ -188,14 +315,68 @@ def create_app(
         burst_window_seconds=settings.alert_denial_window_seconds,
     )
     hmac_key = settings.audit_hmac_key.get_secret_value().encode() if settings.audit_hmac_key else None
-    audit_log = JsonlAuditLog(settings.resolved_audit_log_path, hmac_key=hmac_key, fsync=settings.audit_fsync)
-    audit = Audit(sink=audit_log, redactor=redactor, alerter=alerter, on_event=metrics.audit_event)
-    counters = open_storage(settings.rate_limit_storage_uri.get_secret_value())
+    audit_log = JsonlAuditLog(
+        settings.resolved_audit_log_path, hmac_key=hmac_key, fsync=settings.audit_fsync, replica=settings.replica_id
+    )
+    redis_bus = _redis_bus(settings, metrics)
+    limiter, budget = _limits(settings, policy, specs, metrics, alerter, _counter_store(settings, redis_bus))
+    return Core(
+        settings=settings,
+        policy=policy,
+        allowlist=allowlist,
+        specs=specs,
+        metrics=metrics,
+        lifecycle=Lifecycle(),
+        redactor=redactor,
+        alerter=alerter,
+        audit_log=audit_log,
+        audit=Audit(sink=audit_log, redactor=redactor, alerter=alerter, on_event=metrics.audit_event),
+        limiter=limiter,
+        budget=budget,
+        runner=_runner(settings, allowlist, metrics),
+        storage=SqliteStorage(settings.database_path),
+        redis_bus=redis_bus,
+        traces_endpoint=traces_endpoint,
+    )
+
+
+def _tool_specs(settings: Settings, policy: Policy, allowlist: Allowlist, specs: Sequence[ToolSpec]) -> list[ToolSpec]:
+    """The specs with the scopes the policy file gives them (after checking it names only real tools).
+
+    run_diagnostic is read-only only when every configured template is, so its hint follows the allowlist.
+    """
+    policy.check({s.name: s.scope for s in specs}, roles_in_use={"MCP_DESK_STDIO_ROLE": settings.stdio_role})
+    return [
+        dataclasses.replace(
+            s,
+            scope=policy.scope_for(s.name, s.scope),
+            annotations=diagnostics.annotations_for(allowlist) if s.fn is diagnostics.run_diagnostic else s.annotations,
+        )
+        for s in specs
+    ]
+
+
+def _auth(settings: Settings, policy: Policy) -> HttpAuth | None:
+    """Bearer authentication for HTTP: API keys and/or OAuth, or none (loopback development only)."""
+    key_store = KeyStore.load(settings.api_keys_file, roles=policy.role_names()) if settings.api_keys_file else None
+    return http_auth(settings, key_store=key_store)
+
+
+def _limits(
+    settings: Settings,
+    policy: Policy,
+    specs: Sequence[ToolSpec],
+    metrics: Metrics,
+    alerter: Alerter,
+    counters: CounterStorage,
+) -> tuple[RateLimit, Budget]:
+    """The rate limiter and the daily budget, sharing one counter storage."""
     limiter = RateLimit(
         storage=counters,
         requests_per_minute=settings.rate_limit_rpm,
         tokens_per_minute=settings.rate_limit_tpm,
         per_tool={s.name: limit for s in specs if (limit := policy.rate_for(s.name)) is not None},
+        on_store_error=metrics.redis_error,
     )
     budget = Budget(
         storage=counters,
@@ -206,8 +387,44 @@ def create_app(
         on_alert=lambda kind, who, ratio: alerter.alert(kind, principal=who, ratio=round(ratio, 3)),
         on_cost=metrics.context_cost,
         on_tokens=metrics.output_tokens,
+        on_store_error=metrics.redis_error,
     )
-    runner = CommandRunner(
+    return limiter, budget
+
+
+def _redis_bus(settings: Settings, metrics: Metrics) -> RedisSubscriptionBus | None:
+    """With MCP_DESK_REDIS_URL: the fan-out bus, whose connection pool the limit counters share too."""
+    if settings.redis_url is None:
+        return None
+    # Imported only here: redis-py loads OpenTelemetry's SDK (metrics) whenever it is installed, and a server
+    # without Redis and without tracing must load none of it.
+    from mcp_desk.bus import RedisSubscriptionBus, connect_redis
+
+    client = connect_redis(settings.redis_url.get_secret_value(), timeout_seconds=settings.redis_timeout_seconds)
+    return RedisSubscriptionBus(client, key_prefix=settings.redis_key_prefix, on_error=metrics.redis_error)
+
+
+def _counter_store(settings: Settings, redis_bus: RedisSubscriptionBus | None) -> CounterStorage:
+    """Rate-limit and budget counters: in Redis on the bus's pool when it is set, else the configured store."""
+    if redis_bus is None or settings.redis_url is None:
+        return open_storage(settings.rate_limit_storage_uri.get_secret_value())
+    return open_storage(
+        settings.redis_url.get_secret_value(),
+        key_prefix=settings.redis_key_prefix,
+        timeout_seconds=settings.redis_timeout_seconds,
+        connection_pool=redis_bus.pool,
+    )
+
+
+async def _notify_sessions(subscriptions: Subscriptions, event: ServerEvent) -> None:
+    """A change made through another replica: tell this replica's handshake-era subscribers."""
+    if isinstance(event, ResourceUpdated):
+        await subscriptions.notify_sessions(event.uri)
+
+
+def _runner(settings: Settings, allowlist: Allowlist, metrics: Metrics) -> CommandRunner:
+    """The diagnostics sandbox for the allow-listed templates."""
+    return CommandRunner(
         allowlist,
         path_resolver=resolve_path,
         isolation=IsolationConfig(
@@ -220,104 +437,127 @@ def create_app(
         max_concurrent=settings.sandbox_max_concurrent,
         on_run=metrics.sandbox_run,
     )
-    principal = principal_source(settings, policy, transport, authenticated=auth is not None)
-    storage = SqliteStorage(settings.database_path)
-    resources = Resources(
-        storage=storage,
-        docs_root=settings.docs_path,
-        principal=principal,
-        redactor=redactor,
-        bus=InMemorySubscriptionBus(),
-        docs_blocked=policy.blocked_for("read_doc"),
-        extras=profile.resources if profile else (),
-    )
 
+
+def _guards(core: Core) -> list[Guard]:
+    """The guard chain, outermost first: the order is the policy.
+
+    Redact scrubs results before OutputCap, Budget and the limiter measure them and before Audit records
+    anything; audit.intent writes ahead of state changes.
+    """
+    return [
+        Observe(recorder=core.metrics, lifecycle=core.lifecycle),
+        core.audit,
+        core.limiter,
+        core.budget,
+        OutputCap(max_tokens=core.settings.max_output_tokens),
+        authorize,
+        Validate(input_limits(core.settings)),
+        core.audit.intent,
+        Redact(core.redactor),
+    ]
+
+
+def _env_factory(core: Core, resource_changed: Callable[[str], Awaitable[None]]) -> EnvFactory:
+    """What a tool receives as `env` for one caller on one connection."""
+    settings, policy = core.settings, core.policy
     docs_blocked, export_blocked = policy.blocked_for("read_doc"), policy.blocked_for("export_ticket")
+    storage, runner = core.storage, core.runner
+    if core.traces_endpoint is not None:
+        storage = traced(storage, prefix="storage", **{"db.system.name": "sqlite"})
+        runner = traced(runner, prefix="sandbox")
 
-    tool_storage, tool_runner = storage, runner
-    if traces_endpoint is not None:
-        tool_storage = traced(storage, prefix="storage", **{"db.system.name": "sqlite"})
-        tool_runner = traced(runner, prefix="sandbox")
-
-    def env_for(call: ToolCall) -> ToolEnv:
+    def env_for(principal: Principal, client: ClientChannel) -> ToolEnv:
         return ToolEnv(
-            principal=call.principal,
-            storage=tool_storage,
+            principal=principal,
+            storage=storage,
             docs_root=settings.docs_path,
             export_root=settings.export_path,
-            resource_changed=resources.changed,
-            redact=redactor.text,
+            resource_changed=resource_changed,
+            redact=core.redactor.text,
             docs_blocked=docs_blocked,
             export_blocked=export_blocked,
-            runner=tool_runner,
-            limiter=limiter,
-            budget=budget,
-            client=call.state.get(CLIENT_KEY, NO_CLIENT),
+            runner=runner,
+            limiter=core.limiter,
+            budget=core.budget,
+            client=client,
         )
 
-    async def endpoint(call: ToolCall) -> dict[str, Any]:
-        return structured(call, await call.spec.fn(env_for(call), **call.arguments))
+    return env_for
 
-    # The order is the policy: outermost first. Redact scrubs results before OutputCap, Budget and the
-    # limiter measure them and before Audit records anything; audit.intent writes ahead of state changes.
-    guards: list[Guard] = [
-        Observe(recorder=metrics, lifecycle=lifecycle),
-        audit,
-        limiter,
-        budget,
-        OutputCap(max_tokens=settings.max_output_tokens),
-        authorize,
-        Validate(input_limits(settings)),
-        audit.intent,
-        Redact(redactor),
-    ]
-    registry = ToolRegistry(
-        specs=specs,
-        chain=build_chain(traced_guards(guards) if traces_endpoint is not None else guards, endpoint),
-        principal=principal,
-        redact=redactor.text,
-        transport=transport,
+
+def _endpoint(env_for: EnvFactory) -> Next:
+    """The innermost step of the chain: run the tool and hand its result to the guards as a dict."""
+
+    async def endpoint(call: ToolCall) -> dict[str, Any]:
+        env = env_for(call.principal, call.state.client)
+        return structured(call, await call.spec.fn(env, **call.arguments))
+
+    return endpoint
+
+
+def _http_stack(core: Core, server: Server[Any], auth: HttpAuth | None) -> tuple[ASGIApp, OwnedSessionManager]:
+    """The hardened Streamable HTTP endpoint at /mcp; its lifespan opens the app and the session manager."""
+    settings = core.settings
+    manager = session_manager(
+        server,
+        max_sessions=settings.max_sessions,
+        max_sessions_per_principal=settings.max_sessions_per_principal,
+        idle_seconds=settings.session_idle_seconds,
+        max_request_body_bytes=settings.max_request_body_bytes,
+        on_session_end=lambda seconds, version: core.metrics.observe_session(seconds, "http", protocol_version=version),
     )
-    prompts = Prompts(
-        storage=storage, principal=principal, redact=redactor.text, extras=profile.prompts if profile else ()
-    )
-    server = _server(registry, resources, prompts)
-    # Seals the requestState of multi-round (2026-07-28) results and verifies it when a client echoes it back.
-    server.middleware.append(RequestStateBoundary(RequestStateSecurity.ephemeral(), default_audience="mcp-desk"))
-    server.middleware.append(MethodTimer(metrics, transport))
-    _trace_requests(server, transport, traces_endpoint)
+    endpoint: ASGIApp = StreamableHTTPASGIApp(manager)
+    routes: list[Any] = []
+    if auth is not None:
+
+        async def auth_failed(reason: str) -> None:
+            await core.audit.auth_failed(reason=reason, transport="http")
+
+        endpoint = ReportAuthFailures(protect(endpoint, auth), on_failure=auth_failed)
+        routes.extend(auth.metadata_routes)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        async with core.lifespan(), manager.run():
+            yield
+
+    app = Starlette(routes=[Route("/mcp", endpoint=endpoint), *routes], lifespan=lifespan)
+    return harden(app, settings), manager
+
+
+def _checks(core: Core, sessions: OwnedSessionManager | None) -> tuple[HealthCheck, ...]:
+    """The /health checks: storage, audit, rate limits, budget, sandbox, and HTTP sessions when served."""
+    settings, budget = core.settings, core.budget
 
     def budget_ratio() -> float | None:
         limited = settings.max_daily_tokens is not None or settings.max_daily_spend is not None
         return budget.used_ratio() if limited else None
 
-    checks = [
-        storage_check(storage.probe),
-        audit_check(audit_log.writable),
-        rate_limiter_check(limiter.healthy),
+    checks = (
+        storage_check(core.storage.probe),
+        audit_check(core.audit_log.writable),
+        rate_limiter_check(core.limiter.healthy),
         budget_check(budget_ratio, alert_threshold=settings.cost_alert_threshold),
-        sandbox_check(lambda: runner.isolation_status().level),
-    ]
-    return App(
-        settings=settings,
-        transport=transport,
-        server=server,
-        policy=policy,
-        storage=storage,
-        registry=registry,
-        resources=resources,
-        metrics=metrics,
-        lifecycle=lifecycle,
-        audit_log=audit_log,
-        audit=audit,
-        alerter=alerter,
-        limiter=limiter,
-        budget=budget,
-        runner=runner,
-        auth=auth,
-        checks=checks,
-        traces_endpoint=traces_endpoint,
+        # MCP_DESK_SANDBOX_MODE=none is the operator's choice (the image makes it): reported as such, not as a fault
+        sandbox_check(lambda: "disabled" if settings.sandbox_mode == "none" else core.runner.isolation_status().level),
+        *([redis_check(core.redis_bus.ping)] if core.redis_bus is not None else []),
     )
+    if sessions is None:
+        return checks
+    return (*checks, sessions_check(lambda: sessions.open_sessions, settings.max_sessions))
+
+
+def _gauges(core: Core, sessions: OwnedSessionManager | None) -> Callable[[], Awaitable[None]]:
+    """Gauges read at scrape time: tickets by status, the budget ratio and (HTTP) open sessions."""
+
+    async def refresh() -> None:
+        if sessions is not None:
+            core.metrics.set_sessions(sessions.open_sessions)
+        core.metrics.set_tickets(await core.storage.ticket_counts())
+        core.metrics.set_budget_ratio(core.budget.used_ratio())
+
+    return refresh
 
 
 def principal_source(
@@ -351,17 +591,18 @@ def _trace_requests(server: Server[Any], transport: Transport, traces_endpoint: 
     """Tracing on: the SDK's span per request, with our header parent and attributes; off: no span at all."""
     if traces_endpoint is None:
         # The SDK ships its span middleware on by default; without an exporter it only allocates.
-        server.middleware[:] = [m for m in server.middleware if not isinstance(m, OpenTelemetryMiddleware)]
+        server.middleware[:] = [m for m in server.middleware if not is_span_middleware(m)]
         return
-    at = next(i for i, m in enumerate(server.middleware) if isinstance(m, OpenTelemetryMiddleware))
+    at = next(i for i, m in enumerate(server.middleware) if is_span_middleware(m))
     server.middleware[at : at + 1] = [HeaderParent(), server.middleware[at], SpanAttributes(transport)]
 
 
-def _server(registry: ToolRegistry, resources: Resources, prompts: Prompts) -> Server[Any]:
+def _server(registry: ToolRegistry, resources: Resources, prompts: Prompts, timer: MethodTimer) -> Server[Any]:
+    """The SDK server over our registry, resources and prompts, with its request-state seal and method timer."""
     with warnings.catch_warnings():
         # logging/setLevel is deprecated for the 2026-07-28 era but still part of the handshake era we serve.
         warnings.simplefilter("ignore", MCPDeprecationWarning)
-        return Server(
+        server: Server[Any] = Server(
             "mcp-desk",
             version=VERSION,
             title="mcp-desk",
@@ -380,3 +621,8 @@ def _server(registry: ToolRegistry, resources: Resources, prompts: Prompts) -> S
             on_completion=resources.complete,
             on_set_logging_level=registry.set_log_level,
         )
+    # Seals the requestState of multi-round (2026-07-28) results and verifies it when a client echoes it back.
+    server.middleware.append(RequestStateBoundary(RequestStateSecurity.ephemeral(), default_audience="mcp-desk"))
+    server.middleware.append(timer)
+    server.middleware.append(QuotedErrors())
+    return server

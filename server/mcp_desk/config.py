@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+import platformdirs
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -17,6 +19,9 @@ ENV_PREFIX = "MCP_DESK_"
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 DEFAULT_HEALTH_PORT = 3001
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "password", "admin", "example"})
+
+APP_NAME = "mcp-desk"
+PACKAGE_DIR = Path(__file__).resolve().parent
 
 Environment = Literal["development", "staging", "production"]
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
@@ -37,7 +42,8 @@ class Settings(BaseSettings):
     )
 
     environment: Environment = "development"
-    storage_path: Path = Path("data")
+    # Never the working directory: desktop hosts often start a stdio server in `/`.
+    storage_path: Path = Field(default_factory=lambda: default_storage_path())
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
@@ -53,6 +59,7 @@ class Settings(BaseSettings):
 
     policy_file: Path | None = None
     api_keys_file: Path | None = None
+    bootstrap_admin_key: bool = False
     stdio_principal: str = Field(default="local", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
     stdio_role: str = "agent"
 
@@ -63,8 +70,8 @@ class Settings(BaseSettings):
     audit_hmac_key: SecretStr | None = None
     alert_webhook_url: str | None = None
 
-    docs_path: Path = Path("docs/kb")
-    export_path: Path = Path("data/exports")
+    docs_path: Path = Field(default_factory=lambda: default_docs_path())
+    export_path: Path  # filled in by _export_under_storage when not configured
 
     shutdown_grace_seconds: float = Field(default=30.0, ge=0, le=3600)
 
@@ -93,6 +100,13 @@ class Settings(BaseSettings):
     # rate_limit_rpm / rate_limit_tpm are declared above with the core keys.
     rate_limit_storage_uri: SecretStr = SecretStr("memory://")
     rate_limit_state_file: Path | None = None
+    # --- Scale-out: several replicas sharing Redis (server/mcp_desk/bus.py, policy/ratelimit.py) ---
+    redis_url: SecretStr | None = None
+    redis_key_prefix: str = Field(default="mcp-desk", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    redis_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    replica_id: str = Field(
+        default_factory=socket.gethostname, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@:-]+$"
+    )
     max_output_tokens: int = Field(default=8000, ge=256)
     max_daily_tokens: int | None = Field(default=None, ge=1)
     max_daily_spend: float | None = Field(default=None, gt=0)
@@ -120,6 +134,22 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().absolute()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _export_under_storage(cls, data: Any) -> Any:
+        """`export_path` defaults to `<storage>/exports`, whatever the storage path turned out to be."""
+        if isinstance(data, dict) and data.get("export_path") is None:
+            storage = data.get("storage_path") or default_storage_path()
+            return {**data, "export_path": Path(storage) / "exports"}
+        return data
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value().split("://", 1)[0] not in {"redis", "rediss"}:
+            raise ValueError("must be a redis:// or rediss:// URL")
+        return value
 
     @model_validator(mode="after")
     def _coherent(self) -> Settings:
@@ -187,6 +217,20 @@ class Settings(BaseSettings):
             secret = isinstance(getattr(self, name), SecretStr)
             out[ENV_PREFIX + name.upper()] = "**********" if secret and value else value
         return out
+
+
+def default_storage_path() -> Path:
+    """The user's data directory for mcp-desk (e.g. `~/.local/share/mcp-desk`, `%LOCALAPPDATA%\\mcp-desk`)."""
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def default_docs_path() -> Path:
+    """The sample knowledge base: shipped inside the package, or `docs/kb` of a source checkout."""
+    packaged = PACKAGE_DIR / "kb"
+    checkout = PACKAGE_DIR.parent.parent / "docs" / "kb"
+    if not packaged.is_dir() and checkout.is_dir():
+        return checkout
+    return packaged
 
 
 def is_loopback(host: str) -> bool:

@@ -22,6 +22,7 @@ __all__ = [
     "budget_check",
     "overall_status",
     "rate_limiter_check",
+    "redis_check",
     "run_checks",
     "sandbox_check",
     "sessions_check",
@@ -33,6 +34,9 @@ log = structlog.get_logger()
 CheckStatus = Literal["ok", "warn", "fail"]
 OverallStatus = Literal["healthy", "degraded", "unhealthy"]
 DEFAULT_TIMEOUT_SECONDS = 2.0
+# Checks of shared engines: when one fails, the replica cannot serve and readiness is 503 too, so a
+# load balancer takes it out (a spent budget or a warning sandbox never does that).
+DEPENDENCY_CHECKS = frozenset({"redis", "database"})
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -177,3 +181,16 @@ def rate_limiter_check(
         return CheckResult(status="fail", detail="limiter storage unreachable")
 
     return HealthCheck(name="rate_limits", probe=check, timeout_seconds=timeout_seconds)
+
+
+def redis_check(
+    ping: Callable[[], Awaitable[bool]], *, timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+) -> HealthCheck:
+    """Redis (shared limits and fan-out): `ping()` answers True; a failure makes the replica unready."""
+
+    async def check() -> CheckResult:
+        if await ping():
+            return CheckResult(status="ok", detail="reachable")
+        return CheckResult(status="fail", detail="unreachable: limited calls are refused until it returns")
+
+    return HealthCheck(name="redis", probe=check, timeout_seconds=timeout_seconds)

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from mcp_desk.health import CheckResult, HealthCheck, overall_status, run_checks
+from mcp_desk.health import DEPENDENCY_CHECKS, CheckResult, HealthCheck, overall_status, run_checks
 from mcp_desk.lifecycle import Lifecycle
 from mcp_desk.metrics import CONTENT_TYPE, Metrics
 
@@ -40,6 +40,7 @@ def sidecar_app(
     version: str,
     clock: Callable[[], float] = time.time,
     on_scrape: Callable[[], Awaitable[None]] | None = None,
+    replica: str | None = None,
 ) -> Starlette:
     """Build the sidecar; `on_scrape` may refresh gauges (e.g. ticket counts) before /metrics renders.
 
@@ -62,6 +63,7 @@ def sidecar_app(
             "status": status,
             "checks": {name: _public(r.status, r.detail) for name, r in results.items()},
             "version": version,
+            **({"replica": replica} if replica is not None else {}),
             "uptime_seconds": round(max(now - started, 0.0), 3),
             "timestamp": datetime.fromtimestamp(now, UTC).isoformat().replace("+00:00", "Z"),
         }
@@ -70,7 +72,13 @@ def sidecar_app(
     async def live(_: Request) -> Response:
         return JSONResponse({"status": "alive"}, headers=NO_STORE)
 
+    dependencies = [check for check in checks if check.name in DEPENDENCY_CHECKS]
+
     async def ready(_: Request) -> Response:
+        if lifecycle.ready and dependencies:
+            failed = sorted(name for name, r in (await run_checks(dependencies)).items() if r.status == "fail")
+            if failed:
+                return JSONResponse({"status": "unavailable", "failed": failed}, status_code=503, headers=NO_STORE)
         code = 200 if lifecycle.ready else 503
         return JSONResponse({"status": lifecycle.state.value}, status_code=code, headers=NO_STORE)
 

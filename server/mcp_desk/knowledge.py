@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import structlog
 
 from mcp_desk.domain.models import Doc
 from mcp_desk.errors import AppError, InvalidInput
-from mcp_desk.policy.paths import DEFAULT_BLOCKED, read_regular_file, resolve_path
+from mcp_desk.policy.paths import DEFAULT_BLOCKED, check_name, is_readable_name, read_beneath
 
 log = structlog.get_logger()
 MAX_DOC_BYTES = 1024 * 1024
@@ -25,21 +26,32 @@ def title_of(text: str, fallback: str) -> str:
 
 
 def read_doc(root: Path, relative: str, blocked: Sequence[str] = DEFAULT_BLOCKED) -> Doc:
-    """One document by its path relative to the docs root, after the path rules of policy."""
-    path = resolve_path(root, relative, blocked=blocked)
+    """One document by its path relative to the docs root, read by the path rules of policy (tool and resource)."""
+    check_name(relative, blocked)
     if not relative.endswith(DOC_SUFFIXES):
         raise InvalidInput(f"only {', '.join(DOC_SUFFIXES)} documents are served")
-    text = read_regular_file(path, max_bytes=MAX_DOC_BYTES).decode("utf-8", errors="replace")
+    text = read_beneath(root, relative, max_bytes=MAX_DOC_BYTES, blocked=blocked).decode("utf-8", errors="replace")
     return Doc(id=relative, title=title_of(text, Path(relative).stem), content=text, bytes=len(text.encode()))
 
 
-def list_doc_paths(root: Path) -> list[str]:
-    """Relative paths of the documents under the root (not yet read or checked)."""
+def list_doc_paths(root: Path, blocked: Sequence[str] = DEFAULT_BLOCKED) -> list[str]:
+    """Relative paths of the documents a reader could open: allowed names of regular files reached without links."""
     if not root.is_dir():
         return []
-    return sorted(
-        p.relative_to(root).as_posix() for p in root.rglob("*") if p.name.endswith(DOC_SUFFIXES) and p.is_file()
-    )
+    found: list[str] = []
+    # followlinks=False: a linked folder is listed among the subfolders but never entered, as reads refuse it.
+    for directory, _subfolders, files in os.walk(root, followlinks=False):
+        folder = Path(directory)
+        for name in files:
+            path = folder / name
+            relative = path.relative_to(root).as_posix()
+            if _is_plain_doc(path) and is_readable_name(relative, blocked):
+                found.append(relative)
+    return sorted(found)
+
+
+def _is_plain_doc(path: Path) -> bool:
+    return path.name.endswith(DOC_SUFFIXES) and not path.is_symlink() and path.is_file()
 
 
 def scan_docs(root: Path, blocked: Sequence[str] = DEFAULT_BLOCKED) -> list[Doc]:
@@ -48,7 +60,7 @@ def scan_docs(root: Path, blocked: Sequence[str] = DEFAULT_BLOCKED) -> list[Doc]
         log.warning("docs_root_missing", hint="set MCP_DESK_DOCS_PATH to the knowledge base folder")
         return []
     docs: list[Doc] = []
-    for relative in list_doc_paths(root):
+    for relative in list_doc_paths(root, blocked):
         try:
             docs.append(read_doc(root, relative, blocked))
         except (AppError, OSError) as exc:

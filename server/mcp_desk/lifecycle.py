@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import enum
 import signal
-from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
-from types import TracebackType
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 
 import anyio
 import structlog
@@ -86,9 +85,19 @@ class Lifecycle:
             self._draining = self._draining or anyio.Event()
             await self._draining.wait()
 
-    def track(self) -> AbstractAsyncContextManager[None]:
+    @asynccontextmanager
+    async def track(self) -> AsyncIterator[None]:
         """Run one call as in-flight work; raises ShuttingDown if draining began, before or during it."""
-        return _Tracked(self)
+        if not self.accepting:
+            raise ShuttingDown("the server is shutting down and accepts no new calls; retry on another instance")
+        with anyio.CancelScope() as scope:
+            self._scopes.add(scope)
+            try:
+                yield
+            finally:
+                self._untrack(scope)
+        if scope.cancelled_caught:
+            raise ShuttingDown("the server shut down before this call finished; it may not have completed")
 
     def _untrack(self, scope: anyio.CancelScope) -> None:
         self._scopes.discard(scope)
@@ -138,31 +147,3 @@ async def stop_on_signals(
         cancelled = await lifecycle.drain(grace_seconds)
     stop()
     return cancelled
-
-
-class _Tracked:
-    """`Lifecycle.track()`: a cancel scope registered while the call runs (a class: no generator per call)."""
-
-    __slots__ = ("_lifecycle", "_scope")
-
-    def __init__(self, lifecycle: Lifecycle) -> None:
-        self._lifecycle = lifecycle
-        self._scope = anyio.CancelScope()
-
-    async def __aenter__(self) -> None:
-        if not self._lifecycle.accepting:
-            raise ShuttingDown("the server is shutting down and accepts no new calls; retry on another instance")
-        self._scope.__enter__()
-        self._lifecycle._scopes.add(self._scope)  # the same object's bookkeeping
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool:
-        scope = self._scope
-        try:
-            self._lifecycle._untrack(scope)
-        finally:
-            swallowed = bool(scope.__exit__(exc_type, exc, tb))
-        if scope.cancelled_caught:
-            raise ShuttingDown("the server shut down before this call finished; it may not have completed")
-        return swallowed

@@ -10,15 +10,17 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Callable, Mapping, MutableMapping
-from typing import Any, Literal, TextIO
+from collections.abc import Callable, Mapping
+from typing import Literal, TextIO
 
 import structlog
 from structlog.stdlib import ProcessorFormatter
 from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-__all__ = ["configure_logging", "shorten_session_ids"]
+from mcp_desk.policy.redaction import scrub
+
+__all__ = ["SessionIdFilter", "configure_logging", "install_session_id_filter", "shorten_session_ids"]
 
 LogFormat = Literal["json", "console"]
 Redact = Callable[[str], str]
@@ -32,10 +34,14 @@ _LEVELS: Mapping[str, int] = {
     "error": logging.ERROR,
     "critical": logging.CRITICAL,
 }
-# uuid4().hex (what the SDK uses for Mcp-Session-Id) and dashed UUIDs.
+# Loggers whose own records carry session ids; a filter masks them for every handler, ours or not.
+SESSION_ID_LOGGERS = ("mcp.server.streamable_http_manager", "mcp.server.streamable_http", "mcp.server.sse")
+# A session id (uuid4 hex, what the SDK uses for Mcp-Session-Id, or a dashed UUID) where a session is named:
+# "session ID: <id>", "Session <id> idle timeout", "session with ID: <id>", "mcp-session-id: <id>", "session_id=<id>".
+# Hex elsewhere (trace ids, hashes, request ids) is not a session id and stays whole.
 _SESSION_ID = re.compile(
-    r"(?<![0-9A-Za-z])(?:[0-9a-fA-F]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
-    r"(?![0-9A-Za-z])"
+    r"(?i)((?<![a-z])session(?:[ _-]?id)?(?:\s+(?:with|for)\s+id)?[\"']?\s*[:=]?\s*[\"']?)"
+    r"([0-9a-f]{8})[0-9a-f-]{8,}(?![0-9a-z])"
 )
 _URL_QUERY = re.compile(r"(\b(?:https?|wss?)://[^\s?#\"']*)\?[^\s#\"']*")
 _INPUT_VALUE = re.compile(r"input_value=.*?(?=, input_type=|\]$|\]\n|$)", re.MULTILINE)
@@ -57,8 +63,28 @@ class _Handler(logging.StreamHandler):  # type: ignore[type-arg]  # StreamHandle
 
 
 def shorten_session_ids(text: str) -> str:
-    """Replace anything shaped like a session id with its first 8 characters and an ellipsis."""
-    return _SESSION_ID.sub(lambda m: m.group(0)[:8] + "…", text)
+    """Keep the first 8 characters of each session id in `text`: enough to correlate, not to reuse."""
+    return _SESSION_ID.sub(r"\1\2…", text)
+
+
+class SessionIdFilter(logging.Filter):
+    """Shortens session ids in a library's records before any handler sees them (caplog, a host's handler)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the rendered message when it names a session id; always keeps the record."""
+        message = record.getMessage()
+        shortened = shorten_session_ids(message)
+        if shortened != message:
+            record.msg, record.args = shortened, None
+        return True
+
+
+def install_session_id_filter() -> None:
+    """Attach `SessionIdFilter` to the loggers in `SESSION_ID_LOGGERS` (idempotent)."""
+    for name in SESSION_ID_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, SessionIdFilter) for f in logger.filters):
+            logger.addFilter(SessionIdFilter())
 
 
 def _scrub_foreign(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
@@ -86,22 +112,11 @@ def _scrubber(redact: Redact | None) -> Processor:
         text = _INPUT_VALUE.sub("input_value=<omitted>", text)
         return redact(text) if redact is not None else text
 
-    def walk(value: Any) -> Any:
-        if isinstance(value, str):
-            return clean(value)
-        if isinstance(value, Mapping):
-            return {key: walk(item) for key, item in value.items()}
-        if isinstance(value, list | tuple):
-            return [walk(item) for item in value]
-        return value
+    def scrub_event(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+        scrubbed: EventDict = scrub(event_dict, clean)
+        return scrubbed
 
-    def scrub(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-        result: MutableMapping[str, Any] = event_dict
-        for key, value in list(result.items()):
-            result[key] = walk(value)
-        return event_dict
-
-    return scrub
+    return scrub_event
 
 
 def _renderer(fmt: LogFormat, stream: TextIO) -> list[Processor]:
@@ -135,6 +150,7 @@ def configure_logging(
         processors=[ProcessorFormatter.remove_processors_meta, *_fmt_chain(fmt, redact, stream or sys.stderr)],
     )
     _install_handler(formatter, levelno, stream or sys.stderr)
+    install_session_id_filter()
 
 
 def _fmt_chain(fmt: LogFormat, redact: Redact | None, stream: TextIO) -> list[Processor]:

@@ -1,4 +1,4 @@
-"""Metrics: one CollectorRegistry per app and the instruments of DESIGN.md §6.
+"""Metrics: one CollectorRegistry per app and the instruments the dashboards and alert rules rely on.
 
 Every label value comes from a bounded set given to the constructor; anything else is counted as
 "other", so a principal, an id or an argument value can never become a time series. Every known
@@ -26,6 +26,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from mcp_desk.domain.models import STATUSES
+from mcp_desk.errors import INTERNAL, error_codes
 from mcp_desk.policy.audit import EventType
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
@@ -36,22 +37,9 @@ TOOL_CALL = "tools/call"
 
 OUTCOMES: tuple[str, ...] = ("ok", "error", "denied", "rate_limited", "invalid", "budget")
 _OUTCOME_SET = frozenset(OUTCOMES)
-# AppError.code values plus "internal" for unexpected exceptions; "" means success.
-ERROR_TYPES: tuple[str, ...] = (
-    "invalid_input",
-    "not_found",
-    "conflict",
-    "permission_denied",
-    "rate_limited",
-    "budget_exceeded",
-    "storage_unavailable",
-    "shutting_down",
-    "command_rejected",
-    "error",
-    "internal",
-    "cancelled",
-    "protocol",
-)
+# Every AppError code (derived from the classes), "internal" for unexpected exceptions, "cancelled", and
+# "protocol" for JSON-RPC errors; "" means success.
+ERROR_TYPES: tuple[str, ...] = (*error_codes(), INTERNAL, "cancelled", "protocol")
 # `error_type` on the duration histogram, as the OpenTelemetry MCP conventions define it: `tool_error` for a
 # tools/call result with isError, the JSON-RPC error code of a protocol error, else the exception's type
 # (a class name: bounded by the code, never by input). Anything else is counted as "other".
@@ -78,7 +66,10 @@ METHODS: tuple[str, ...] = (
 # OpenTelemetry `network.transport`: stdio is a pipe, Streamable HTTP runs over TCP.
 TRANSPORTS: Mapping[str, str] = {"stdio": "pipe", "pipe": "pipe", "http": "tcp", "tcp": "tcp", "memory": "inproc"}
 # RateLimited.context["scope"] of the RateLimit guard (the HTTP pre-check is not wired, so no "http").
-RATE_LIMIT_SCOPES: tuple[str, ...] = ("requests", "tokens", "tool")
+RATE_LIMIT_SCOPES: tuple[str, ...] = ("requests", "tokens", "tool", "unavailable")
+# mcp_desk_redis_errors_total{operation}: limit decisions and charges, and the fan-out bus (server/mcp_desk/bus.py).
+REDIS_OPERATIONS: tuple[str, ...] = ("rate_limit", "budget", "publish", "subscribe")
+_REDIS_OPERATION_SET = frozenset(REDIS_OPERATIONS)
 AUDIT_EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 # The kinds `policy.alerts.Alerter` is called with (audit: auth_failed, path_blocked, permission_denied_burst;
 # budget: budget_threshold, budget_exhausted).
@@ -185,6 +176,7 @@ class Metrics:
         self._tool_calls = Counter("mcp_desk_tool_calls", "Tool calls by outcome.", ["tool", "outcome"], registry=r)
         self._denied = Counter("mcp_desk_permission_denied", "Calls refused by policy.", ["tool"], registry=r)
         self._rate_limited = Counter("mcp_desk_rate_limited", "Calls refused by a rate limit.", ["scope"], registry=r)
+        self._redis_errors = Counter("mcp_desk_redis_errors", "Failed Redis operations.", ["operation"], registry=r)
         self._audit = Counter("mcp_desk_audit_events", "Audit records written.", ["event_type"], registry=r)
         self._alerts = Counter("mcp_desk_security_alerts", "Security alerts raised.", ["kind"], registry=r)
         self._sessions = Gauge("mcp_desk_sessions_active", "Open MCP sessions.", registry=r)
@@ -220,6 +212,8 @@ class Metrics:
             self._session_duration.labels(transport, version, "")
         for scope in self._scopes:
             self._rate_limited.labels(scope=scope)
+        for operation in REDIS_OPERATIONS:
+            self._redis_errors.labels(operation=operation)
         for event_type in self._event_types:
             self._audit.labels(event_type=event_type)
         for kind in self._alert_kinds:
@@ -293,6 +287,10 @@ class Metrics:
     def rate_limited(self, scope: str) -> None:
         """Count a refusal by the rate limit named by `scope` (requests, tokens, tool)."""
         self._rate_limited.labels(scope=_bounded(scope, self._scopes)).inc()
+
+    def redis_error(self, operation: str) -> None:
+        """Count a failed Redis operation (rate_limit, budget, publish, subscribe)."""
+        self._redis_errors.labels(operation=_bounded(operation, _REDIS_OPERATION_SET)).inc()
 
     def audit_event(self, event_type: str) -> None:
         """Count one audit record written."""

@@ -2,42 +2,51 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import mcp_types as types
 from mcp.server.context import ServerRequestContext
-from mcp.shared.exceptions import MCPError
 
 from mcp_desk.domain.models import DocSummary, Ticket
 from mcp_desk.domain.principal import Principal
-from mcp_desk.errors import AppError
-from mcp_desk.registry import RequestEnv, SdkChannel
-from mcp_desk.storage.base import Storage
+from mcp_desk.errors import AppError, InvalidInput
+from mcp_desk.policy.permissions import has_scope, require_scope
+from mcp_desk.policy.pipeline import ClientChannel
+from mcp_desk.policy.redaction import scrub
+from mcp_desk.registry import SdkChannel, protocol_error
+from mcp_desk.tools.env import ToolEnv
 
 RUNBOOKS_SHOWN = 3
+# Wire content fields that carry base64 (images, audio, blobs): redaction would corrupt them.
+BINARY_FIELDS = frozenset({"data", "blob"})
 
 _TICKET_ARG = types.PromptArgument(name="ticket_id", description="The ticket to work on.", required=True)
-PROMPTS: dict[str, types.Prompt] = {
-    "triage_ticket": types.Prompt(
-        name="triage_ticket",
-        description="Triage a ticket: priority, next status, assignee and first steps from the runbooks.",
-        arguments=[_TICKET_ARG],
-    ),
-    "draft_reply": types.Prompt(
-        name="draft_reply",
-        description="Draft a reply to the requester of a ticket, grounded in the matching runbooks.",
-        arguments=[
-            _TICKET_ARG,
-            types.PromptArgument(name="tone", description="friendly (default), formal or brief.", required=False),
-        ],
-    ),
-    "summarize_ticket": types.Prompt(
-        name="summarize_ticket",
-        description="Summarize a ticket and its comments for a hand-over.",
-        arguments=[_TICKET_ARG],
-    ),
-}
+_TONE_ARG = types.PromptArgument(name="tone", description="friendly (default), formal or brief.", required=False)
+Message = Mapping[str, Any]
+EnvFactory = Callable[[Principal, ClientChannel], ToolEnv]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PromptSpec:
+    """A prompt as data: `render(env, **arguments)` returns wire-shaped messages, or asks the client for input.
+
+    Required arguments are checked before `render` runs. A prompt with a `scope` is listed and rendered only
+    for callers holding it.
+    """
+
+    name: str
+    description: str
+    render: Callable[..., Awaitable[Sequence[Message] | types.InputRequiredResult]]
+    arguments: tuple[types.PromptArgument, ...] = ()
+    scope: str | None = None
+
+    def describe(self) -> types.Prompt:
+        """The prompt as `prompts/list` shows it."""
+        return types.Prompt(name=self.name, description=self.description, arguments=list(self.arguments))
+
+
 _TONES = ("friendly", "formal", "brief")
 _ASKS = {
     "triage_ticket": (
@@ -80,140 +89,120 @@ def render_runbooks(docs: list[DocSummary]) -> str:
     return "\n".join(lines)
 
 
-class ExtraPromptArgument(Protocol):
-    """One argument of a test profile's prompt."""
-
-    @property
-    def name(self) -> str:
-        """The argument's name."""
-        ...
-
-    @property
-    def description(self) -> str:
-        """What to pass."""
-        ...
-
-    @property
-    def required(self) -> bool:
-        """Whether it must be given."""
-        ...
+def _user_text(text: str) -> list[Message]:
+    return [{"role": "user", "content": {"type": "text", "text": text}}]
 
 
-class ExtraPrompt(Protocol):
-    """A prompt a test profile adds: `render(env, **arguments)` returns wire-shaped messages or asks for input."""
+async def _ticket_prompt(env: ToolEnv, name: str, ticket_id: str, tone: str | None = None) -> list[Message]:
+    """The ask, the live ticket and the runbooks that match it, as one user message."""
+    tone = tone or "friendly"
+    if tone not in _TONES:
+        raise InvalidInput(f"tone must be one of {', '.join(_TONES)}")
+    ticket = await env.storage.get_ticket(ticket_id)
+    runbooks = await _runbooks(env, ticket)
+    return _user_text("\n\n".join([_ASKS[name].format(tone=tone), render_ticket(ticket), render_runbooks(runbooks)]))
 
-    @property
-    def name(self) -> str:
-        """The prompt's name."""
-        ...
 
-    @property
-    def description(self) -> str:
-        """What it is for."""
-        ...
+async def triage_ticket(env: ToolEnv, ticket_id: str) -> list[Message]:
+    """Triage a ticket."""
+    return await _ticket_prompt(env, "triage_ticket", ticket_id)
 
-    @property
-    def arguments(self) -> Sequence[ExtraPromptArgument]:
-        """Its arguments."""
-        ...
 
-    @property
-    def render(self) -> Callable[..., Awaitable[list[dict[str, Any]] | types.InputRequiredResult]]:
-        """Build the messages."""
-        ...
+async def draft_reply(env: ToolEnv, ticket_id: str, tone: str | None = None) -> list[Message]:
+    """Draft a reply to a ticket's requester."""
+    return await _ticket_prompt(env, "draft_reply", ticket_id, tone)
+
+
+async def summarize_ticket(env: ToolEnv, ticket_id: str) -> list[Message]:
+    """Summarize a ticket for a hand-over."""
+    return await _ticket_prompt(env, "summarize_ticket", ticket_id)
+
+
+async def _runbooks(env: ToolEnv, ticket: Ticket) -> list[DocSummary]:
+    if not has_scope(env.principal, "docs:read"):
+        return []
+    words = " ".join(w for w in ticket.title.split() if len(w) > 3)[:400]
+    if not words:
+        return []
+    try:
+        page = await env.storage.search_docs(words, cursor=None, limit=RUNBOOKS_SHOWN, any_word=True)
+    except AppError:
+        return []
+    return page.items
+
+
+SHIPPED_PROMPTS: tuple[PromptSpec, ...] = (
+    PromptSpec(
+        name="triage_ticket",
+        description="Triage a ticket: priority, next status, assignee and first steps from the runbooks.",
+        render=triage_ticket,
+        arguments=(_TICKET_ARG,),
+        scope="tickets:read",
+    ),
+    PromptSpec(
+        name="draft_reply",
+        description="Draft a reply to the requester of a ticket, grounded in the matching runbooks.",
+        render=draft_reply,
+        arguments=(_TICKET_ARG, _TONE_ARG),
+        scope="tickets:read",
+    ),
+    PromptSpec(
+        name="summarize_ticket",
+        description="Summarize a ticket and its comments for a hand-over.",
+        render=summarize_ticket,
+        arguments=(_TICKET_ARG,),
+        scope="tickets:read",
+    ),
+)
 
 
 class Prompts:
-    """Serves the prompts with the same scopes and redaction as the tools."""
+    """Serves prompt specs with the same scopes and redaction as the tools."""
 
     def __init__(
         self,
         *,
-        storage: Storage,
+        specs: Sequence[PromptSpec],
         principal: Callable[[], Principal],
+        env: EnvFactory,
         redact: Callable[[str], str],
-        extras: Sequence[ExtraPrompt] = (),
     ) -> None:
-        self.storage = storage
+        self.specs = {spec.name: spec for spec in specs}
         self.principal = principal
+        self.env = env
         self.redact = redact
-        # A test profile's prompts (never the shipped server's), listed to everyone after ours.
-        self._extras = {extra.name: extra for extra in extras}
-        self._extra_prompts = [_describe(extra) for extra in extras]
 
     async def list_prompts(
         self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListPromptsResult:
-        """All prompts need `tickets:read`; without it the list is empty."""
-        visible = self.principal().has("tickets:read")
-        return types.ListPromptsResult(prompts=[*(PROMPTS.values() if visible else ()), *self._extra_prompts])
+        """The prompts the caller may use; the others are absent."""
+        principal = self.principal()
+        return types.ListPromptsResult(
+            prompts=[s.describe() for s in self.specs.values() if has_scope(principal, s.scope)]
+        )
 
     async def get_prompt(
         self, ctx: ServerRequestContext[Any], params: types.GetPromptRequestParams
     ) -> types.GetPromptResult | types.InputRequiredResult:
-        """Build the prompt's messages from the live ticket and the runbooks that match it."""
-        if params.name in self._extras:
-            return await self._get_extra(ctx, params, self._extras[params.name])
-        if params.name not in PROMPTS:
-            raise MCPError(code=types.INVALID_PARAMS, message=f"unknown prompt; use one of {', '.join(PROMPTS)}")
+        """Render a prompt for the caller, redacted on the way out."""
+        spec = self.specs.get(params.name)
+        if spec is None:
+            raise protocol_error(f"unknown prompt; use one of {', '.join(self.specs)}", self.redact)
         principal = self.principal()
-        if not principal.has("tickets:read"):
-            raise MCPError(code=types.INVALID_PARAMS, message="permission_denied: prompts need scope 'tickets:read'")
-        args = params.arguments or {}
-        ticket_id, tone = args.get("ticket_id", ""), args.get("tone") or "friendly"
-        if not ticket_id:
-            raise MCPError(code=types.INVALID_PARAMS, message="missing required argument 'ticket_id'")
-        if tone not in _TONES:
-            raise MCPError(code=types.INVALID_PARAMS, message=f"tone must be one of {', '.join(_TONES)}")
         try:
-            ticket = await self.storage.get_ticket(ticket_id)
-            runbooks = await self._runbooks(principal, ticket)
+            require_scope(principal, spec.scope, "prompts")
         except AppError as exc:
-            raise MCPError(code=types.INVALID_PARAMS, message=self.redact(f"{exc.code}: {exc.public}")) from None
-        text = "\n\n".join([_ASKS[params.name].format(tone=tone), render_ticket(ticket), render_runbooks(runbooks)])
-        message = types.PromptMessage(role="user", content=types.TextContent(type="text", text=self.redact(text)))
-        return types.GetPromptResult(description=PROMPTS[params.name].description, messages=[message])
-
-    async def _get_extra(
-        self, ctx: ServerRequestContext[Any], params: types.GetPromptRequestParams, extra: ExtraPrompt
-    ) -> types.GetPromptResult | types.InputRequiredResult:
+            raise protocol_error(exc, self.redact) from None
         args = params.arguments or {}
-        for argument in extra.arguments:
-            if argument.required and argument.name not in args:
-                raise MCPError(code=types.INVALID_PARAMS, message=f"missing required argument {argument.name!r}")
-        values = {a.name: args[a.name] for a in extra.arguments if a.name in args}
-        rendered = await extra.render(RequestEnv(client=SdkChannel(ctx, params)), **values)
+        for argument in spec.arguments:
+            if argument.required and not args.get(argument.name):
+                raise protocol_error(f"missing required argument {argument.name!r}", self.redact)
+        values = {a.name: args[a.name] for a in spec.arguments if a.name in args}
+        try:
+            rendered = await spec.render(self.env(principal, SdkChannel(ctx, params)), **values)
+        except AppError as exc:
+            raise protocol_error(exc, self.redact) from None
         if isinstance(rendered, types.InputRequiredResult):
             return rendered
-        messages = [types.PromptMessage.model_validate(_redact_texts(m, self.redact)) for m in rendered]
-        return types.GetPromptResult(description=extra.description, messages=messages)
-
-    async def _runbooks(self, principal: Principal, ticket: Ticket) -> list[DocSummary]:
-        if not principal.has("docs:read"):
-            return []
-        words = " ".join(w for w in ticket.title.split() if len(w) > 3)[:400]
-        if not words:
-            return []
-        try:
-            page = await self.storage.search_docs(words, cursor=None, limit=RUNBOOKS_SHOWN, any_word=True)
-        except AppError:
-            return []
-        return page.items
-
-
-def _describe(extra: ExtraPrompt) -> types.Prompt:
-    arguments = [
-        types.PromptArgument(name=a.name, description=a.description, required=a.required) for a in extra.arguments
-    ]
-    return types.Prompt(name=extra.name, description=extra.description, arguments=arguments)
-
-
-def _redact_texts(value: Any, redact: Callable[[str], str]) -> Any:
-    """A copy of wire-shaped content with every `text` field redacted (binary data is left alone)."""
-    if isinstance(value, dict):
-        return {
-            k: redact(v) if k == "text" and isinstance(v, str) else _redact_texts(v, redact) for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_redact_texts(item, redact) for item in value]
-    return value
+        messages = [types.PromptMessage.model_validate(scrub(m, self.redact, keep=BINARY_FIELDS)) for m in rendered]
+        return types.GetPromptResult(description=spec.description, messages=messages)

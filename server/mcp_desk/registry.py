@@ -21,12 +21,12 @@ from mcp.shared.message import ServerMessageMetadata
 from pydantic import BaseModel, ValidationError
 
 from mcp_desk.domain.principal import Principal
-from mcp_desk.errors import AppError, MissingClientCapability, RateLimited
-from mcp_desk.policy.pipeline import Next, ToolCall, ToolSpec
-from mcp_desk.tools.env import ClientChannel
+from mcp_desk.errors import AppError, MissingClientCapability, quote, render
+from mcp_desk.policy.permissions import visible_tools
+from mcp_desk.policy.pipeline import CallState, Next, ToolCall, ToolSpec
+from mcp_desk.sdk import connection_of
 
 log = structlog.get_logger()
-MAX_ECHOED_NAME = 64
 LOG_LEVELS: tuple[types.LoggingLevel, ...] = (
     "debug",
     "info",
@@ -40,11 +40,10 @@ LOG_LEVELS: tuple[types.LoggingLevel, ...] = (
 
 PrincipalSource = Callable[[], Principal]
 Redact = Callable[[str], str]
-# A tool may return an MCP result as-is (test profiles do); the guards still see it as a wire-shaped dict.
+# A tool may return an MCP result as-is; the guards still see it as a wire-shaped dict.
 RESULT_MODELS: tuple[type[BaseModel], ...] = (types.CallToolResult, types.InputRequiredResult)
-CLIENT_KEY = "client"  # call.state: the caller's ClientChannel, for the endpoint to hand to the tool
-RESULT_MODEL_KEY = "result_model"  # call.state: which MCP result model a pass-through dict becomes again
 MISSING_CLIENT_CAPABILITY = -32021  # MissingRequiredClientCapabilityError
+MAX_PROTOCOL_MESSAGE_CHARS = 1000  # longer than any message of ours; only quoted client input gets this long
 
 
 def passes_through(spec: ToolSpec) -> bool:
@@ -57,7 +56,7 @@ def passes_through(spec: ToolSpec) -> bool:
 def structured(call: ToolCall, result: BaseModel) -> dict[str, Any]:
     """The dict the guards see for a tool's result; an MCP result keeps its wire shape and its model is noted."""
     if isinstance(result, RESULT_MODELS):
-        call.state[RESULT_MODEL_KEY] = type(result)
+        call.state.result_model = type(result)
         wire: dict[str, Any] = result.model_dump(mode="json", by_alias=True, exclude_none=True)
         return wire
     plain: dict[str, Any] = result.model_dump(mode="json")
@@ -82,24 +81,43 @@ def mcp_tool(spec: ToolSpec, *, read_only: bool | None = None) -> types.Tool:
     )
 
 
-def error_result(exc: AppError, redact: Redact) -> types.CallToolResult:
-    """A tool error the model can act on; `_meta` carries machine-readable details."""
-    detail: dict[str, Any] = {"code": exc.code}
-    if isinstance(exc, RateLimited):
-        detail["retry_after_seconds"] = exc.retry_after_seconds
+ERROR_META = "mcp-desk/error"
+
+
+def tool_error(exc: BaseException, redact: Redact, *, tool: str) -> types.CallToolResult:
+    """A failed call as a tool result (`isError`): `code: public` and `_meta` details, or the generic message."""
+    rendered = render(exc, tool=tool)
     return types.CallToolResult(
-        content=[types.TextContent(type="text", text=redact(f"{exc.code}: {exc.public}"))],
+        content=[types.TextContent(type="text", text=redact(rendered.message))],
         is_error=True,
-        _meta={"mcp-desk/error": detail},
+        _meta={ERROR_META: rendered.details} if rendered.details else None,
     )
 
 
-def ok_result(structured: dict[str, Any]) -> types.CallToolResult:
-    """Structured content plus the same JSON as text, for clients that only read text."""
-    return types.CallToolResult(
-        content=[types.TextContent(type="text", text=orjson.dumps(structured).decode())],
-        structured_content=structured,
-    )
+def protocol_error(failure: AppError | str, redact: Redact, *, code: int = types.INVALID_PARAMS) -> MCPError:
+    """A refusal as a JSON-RPC error (resources, prompts, unknown tools): the same rendering as tool errors."""
+    if isinstance(failure, str):
+        return MCPError(code=code, message=redact(failure))
+    rendered = render(failure)
+    data = rendered.details if isinstance(failure, MissingClientCapability) else None
+    return MCPError(code=code, message=redact(rendered.message), data=data)
+
+
+TRUNCATION_META = "mcp-desk/truncation"
+
+
+def ok_result(structured: dict[str, Any], *, truncation_note: str | None = None) -> types.CallToolResult:
+    """Structured content plus the same JSON as text, for clients that only read text.
+
+    A result the output cap shortened also carries the cap's note: as a second text block (the model reads
+    it) and in `_meta` (programs read it); structuredContent stays exactly what the output schema allows.
+    """
+    content = [types.TextContent(type="text", text=orjson.dumps(structured).decode())]
+    if truncation_note is None:
+        return types.CallToolResult(content=content, structured_content=structured)
+    content.append(types.TextContent(type="text", text=truncation_note))
+    meta = {TRUNCATION_META: {"truncated": True, "note": truncation_note}}
+    return types.CallToolResult(content=content, structured_content=structured, _meta=meta)
 
 
 class ToolRegistry:
@@ -132,9 +150,7 @@ class ToolRegistry:
 
     def visible(self, principal: Principal) -> list[types.Tool]:
         """The tools this principal may call; the others are absent, not greyed out."""
-        return [
-            self._tools[name] for name, spec in self.specs.items() if spec.scope is None or principal.has(spec.scope)
-        ]
+        return [self._tools[spec.name] for spec in visible_tools(principal, self.specs.values())]
 
     def input_schema(self, name: str) -> dict[str, Any] | None:
         """A tool's input schema by name (for the SDK's header validation on the 2026-07-28 wire)."""
@@ -153,35 +169,31 @@ class ToolRegistry:
         """`tools/call`: unknown tool → protocol error; otherwise the guard chain decides."""
         spec = self.specs.get(params.name)
         if spec is None:
-            shown = self.redact(params.name[:MAX_ECHOED_NAME])
-            raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {shown}")
+            raise protocol_error(f"Unknown tool: {quote(params.name)}", self.redact)
         call = ToolCall(
             spec=spec,
             principal=self.principal(),
             arguments=params.arguments or {},
             request_id=uuid.uuid4().hex[:16],
             transport=self.transport,
-            state={CLIENT_KEY: SdkChannel(ctx, params, self._client_log)},
+            state=CallState(client=SdkChannel(ctx, params, self._client_log)),
         )
         try:
             result = await self.chain(call)
-            model = call.state.get(RESULT_MODEL_KEY)
+            model = call.state.result_model
             if model is not None:
-                passed: types.CallToolResult | types.InputRequiredResult = model.model_validate(result)
-                return passed
-            return ok_result(result)
+                # `structured` noted one of RESULT_MODELS, so the rebuilt model is that result type again.
+                return typing.cast("types.CallToolResult | types.InputRequiredResult", model.model_validate(result))
+            return ok_result(result, truncation_note=call.state.truncation_note)
         except MissingClientCapability as exc:
-            data = {"requiredCapabilities": exc.required_capabilities}
-            raise MCPError(code=MISSING_CLIENT_CAPABILITY, message=self.redact(exc.public), data=data) from None
+            raise protocol_error(exc, self.redact, code=MISSING_CLIENT_CAPABILITY) from None
         except AppError as exc:
             await self._client_log(ctx, "warning", f"{spec.name} refused: {exc.code}")
-            return error_result(exc, self.redact)
-        except Exception:
+            return tool_error(exc, self.redact, tool=spec.name)
+        except Exception as exc:
             log.exception("tool_failed_unexpectedly", tool=spec.name, request_id=call.request_id)
             await self._client_log(ctx, "error", f"{spec.name} failed; request id {call.request_id}")
-            return types.CallToolResult(
-                content=[types.TextContent(type="text", text=f"Error executing tool {spec.name}")], is_error=True
-            )
+            return tool_error(exc, self.redact, tool=spec.name)
 
     async def set_log_level(
         self, ctx: ServerRequestContext[Any], params: types.SetLevelRequestParams
@@ -262,11 +274,24 @@ class SdkChannel:
         return wire
 
 
-@dataclass(frozen=True)
-class RequestEnv:
-    """What a test-profile resource or prompt receives as `env`: the caller's channel."""
+class QuotedErrors:
+    """SDK middleware: a protocol error the SDK raises quotes at most 100 characters of what the client sent.
 
-    client: ClientChannel
+    The SDK answers an unknown method with `Method not found` and the whole method name as `data` (a 1 MB
+    name would make a 1 MB reply); every string in an error's message and data is cut with `quote()` here,
+    before the SDK writes the response, on every transport.
+    """
+
+    async def __call__(self, ctx: ServerRequestContext[Any], call_next: Callable[[Any], Awaitable[Any]]) -> Any:
+        try:
+            return await call_next(ctx)
+        except MCPError as exc:
+            data = quote(exc.data) if isinstance(exc.data, str) else exc.data
+            # Our own messages quote at most 100 characters of input; only a message quoting more is cut.
+            message = exc.message if len(exc.message) <= MAX_PROTOCOL_MESSAGE_CHARS else quote(exc.message)
+            if data is exc.data and message is exc.message:
+                raise
+            raise MCPError(code=exc.code, message=message, data=data) from None
 
 
 class MethodTimer:
@@ -355,9 +380,3 @@ class MethodRecorder(Protocol):
         protocol_version: str = "",
     ) -> None:
         """Observe one method's latency."""
-
-
-def connection_of(ctx: ServerRequestContext[Any]) -> Connection:
-    """The connection behind a request: state that outlives one request (subscriptions, log level) hangs on it."""
-    # 2.3.0 hands handlers a per-request ServerSession and exposes no public accessor for its connection.
-    return ctx.session._connection  # see comment above

@@ -1,13 +1,15 @@
-"""Resources `note://{note_id}`, `ticket://{ticket_id}`, `docs://{path}`, subscriptions and completions."""
+"""Resources as specs (the shipped `note://{note_id}`, `ticket://{ticket_id}`, `docs://{path}`), subscriptions
+and completions."""
 
 from __future__ import annotations
 
 import base64
 import re
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import anyio
 import mcp_types as types
@@ -21,75 +23,120 @@ from mcp.shared.exceptions import MCPError
 from mcp_desk import knowledge
 from mcp_desk.domain.models import STATUSES
 from mcp_desk.domain.principal import Principal
-from mcp_desk.errors import AppError
+from mcp_desk.errors import AppError, NotFound, quote
+from mcp_desk.policy.permissions import has_scope, note_read_scope, require_scope
+from mcp_desk.policy.pipeline import ClientChannel
 from mcp_desk.policy.redaction import Redactor
-from mcp_desk.registry import RequestEnv, SdkChannel, connection_of
-from mcp_desk.storage.base import NoteScope, Storage
+from mcp_desk.registry import SdkChannel, protocol_error
+from mcp_desk.sdk import connection_of
+from mcp_desk.storage.base import Storage
+from mcp_desk.tools.env import ToolEnv
 
 log = structlog.get_logger()
 MAX_COMPLETIONS = 100
 MAX_SUBSCRIPTIONS_PER_SESSION = 256
 
-TEMPLATES = [
-    types.ResourceTemplate(
-        name="note",
-        uri_template="note://{note_id}",
-        description="One of your notes as JSON.",
-        mime_type="application/json",
-    ),
-    types.ResourceTemplate(
-        name="ticket",
-        uri_template="ticket://{ticket_id}",
-        description="A ticket with its comments as JSON; subscribe to hear when it changes.",
-        mime_type="application/json",
-    ),
-    types.ResourceTemplate(
-        name="docs",
-        uri_template="docs://{path}",
-        description="A knowledge-base runbook (Markdown), by its path relative to the knowledge base.",
-        mime_type="text/markdown",
-    ),
-]
 _SCOPES = {"note": "notes:read", "ticket": "tickets:read", "docs": "docs:read"}
+EnvFactory = Callable[[Principal, ClientChannel], ToolEnv]
+Content = str | bytes | Mapping[str, Any]
 
 
 def _fail(message: str) -> MCPError:
-    return MCPError(code=types.INVALID_PARAMS, message=message)
+    """A refusal whose message quotes nothing the client sent (so there is nothing to redact)."""
+    return protocol_error(message, str)
 
 
-class ExtraResource(Protocol):
-    """A resource a test profile adds: a fixed URI, or a template when `uri` holds `{placeholders}`."""
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ResourceSpec:
+    """A resource as data: a fixed URI, or a template when `uri` holds `{placeholders}`.
 
-    @property
-    def uri(self) -> str:
-        """The URI, or the URI template."""
-        ...
+    `read(env, **placeholders)` returns text, bytes (sent as a blob) or a JSON-able mapping (sent as JSON).
+    A resource with a `scope` is readable, listable and subscribable only by callers holding it.
+    """
 
-    @property
-    def name(self) -> str:
-        """Its name in listings."""
-        ...
-
-    @property
-    def description(self) -> str:
-        """What it holds."""
-        ...
+    uri: str
+    name: str
+    description: str
+    mime_type: str
+    read: Callable[..., Awaitable[Content]]
+    scope: str | None = None
 
     @property
-    def mime_type(self) -> str:
-        """The content's MIME type."""
-        ...
+    def is_template(self) -> bool:
+        """True when `uri` is a URI template."""
+        return "{" in self.uri
 
-    @property
-    def read(self) -> Callable[..., Awaitable[str | bytes]]:
-        """`read(env, **template_values)`: the content, text or bytes."""
-        ...
+
+MAX_ID_CHARS = 64  # as the tools' note_id / ticket_id arguments
+
+
+def _known_id(kind: str, value: str) -> str:
+    """`value`, unless it is longer than any id we mint: then not found, quoting at most 100 characters of it."""
+    if len(value) > MAX_ID_CHARS:
+        raise NotFound(f"{kind} {quote(value)} not found")
+    return value
+
+
+async def read_note(env: ToolEnv, note_id: str) -> Content:
+    """A note of the caller's (or any, with `notes:read_all`) as JSON."""
+    note = await env.storage.get_note(_known_id("note", note_id), env.note_scope)
+    return note.model_dump(mode="json")
+
+
+async def read_ticket(env: ToolEnv, ticket_id: str) -> Content:
+    """A ticket with its comments as JSON."""
+    ticket = await env.storage.get_ticket(_known_id("ticket", ticket_id))
+    return ticket.model_dump(mode="json")
+
+
+async def read_runbook(env: ToolEnv, path: str) -> Content:
+    """A knowledge-base runbook's Markdown."""
+    doc = await anyio.to_thread.run_sync(knowledge.read_doc, env.docs_root, path, env.docs_blocked)
+    return doc.content
+
+
+SHIPPED_RESOURCES: tuple[ResourceSpec, ...] = (
+    ResourceSpec(
+        uri="note://{note_id}",
+        name="note",
+        description="One of your notes as JSON.",
+        mime_type="application/json",
+        read=read_note,
+        scope=_SCOPES["note"],
+    ),
+    ResourceSpec(
+        uri="ticket://{ticket_id}",
+        name="ticket",
+        description="A ticket with its comments as JSON; subscribe to hear when it changes.",
+        mime_type="application/json",
+        read=read_ticket,
+        scope=_SCOPES["ticket"],
+    ),
+    ResourceSpec(
+        uri="docs://{path}",
+        name="docs",
+        description="A knowledge-base runbook (Markdown), by its path relative to the knowledge base.",
+        mime_type="text/markdown",
+        read=read_runbook,
+        scope=_SCOPES["docs"],
+    ),
+)
 
 
 def template_pattern(template: str) -> re.Pattern[str]:
-    """A URI template (`test://template/{id}/data`) as a regex whose named groups are its placeholders."""
+    """A URI template as a regex whose named groups are its placeholders.
+
+    A placeholder matches one path segment (`test://template/{id}/data`), except a trailing one, which
+    takes the rest of the URI (`docs://{path}` serves nested paths).
+    """
     pieces = re.split(r"\{(\w+)\}", template)
-    return re.compile("".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>[^/]+)" for i, p in enumerate(pieces)))
+    last = len(pieces) - 2 if pieces[-1] == "" else -1
+    return re.compile(
+        "".join(
+            re.escape(p) if i % 2 == 0 else f"(?P<{p}>{'.+' if i == last else '[^/]+'})" for i, p in enumerate(pieces)
+        ),
+        re.DOTALL,
+    )
 
 
 def well_formed(uri: str) -> str:
@@ -100,12 +147,37 @@ def well_formed(uri: str) -> str:
     return kind
 
 
-def parse_uri(uri: str) -> tuple[str, str]:
-    """Split `kind://rest` for the three schemes we serve."""
-    kind, sep, rest = uri.partition("://")
-    if not sep or kind not in _SCOPES or not rest:
-        raise _fail("unknown resource; use note://{note_id}, ticket://{ticket_id} or docs://{path}")
-    return kind, rest
+class Subscriptions:
+    """Who listens to which resource URI, per connection (handshake era) and on the bus (2026-07-28 era)."""
+
+    def __init__(self, bus: SubscriptionBus) -> None:
+        self.bus = bus
+        self.listener = ListenHandler(bus)
+        # Keyed weakly by connection, so a closed session's subscriptions disappear with it.
+        self._by_connection: weakref.WeakKeyDictionary[Connection, set[str]] = weakref.WeakKeyDictionary()
+
+    def of(self, connection: Connection) -> set[str]:
+        """The URIs `connection` subscribed to (a live set)."""
+        return self._by_connection.setdefault(connection, set())
+
+    async def changed(self, uri: str) -> None:
+        """Tell subscribers (both protocol eras) that a resource changed; a gone subscriber is skipped."""
+        await self.bus.publish(ResourceUpdated(uri=uri))
+        await self.notify_sessions(uri)
+
+    async def notify_sessions(self, uri: str) -> None:
+        """Send `notifications/resources/updated` to this replica's handshake-era sessions subscribed to `uri`.
+
+        `changed` calls it for changes made here; a shared bus calls it for changes made through other replicas.
+        """
+        for connection, uris in list(self._by_connection.items()):
+            if uri not in uris:
+                continue
+            try:
+                await connection.outbound.notify("notifications/resources/updated", {"uri": uri})
+            except Exception as exc:  # a closed connection must not fail the write that changed it
+                log.debug("subscriber_dropped", reason=type(exc).__name__)
+                uris.discard(uri)
 
 
 class Resources:
@@ -114,90 +186,73 @@ class Resources:
     def __init__(
         self,
         *,
+        specs: Sequence[ResourceSpec],
         storage: Storage,
         docs_root: Path,
+        docs_blocked: Sequence[str],
         principal: Callable[[], Principal],
+        env: EnvFactory,
         redactor: Redactor,
-        bus: SubscriptionBus,
-        docs_blocked: tuple[str, ...],
-        extras: Sequence[ExtraResource] = (),
+        subscriptions: Subscriptions,
     ) -> None:
-        self.docs_blocked = docs_blocked
-        # A test profile's resources (never the shipped server's): fixed URIs, then templates.
-        self._fixed = {extra.uri: extra for extra in extras if "{" not in extra.uri}
-        self._templates = [(template_pattern(extra.uri), extra) for extra in extras if "{" in extra.uri]
-        self._listener = ListenHandler(bus)
+        self._fixed = {spec.uri: spec for spec in specs if not spec.is_template}
+        self._templates = [(template_pattern(spec.uri), spec) for spec in specs if spec.is_template]
         self.storage = storage
         self.docs_root = docs_root
+        self.docs_blocked = docs_blocked
         self.principal = principal
+        self.env = env
         self.redact = redactor.text
         self.redactor = redactor
-        self.bus = bus
-        # Keyed weakly by connection, so a closed session's subscriptions disappear with it.
-        self._subscriptions: weakref.WeakKeyDictionary[Connection, set[str]] = weakref.WeakKeyDictionary()
+        self.subscriptions = subscriptions
 
-    def _require(self, principal: Principal, kind: str) -> None:
-        scope = _SCOPES[kind]
-        if not principal.has(scope):
-            raise _fail(f"permission_denied: reading {kind} resources needs scope {scope!r}")
-
-    async def read(self, uri: str) -> tuple[str, str]:
-        """(text, mime type) of a resource the caller may see; errors never reveal another owner's data."""
-        principal = self.principal()
-        kind, rest = parse_uri(uri)
-        self._require(principal, kind)
+    def _require(self, principal: Principal, spec: ResourceSpec) -> None:
         try:
-            if kind == "note":
-                scope = NoteScope(owner=principal.id, all_owners=principal.has("notes:read_all"))
-                note = await self.storage.get_note(rest, scope)
-                return self._json(note.model_dump(mode="json")), "application/json"
-            if kind == "ticket":
-                ticket = await self.storage.get_ticket(rest)
-                return self._json(ticket.model_dump(mode="json")), "application/json"
-            doc = await anyio.to_thread.run_sync(knowledge.read_doc, self.docs_root, rest, self.docs_blocked)
-            return doc.content, "text/markdown"
+            require_scope(principal, spec.scope, f"reading {spec.name} resources")
         except AppError as exc:
-            raise _fail(self.redact(f"{exc.code}: {exc.public}")) from None
+            raise _fail(f"{exc.code}: {exc.public}") from None
 
-    def _json(self, data: dict[str, Any]) -> str:
-        # Strings are redacted before JSON encoding: escapes such as `\n` would hide a secret's word boundary.
-        return orjson.dumps(self.redactor.value(data)).decode()
+    def _spec_for(self, uri: str) -> tuple[ResourceSpec, dict[str, str]] | None:
+        if uri in self._fixed:
+            return self._fixed[uri], {}
+        for pattern, spec in self._templates:
+            if match := pattern.fullmatch(uri):
+                return spec, match.groupdict()
+        return None
+
+    def _match(self, uri: str) -> tuple[ResourceSpec, dict[str, str]]:
+        served = self._spec_for(uri)
+        if served is None:
+            known = [spec.uri for _, spec in self._templates] + list(self._fixed)
+            raise _fail(f"unknown resource; use {', '.join(known[:-1])} or {known[-1]}" if known else "no resources")
+        return served
+
+    async def read(self, ctx: ServerRequestContext[Any], uri: str, params: Any = None) -> types.ReadResourceResult:
+        """A resource the caller may see, redacted; errors never reveal another owner's data."""
+        principal = self.principal()
+        spec, values = self._match(uri)
+        self._require(principal, spec)
+        try:
+            content = await spec.read(self.env(principal, SdkChannel(ctx, params)), **values)
+        except AppError as exc:
+            raise protocol_error(exc, self.redact) from None
+        return types.ReadResourceResult(contents=[self._contents(uri, spec.mime_type, content)])
+
+    def _contents(
+        self, uri: str, mime: str, content: Content
+    ) -> types.TextResourceContents | types.BlobResourceContents:
+        if isinstance(content, bytes):
+            return types.BlobResourceContents(uri=uri, blob=base64.b64encode(content).decode(), mime_type=mime)
+        if not isinstance(content, str):
+            # Strings are redacted before JSON encoding: escapes such as `\n` would hide a secret's word boundary.
+            content = orjson.dumps(self.redactor.value(dict(content))).decode()
+        return types.TextResourceContents(uri=uri, text=self.redact(content), mime_type=mime)
 
     async def read_resource(
         self, ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams
     ) -> types.ReadResourceResult:
         """`resources/read`, redacted on the way out."""
-        extra = self._extra(str(params.uri))
-        if extra is not None:
-            return await self._read_extra(ctx, params, *extra)
-        text, mime = await self.read(str(params.uri))
-        return types.ReadResourceResult(
-            contents=[types.TextResourceContents(uri=params.uri, text=self.redact(text), mime_type=mime)]
-        )
-
-    def _extra(self, uri: str) -> tuple[ExtraResource, dict[str, str]] | None:
-        if uri in self._fixed:
-            return self._fixed[uri], {}
-        for pattern, extra in self._templates:
-            if match := pattern.fullmatch(uri):
-                return extra, match.groupdict()
-        return None
-
-    async def _read_extra(
-        self,
-        ctx: ServerRequestContext[Any],
-        params: types.ReadResourceRequestParams,
-        extra: ExtraResource,
-        values: dict[str, str],
-    ) -> types.ReadResourceResult:
-        content = await extra.read(RequestEnv(client=SdkChannel(ctx, params)), **values)
-        contents: types.TextResourceContents | types.BlobResourceContents
-        if isinstance(content, bytes):
-            blob = base64.b64encode(content).decode()
-            contents = types.BlobResourceContents(uri=params.uri, blob=blob, mime_type=extra.mime_type)
-        else:
-            contents = types.TextResourceContents(uri=params.uri, text=self.redact(content), mime_type=extra.mime_type)
-        return types.ReadResourceResult(contents=[contents])
+        return await self.read(ctx, str(params.uri), params)
 
     async def list_resources(
         self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
@@ -205,28 +260,31 @@ class Resources:
         """Recent tickets, the caller's recent notes and every runbook the caller may read."""
         principal = self.principal()
         found: list[types.Resource] = []
-        if principal.has("tickets:read"):
+        if has_scope(principal, _SCOPES["ticket"]):
             page = await self.storage.list_tickets(status=None, priority=None, assignee=None, cursor=None, limit=50)
             found += [_resource(f"ticket://{t.id}", t.title, "application/json") for t in page.items]
-        if principal.has("notes:read"):
-            scope = NoteScope(owner=principal.id, all_owners=principal.has("notes:read_all"))
-            notes = await self.storage.list_notes(scope, tag=None, cursor=None, limit=50)
+        if has_scope(principal, _SCOPES["note"]):
+            notes = await self.storage.list_notes(note_read_scope(principal), tag=None, cursor=None, limit=50)
             found += [_resource(f"note://{n.id}", n.title, "application/json") for n in notes.items]
-        if principal.has("docs:read"):
-            docs = await anyio.to_thread.run_sync(knowledge.list_doc_paths, self.docs_root)
+        if has_scope(principal, _SCOPES["docs"]):
+            docs = await anyio.to_thread.run_sync(knowledge.list_doc_paths, self.docs_root, self.docs_blocked)
             found += [_resource(f"docs://{path}", path, "text/markdown") for path in docs]
-        found += [_resource(e.uri, e.name, e.mime_type, e.description) for e in self._fixed.values()]
+        found += [
+            _resource(e.uri, e.name, e.mime_type, e.description)
+            for e in self._fixed.values()
+            if has_scope(principal, e.scope)
+        ]
         return types.ListResourcesResult(resources=[r.model_copy(update={"name": self.redact(r.name)}) for r in found])
 
     async def list_templates(
         self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListResourceTemplatesResult:
-        """The three URI templates (and a test profile's)."""
-        extras = [
+        """Every URI template served."""
+        templates = [
             types.ResourceTemplate(name=e.name, uri_template=e.uri, description=e.description, mime_type=e.mime_type)
             for _, e in self._templates
         ]
-        return types.ListResourceTemplatesResult(resource_templates=[*TEMPLATES, *extras])
+        return types.ListResourceTemplatesResult(resource_templates=templates)
 
     # --- subscriptions ---------------------------------------------------------------------------
 
@@ -239,8 +297,8 @@ class Resources:
         """
         uri = str(params.uri)
         if self._subscribable(uri) == "ticket":
-            await self.read(uri)
-        uris = self._subscriptions.setdefault(connection_of(ctx), set())
+            await self.read(ctx, uri)
+        uris = self.subscriptions.of(connection_of(ctx))
         if len(uris) >= MAX_SUBSCRIPTIONS_PER_SESSION and uri not in uris:
             raise _fail(f"at most {MAX_SUBSCRIPTIONS_PER_SESSION} subscriptions per session; unsubscribe first")
         uris.add(uri)
@@ -252,7 +310,7 @@ class Resources:
         """Handshake-era `resources/unsubscribe` for any well-formed URI; unknown subscriptions are ignored."""
         uri = str(params.uri)
         well_formed(uri)
-        self._subscriptions.get(connection_of(ctx), set()).discard(uri)
+        self.subscriptions.of(connection_of(ctx)).discard(uri)
         return types.EmptyResult()
 
     async def listen(
@@ -261,50 +319,43 @@ class Resources:
         """2026-07-28 `subscriptions/listen`: resource subscriptions need the same scope as reading them."""
         for uri in params.notifications.resource_subscriptions or ():
             self._subscribable(uri)
-        return await self._listener(ctx, params)
+        return await self.subscriptions.listener(ctx, params)
 
     def _subscribable(self, uri: str) -> str:
-        """The URI's scheme, once it is well formed and, for our own schemes, readable by the caller."""
+        """The URI's scheme, once it is well formed and, for a resource we serve, readable by the caller."""
         kind = well_formed(uri)
-        if kind in _SCOPES:
-            self._require(self.principal(), kind)
+        served = self._spec_for(uri)
+        if served is not None:
+            self._require(self.principal(), served[0])
         return kind
-
-    async def changed(self, uri: str) -> None:
-        """Tell subscribers (both protocol eras) that a resource changed; a gone subscriber is skipped."""
-        await self.bus.publish(ResourceUpdated(uri=uri))
-        for connection, uris in list(self._subscriptions.items()):
-            if uri not in uris:
-                continue
-            try:
-                await connection.outbound.notify("notifications/resources/updated", {"uri": uri})
-            except Exception as exc:  # a closed connection must not fail the write that changed it
-                log.debug("subscriber_dropped", reason=type(exc).__name__)
-                uris.discard(uri)
 
     # --- completions -----------------------------------------------------------------------------
 
     async def complete(
         self, ctx: ServerRequestContext[Any], params: types.CompleteRequestParams
     ) -> types.CompleteResult:
-        """Completions for ticket ids, statuses, note ids and doc paths."""
-        principal = self.principal()
+        """Completions for ticket ids, statuses, note ids and doc paths: only values the caller could read."""
         name, prefix = params.argument.name, params.argument.value
-        values: list[str] = []
-        if name == "status":
-            values = [s for s in STATUSES if s.startswith(prefix)]
-        elif name == "ticket_id" and principal.has("tickets:read"):
-            values = await self.storage.ticket_ids(prefix, MAX_COMPLETIONS)
-        elif name == "note_id" and principal.has("notes:read"):
-            scope = NoteScope(owner=principal.id, all_owners=principal.has("notes:read_all"))
-            page = await self.storage.list_notes(scope, tag=None, cursor=None, limit=MAX_COMPLETIONS)
-            values = [n.id for n in page.items if n.id.startswith(prefix)]
-        elif name == "path" and principal.has("docs:read"):
-            paths = await anyio.to_thread.run_sync(knowledge.list_doc_paths, self.docs_root)
-            values = [p for p in paths if p.startswith(prefix)]
+        values = [value for value in await self._candidates(name, prefix) if value.startswith(prefix)]
         return types.CompleteResult(
             completion=types.Completion(values=values[:MAX_COMPLETIONS], total=len(values), has_more=False)
         )
+
+    async def _candidates(self, name: str, prefix: str) -> list[str]:
+        """What the caller may read for an argument, by the same permission and path checks as a read."""
+        principal = self.principal()
+        if name == "status":
+            return list(STATUSES)
+        if name == "ticket_id" and has_scope(principal, _SCOPES["ticket"]):
+            return await self.storage.ticket_ids(prefix, MAX_COMPLETIONS)
+        if name == "note_id" and has_scope(principal, _SCOPES["note"]):
+            page = await self.storage.list_notes(
+                note_read_scope(principal), tag=None, cursor=None, limit=MAX_COMPLETIONS
+            )
+            return [note.id for note in page.items]
+        if name == "path" and has_scope(principal, _SCOPES["docs"]):
+            return await anyio.to_thread.run_sync(knowledge.list_doc_paths, self.docs_root, self.docs_blocked)
+        return []
 
 
 def _resource(uri: str, name: str, mime: str, description: str | None = None) -> types.Resource:

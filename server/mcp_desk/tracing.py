@@ -30,7 +30,6 @@ from opentelemetry import context, propagate, trace
 from opentelemetry.trace import Span, StatusCode
 
 from mcp_desk.errors import AppError
-from mcp_desk.policy.audit import TRACE_ID_KEY
 from mcp_desk.policy.pipeline import Guard, Next, ToolCall
 
 __all__ = [
@@ -127,7 +126,7 @@ async def correlate(call: ToolCall, call_next: Next) -> Any:
     current = trace_id()
     if current is None:
         return await call_next(call)
-    call.state[TRACE_ID_KEY] = current
+    call.state.trace_id = current
     tokens = structlog.contextvars.bind_contextvars(trace_id=current)
     try:
         return await call_next(call)

@@ -34,6 +34,7 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_desk.config import Settings
+from mcp_desk.errors import jsonrpc_error, quote
 
 log = structlog.get_logger()
 
@@ -101,7 +102,7 @@ def header_values(scope: Scope, name: bytes) -> list[str]:
 
 async def send_error(send: Send, status: int, message: str, *, headers: Iterable[tuple[str, str]] = ()) -> None:
     """A JSON-RPC-shaped error body (id null) with `status`; the connection closes after it."""
-    body = json.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": message}}).encode()
+    body = json.dumps(jsonrpc_error(message)).encode()
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     raw += [(k.lower().encode(), v.encode()) for k, v in headers]
     await send({"type": "http.response.start", "status": status, "headers": raw})
@@ -141,7 +142,7 @@ class HostGuard:
     def _allowed(self, values: list[str]) -> bool:
         authority = parse_authority(values[0]) if len(values) == 1 else None
         if authority is None or not any(p.allows(authority) for p in self.allowed):
-            log.warning("host_refused", count=len(values), host=values[0][:100] if values else None)
+            log.warning("host_refused", count=len(values), host=quote(values[0]) if values else None)
             return False
         return True
 
@@ -165,7 +166,7 @@ class OriginGuard:
             return True
         origin = parse_origin(values[0]) if len(values) == 1 else None
         if origin is None or not any(s == origin[0] and a.allows(origin[1]) for s, a in self.allowed):
-            log.warning("origin_refused", origin=values[0][:100])
+            log.warning("origin_refused", origin=quote(values[0]))
             return False
         return True
 

@@ -19,10 +19,11 @@ from mcp_desk.auth.failures import ReportAuthFailures
 from mcp_desk.config import Settings
 from mcp_desk.metrics import Metrics
 from mcp_desk.policy.alerts import Alerter
-from mcp_desk.policy.audit import Audit, MemoryAuditSink
+from mcp_desk.policy.audit import Audit
 from mcp_desk.policy.redaction import Redactor
 from tests.auth.jwt_support import AUDIENCE, ISSUER, LocalIdp
 from tests.httpsec_support import Key, MemoryKeyStore
+from tests.support.audit import MemoryAuditSink
 
 pytestmark = pytest.mark.anyio
 

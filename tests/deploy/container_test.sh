@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # `make container-test`: build the real image with buildah and run it with podman (no Docker
-# engine needed; OPS-CHECKS.md). Opt-in, root only, about 2 minutes plus apt. Checks: the image
-# builds from the lock, runs as uid 10001 on a read-only root with /data writable, its own
-# HEALTHCHECK passes, and `podman stop` (SIGTERM) ends it with exit code 0.
+# engine needed). Opt-in, root only, about 2 minutes plus apt. Runs the image as compose does on a
+# fresh clone (a new data volume, no keys file) and checks: the image builds from the lock and has
+# its labels; runs as uid 10001 on a read-only root with /data writable; its own HEALTHCHECK passes
+# and /health is healthy; the first start prints one admin key, which opens /mcp while no key gets
+# 401; `podman stop` (SIGTERM) ends it with exit code 0; a restart on the same volume prints no new
+# key; and the README's `docker run -i ... stdio` entry answers on stdin/stdout.
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -10,6 +13,7 @@ IMAGE="${CT_IMAGE:-mcp-desk:container-test}"
 NAME="${CT_NAME:-mcp-desk-container-test}"
 MCP_PORT="${CT_MCP_PORT:-18000}"
 HEALTH_PORT="${CT_HEALTH_PORT:-13001}"
+VOLUME="${CT_VOLUME:-mcp-desk-ct-data}"
 ROOTFS_CACHE="${CT_ROOTFS_CACHE:-/var/tmp/mcp-desk-ct-rootfs}"
 WORK="$(mktemp -d /var/tmp/mcp-desk-ct-XXXXXX)"
 BASE="$(awk 'toupper($1) == "FROM" { print $2; exit }' Dockerfile)"
@@ -26,6 +30,7 @@ fail() {
 }
 cleanup() {
     "${PODMAN[@]}" rm -f "$NAME" >/dev/null 2>&1 || true
+    "${PODMAN[@]}" volume rm -f "$VOLUME" >/dev/null 2>&1 || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -65,24 +70,66 @@ build() {
         -v /etc/ssl/certs:/etc/ssl/certs:ro -t "$IMAGE" . || fail "image build"
 }
 
-make_keys() {
-    mkdir -p "$WORK/secrets"
-    "${PODMAN[@]}" run --rm --network host "${LIMITS[@]}" -e MCP_DESK_ENVIRONMENT=development "$IMAGE" \
-        keys create --principal ops --role admin --json >"$WORK/key.json" || fail "keys create"
-    python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["line"])' "$WORK/key.json" >"$WORK/secrets/api_keys"
-    chmod 0644 "$WORK/secrets/api_keys"
+check_labels() {
+    local label value
+    for label in org.opencontainers.image.source org.opencontainers.image.version io.modelcontextprotocol.server.name; do
+        value="$("${PODMAN[@]}" image inspect --format "{{index .Config.Labels \"$label\"}}" "$IMAGE")"
+        [[ -n "$value" && "$value" != "<no value>" ]] || fail "label $label missing"
+    done
+    say "labels present"
 }
 
+# What compose runs: the image's own command and environment, a named volume on /data, no keys file.
 start() {
-    say "podman run --read-only $IMAGE (loopback ports $MCP_PORT/$HEALTH_PORT)"
+    say "podman run --read-only $IMAGE on volume $VOLUME (loopback ports $MCP_PORT/$HEALTH_PORT)"
+    "${PODMAN[@]}" rm -f "$NAME" >/dev/null 2>&1 || true
     "${PODMAN[@]}" run -d --name "$NAME" --network host --read-only --tmpfs /tmp "${LIMITS[@]}" \
-        -v "$WORK/secrets/api_keys:/run/secrets/mcp-desk-keys:ro" \
-        -e MCP_DESK_API_KEYS_FILE=/run/secrets/mcp-desk-keys \
+        -v "$VOLUME:/data" \
         -e MCP_DESK_HOST=127.0.0.1 -e MCP_DESK_PORT="$MCP_PORT" \
         -e MCP_DESK_HEALTH_HOST=127.0.0.1 -e MCP_DESK_HEALTH_PORT="$HEALTH_PORT" \
         -e MCP_DESK_ALLOWED_HOSTS="[\"127.0.0.1:$MCP_PORT\"]" \
         -e MCP_DESK_ALLOWED_ORIGINS="[\"http://127.0.0.1:$MCP_PORT\"]" \
         "$IMAGE" >/dev/null || fail "podman run"
+}
+
+printed_keys() {
+    "${PODMAN[@]}" logs "$NAME" 2>&1 | sed -n 's/^  key: *\(mcpd_[^ ]*\)$/\1/p'
+}
+
+initialize_status() {
+    local body='{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"ct","version":"1"}}}'
+    curl -sS -o /dev/null -w '%{http_code}' --max-time 10 -X POST "http://127.0.0.1:$MCP_PORT/mcp" \
+        -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' "$@" --data "$body"
+}
+
+check_first_key() {
+    local keys
+    keys="$(printed_keys)"
+    [[ "$(wc -l <<<"$keys")" == "1" && "$keys" == mcpd_* ]] || fail "expected one admin key in the log, found: $keys"
+    [[ "$(initialize_status -H "Authorization: Bearer $keys")" == "200" ]] || fail "the printed key is refused"
+    [[ "$(initialize_status)" == "401" ]] || fail "a request without a key is not refused with 401"
+    say "one admin key printed; it opens /mcp, no key gets 401"
+}
+
+check_health() {
+    curl -sS --max-time 5 "http://127.0.0.1:$HEALTH_PORT/health" | python3 -c \
+        'import json, sys; h = json.load(sys.stdin); sys.exit(0 if h["status"] == "healthy" else h)' ||
+        fail "/health is not healthy"
+    say "/health: healthy (sandbox mode chosen, not degraded)"
+}
+
+check_restart() {
+    start
+    wait_healthy
+    [[ -z "$(printed_keys)" ]] || fail "a restart printed a new key"
+    say "restart on the same volume: no new key"
+}
+
+check_stdio_entry() {
+    local init='{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"ct","version":"1"}}}'
+    printf '%s\n' "$init" | "${PODMAN[@]}" run -i --rm --network none "${LIMITS[@]}" -v "$VOLUME:/data" "$IMAGE" stdio \
+        2>/dev/null | grep -q '"serverInfo"' || fail "docker run -i ... stdio did not answer initialize"
+    say "the README's docker run -i entry answers on stdio"
 }
 
 wait_healthy() {
@@ -100,7 +147,7 @@ wait_healthy() {
 
 check_contract() {
     [[ "$("${PODMAN[@]}" exec "$NAME" id -u)" == "10001" ]] || fail "not uid 10001"
-    if "${PODMAN[@]}" exec "$NAME" python -c "open('/app/probe', 'w')" 2>/dev/null; then
+    if "${PODMAN[@]}" exec "$NAME" python -c "open('/opt/probe', 'w')" 2>/dev/null; then
         fail "root filesystem is writable"
     fi
     "${PODMAN[@]}" exec "$NAME" python -c "import os; assert os.path.exists('/data/mcp-desk.db')" ||
@@ -120,11 +167,17 @@ main() {
     install_tools
     ensure_base
     build
-    make_keys
+    check_labels
+    "${PODMAN[@]}" volume rm -f "$VOLUME" >/dev/null 2>&1 || true
     start
     wait_healthy
+    check_health
+    check_first_key
     check_contract
     stop_cleanly
+    check_restart
+    stop_cleanly
+    check_stdio_entry
     say "PASSED"
 }
 

@@ -9,14 +9,13 @@ setup() {
     export DEPLOY_COMPOSE_FILE="$REPO/docker-compose.yml"
     export DEPLOY_ENV_FILE="$WORK/.env"
     export DEPLOY_STATE_DIR="$WORK/state"
-    export DEPLOY_API_KEYS_FILE="$WORK/api_keys"
     export DEPLOY_HEALTH_TIMEOUT=5
     export DEPLOY_HEALTH_INTERVAL=0
     export DEPLOY_TAG=new
     : >"$STUB_LOG"
     : >"$DEPLOY_ENV_FILE"
-    echo "ops:admin:\$argon2id\$stub" >"$DEPLOY_API_KEYS_FILE"
-    unset STUB_HEALTH_SEQ STUB_CONFIG_RC STUB_NO_IMAGE STUB_NO_COMPOSE STUB_NOT_RUNNING DEPLOY_SMOKE_API_KEY
+    unset STUB_HEALTH_SEQ STUB_CONFIG_RC STUB_NO_IMAGE STUB_NO_COMPOSE STUB_NOT_RUNNING STUB_FIRST_KEY DEPLOY_SMOKE_API_KEY
+    unset DEPLOY_BIND_ADDRESS GRAFANA_ADMIN_PASSWORD
 }
 
 health_sequence() {
@@ -92,12 +91,35 @@ health_sequence() {
     ! grep -q ' up ' "$STUB_LOG"
 }
 
-@test "deploy refuses to start without an API keys file" {
-    rm "$DEPLOY_API_KEYS_FILE"
+@test "deploy needs no env file and no keys file, and shows the first start's admin key" {
+    rm "$DEPLOY_ENV_FILE"
+    export STUB_FIRST_KEY=1
+    run ./deploy.sh deploy
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"no $DEPLOY_ENV_FILE: using defaults"* ]]
+    [[ "$output" == *"FIRST START: ADMIN API KEY"*"mcpd_0123456789ab_stub"* ]]
+    [[ "$output" == *"keep this key now"* ]]
+    grep -q ' up -d ' "$STUB_LOG"
+}
+
+@test "deploy refuses a public bind address without the operator's Grafana password" {
+    echo "DEPLOY_BIND_ADDRESS=0.0.0.0" >"$DEPLOY_ENV_FILE"
     run ./deploy.sh deploy
     [ "$status" -ne 0 ]
-    [[ "$output" == *"API keys file"*"is missing"* ]]
+    [[ "$output" == *"DEPLOY_BIND_ADDRESS=0.0.0.0"*"GRAFANA_ADMIN_PASSWORD is not set"* ]]
     ! grep -q ' up ' "$STUB_LOG"
+    export GRAFANA_ADMIN_PASSWORD=admin
+    run ./deploy.sh deploy
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"GRAFANA_ADMIN_PASSWORD is not set"* ]]
+}
+
+@test "deploy accepts a public bind address with the operator's own Grafana password" {
+    printf 'DEPLOY_BIND_ADDRESS=192.0.2.10\nGRAFANA_ADMIN_PASSWORD="my-own-password"\n' >"$DEPLOY_ENV_FILE"
+    run ./deploy.sh deploy
+    [ "$status" -eq 0 ]
+    grep -q ' up -d ' "$STUB_LOG"
+    [[ "$output" != *"FIRST START"* ]]
 }
 
 @test "deploy refuses an image that was never built" {

@@ -18,16 +18,28 @@ from tests.e2e.support import ERAS, Era, add_key, connect
 pytestmark = pytest.mark.anyio
 
 READ = {"notes:read", "tickets:read", "docs:read"}
-WRITE = {"notes:write", "notes:delete", "tickets:write", "exports:write"}
+WRITE = {"notes:write", "tickets:write", "exports:write"}
 ROLE_SCOPES: dict[str, set[str]] = {
     "viewer": READ,
     "agent": READ | WRITE,
-    "admin": READ | WRITE | {"notes:read_all", "tickets:delete", "diagnostics:run"},
+    "admin": READ | WRITE | {"notes:delete", "tickets:delete", "notes:read_all", "notes:write_all", "diagnostics:run"},
     "docs_only": {"docs:read"},
 }
-# A role that is not shipped, to show that resources and prompts check scopes too.
-EXTRA_ROLE = '\n[roles.docs_only]\ndescription = "Reads the knowledge base only."\nscopes = ["docs:read"]\n'
-PRINCIPALS = {"vera": "viewer", "alice": "agent", "bob": "agent", "root": "admin", "dora": "docs_only"}
+# Roles that are not shipped: one shows that resources and prompts check scopes too, the other that
+# reading every owner's notes does not grant changing them.
+EXTRA_ROLE = (
+    '\n[roles.docs_only]\ndescription = "Reads the knowledge base only."\nscopes = ["docs:read"]\n'
+    '\n[roles.auditor]\ndescription = "Reads every note."\n'
+    'scopes = ["notes:read", "notes:write", "notes:delete", "notes:read_all"]\n'
+)
+PRINCIPALS = {
+    "vera": "viewer",
+    "alice": "agent",
+    "bob": "agent",
+    "root": "admin",
+    "dora": "docs_only",
+    "audra": "auditor",
+}
 
 
 @dataclass
@@ -109,12 +121,10 @@ async def test_another_agent_sees_a_note_as_missing_but_the_admin_sees_it(desk: 
             assert await note_error(bob, note["id"]) == await note_error(bob, missing)
             assert "not_found" in await note_error(bob, note["id"])
             assert await resource_error(bob, note["id"]) == await resource_error(bob, missing)
-            for tool, arguments in [
-                ("update_note", {"note_id": note["id"], "body": "bob was here"}),
-                ("delete_note", {"note_id": note["id"]}),
-            ]:
-                message = error(await bob.call_tool(tool, arguments))
-                assert same_shape(message, note["id"]).startswith("not_found:"), message
+            message = error(await bob.call_tool("update_note", {"note_id": note["id"], "body": "bob was here"}))
+            assert same_shape(message, note["id"]).startswith("not_found:"), message
+            message = error(await bob.call_tool("delete_note", {"note_id": note["id"]}))
+            assert message.startswith("permission_denied:") and "'notes:delete'" in message, message
             listed = ok(await bob.call_tool("list_notes", {"tag": "x"}))["items"]
             searched = ok(await bob.call_tool("search_notes", {"query": "private"}))["items"]
             assert note["id"] not in {item["id"] for item in listed + searched}
@@ -158,3 +168,20 @@ async def test_resources_and_prompts_need_the_same_scopes_as_the_tools(desk: Des
             with pytest.raises(MCPError) as raised:
                 await vera.read_resource(f"note://{note['id']}")
             assert "not_found" in raised.value.error.message
+
+
+async def test_reading_every_note_does_not_grant_changing_them_but_write_all_does(desk: Desk) -> None:
+    with anyio.fail_after(60):
+        async with connect(desk.server.url, desk.keys["alice"]) as alice:
+            note = ok(await alice.call_tool("create_note", {"title": "alice", "body": "mine"}))
+        async with connect(desk.server.url, desk.keys["audra"]) as auditor:
+            assert ok(await auditor.call_tool("get_note", {"note_id": note["id"]}))["body"] == "mine"
+            for tool, arguments in [
+                ("update_note", {"note_id": note["id"], "body": "audited"}),
+                ("delete_note", {"note_id": note["id"]}),
+            ]:
+                message = error(await auditor.call_tool(tool, arguments))
+                assert message.startswith("permission_denied:") and "'notes:write_all'" in message, message
+        async with connect(desk.server.url, desk.keys["root"]) as admin:
+            assert ok(await admin.call_tool("update_note", {"note_id": note["id"], "body": "fixed"}))["version"] == 2
+            assert ok(await admin.call_tool("delete_note", {"note_id": note["id"]}))["deleted"]

@@ -114,10 +114,8 @@ def desk_http(tmp: Path, env: Mapping[str, str] | None = None) -> Iterator[Runni
 
 def conformance_asgi_app(tmp: Path) -> Any:
     """The HTTP app with the suite's fixtures registered: in-process only, never via the CLI."""
-    from mcp_desk.app import create_app
     from mcp_desk.config import Settings
-    from mcp_desk.testing.conformance import conformance_profile
-    from mcp_desk.transports import http_app
+    from tests.support.conformance import conformance_app
 
     settings = Settings(
         _env_file=None,
@@ -126,7 +124,7 @@ def conformance_asgi_app(tmp: Path) -> Any:
         export_path=tmp / "exports",
         log_level="warning",
     )
-    return http_app(create_app(settings, transport="http", profile=conformance_profile()))
+    return conformance_app(settings, transport="http").http
 
 
 @contextmanager

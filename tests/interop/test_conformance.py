@@ -2,7 +2,7 @@
 
 Production tool set: the scenarios that need no fixtures run against `mcp-desk http` as shipped.
 Fixture profile: the suite's named test tools, resources and prompts are registered through our
-registry and guards (server/mcp_desk/testing/conformance.py) and every scenario a revision requires runs.
+registry and guards (tests/support/conformance.py) and every scenario a revision requires runs.
 A failing check fails the test; the pass counts are printed in pytest's terminal summary.
 """
 

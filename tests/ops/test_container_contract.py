@@ -1,8 +1,9 @@
 """The image's runtime contract, run as a process: the entrypoint as uid 10001 on a read-only root.
 
-No Docker engine here (OPS-CHECKS.md): the server starts exactly as the image's ENTRYPOINT/CMD with
-the image's ENV, inside `unshare --mount` with `/` remounted read-only, only the data dir (bind) and
-a tmpfs /tmp writable, and `setpriv` dropping to 10001:10001. The venv is made from /usr/bin/python3
+No Docker engine here: the server starts exactly as the image's ENTRYPOINT/CMD with the image's ENV
+and compose's environment, inside `unshare --mount` with `/` remounted read-only, only the data dir
+(bind) and a tmpfs /tmp writable, and `setpriv` dropping to 10001:10001. Like `docker compose up` on a
+fresh clone, there is no keys file: the first start creates one. The venv is made from /usr/bin/python3
 so that uid can read the interpreter. Needs root and util-linux.
 """
 
@@ -22,9 +23,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
 import dockerfile  # type: ignore[import-not-found]  # compiled BuildKit parser, ships no type information
 import pytest
 
+from tests.conftest import ok
+from tests.e2e.support import connect
 from tests.ops.deploy_support import (
     REPO,
     compose_config,
@@ -65,6 +69,7 @@ class Container:
     env: dict[str, str]
     mcp_port: int
     health_port: int
+    work: Path
 
 
 def _image_argv() -> list[str]:
@@ -108,19 +113,6 @@ def image_venv() -> Iterator[Path]:
         shutil.rmtree(venv, ignore_errors=True)
 
 
-def _keys_file(venv: Path, where: Path) -> Path:
-    """A keys file made by the real `mcp-desk keys create`, mounted read-only for the image's user."""
-    env = {"PATH": f"{venv / 'bin'}:{BASE_PATH}", "MCP_DESK_ENVIRONMENT": "development", "LANG": "C.UTF-8"}
-    argv = [str(venv / "bin" / "mcp-desk"), "keys", "create", "--principal", "ops", "--role", "admin", "--json"]
-    result = run(argv, env=env, cwd=where)
-    assert result.returncode == 0, result.stderr
-    keys = where / "api_keys"
-    keys.write_text(json.loads(result.stdout)["line"] + "\n")
-    os.chown(keys, 0, UID)
-    keys.chmod(0o640)
-    return keys
-
-
 @pytest.fixture(scope="module")
 def container(image_venv: Path) -> Iterator[Container]:
     """`mcp-desk http` as the image's entrypoint, with the image's ENV, as uid 10001 on a read-only root."""
@@ -135,24 +127,26 @@ def _started(image_venv: Path, work: Path) -> Iterator[Container]:
     """Start the server in `work`, yield it, and stop it (SIGTERM, then SIGKILL) afterwards."""
     work.chmod(0o755)
     data = work / "data"
-    data.mkdir(mode=0o750)
-    os.chown(data, UID, UID)
-    secrets = work / "secrets"
-    secrets.mkdir(mode=0o755)
+    if not data.exists():
+        data.mkdir(mode=0o750)
+        os.chown(data, UID, UID)
     mcp_port, health_port = free_port(), free_port()
+    compose_env = compose_config()["services"]["mcp-desk"]["environment"]
     env = dockerfile_env()
+    env.update({k: v for k, v in compose_env.items() if k.startswith("MCP_DESK_")})
     env.update(
         PATH=env["PATH"].replace("/opt/venv/bin", str(image_venv / "bin")).replace("$PATH", BASE_PATH),
         LANG="C.UTF-8",
         # Test-only overrides: loopback binds and free ports (tests never listen beyond 127.0.0.1),
-        # the data dir instead of /data, and what compose supplies (keys, allowed hosts/origins).
+        # the data dir instead of /data (the keys file inside it, as /data/api_keys), and hosts/origins.
         MCP_DESK_HOST="127.0.0.1",
         MCP_DESK_PORT=str(mcp_port),
         MCP_DESK_HEALTH_HOST="127.0.0.1",
         MCP_DESK_HEALTH_PORT=str(health_port),
         MCP_DESK_STORAGE_PATH=str(data),
         MCP_DESK_EXPORT_PATH=str(data / "exports"),
-        MCP_DESK_API_KEYS_FILE=str(_keys_file(image_venv, secrets)),
+        MCP_DESK_AUDIT_LOG_PATH=str(data / "audit.jsonl"),
+        MCP_DESK_API_KEYS_FILE=str(data / "api_keys"),
         MCP_DESK_ALLOWED_HOSTS=json.dumps([f"127.0.0.1:{mcp_port}"]),
         MCP_DESK_ALLOWED_ORIGINS=json.dumps([f"http://127.0.0.1:{mcp_port}"]),
         MCP_DESK_SHUTDOWN_GRACE_SECONDS=compose_config()["services"]["mcp-desk"]["environment"][
@@ -160,12 +154,13 @@ def _started(image_venv: Path, work: Path) -> Iterator[Container]:
         ],
     )
     assert env["MCP_DESK_ENVIRONMENT"] == "production"
-    log = work / "mcp_desk.log"
+    assert env["MCP_DESK_BOOTSTRAP_ADMIN_KEY"] == "true"
+    log = work / f"mcp_desk-{len(list(work.glob('mcp_desk-*.log')))}.log"
     argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", SANDBOX, "sh", str(data), *_image_argv()]
     proc = spawn(argv, log=log, env=env, cwd="/")
     try:
         wait_for(f"http://127.0.0.1:{health_port}/health/ready", proc=proc, log=log, deadline_seconds=60)
-        yield Container(proc=proc, log=log, data=data, env=env, mcp_port=mcp_port, health_port=health_port)
+        yield Container(proc=proc, log=log, data=data, env=env, mcp_port=mcp_port, health_port=health_port, work=work)
     finally:
         stop(proc, timeout=60)
 
@@ -206,12 +201,34 @@ def test_data_volume_receives_the_database(container: Container) -> None:
     assert (container.data / "mcp-desk.db").stat().st_uid == UID
 
 
-def test_the_dockerfile_healthcheck_command_passes(container: Container) -> None:
+def test_the_dockerfile_healthcheck_command_passes_and_the_stack_is_healthy_not_degraded(
+    container: Container,
+) -> None:
+    """The image chooses its sandbox mode, so /health reports it as chosen and no alert fires."""
     result = _inside(container, dockerfile_healthcheck_argv())
     assert result.returncode == 0, result.stdout + result.stderr
     code, body = http_get(f"http://127.0.0.1:{container.health_port}/health")
+    health = json.loads(body)
     assert code == 200
-    assert json.loads(body)["status"] in {"healthy", "degraded"}
+    assert health["status"] == "healthy", body
+    assert health["checks"]["sandbox"]["status"] == "ok"
+
+
+def _printed_keys(log: Path) -> list[str]:
+    return re.findall(r"FIRST START: ADMIN API KEY.*?\n  key:\s+(mcpd_\S+)\n", log.read_text(), flags=re.DOTALL)
+
+
+@pytest.mark.anyio
+async def test_the_first_start_prints_one_admin_key_that_works_for_tool_calls(container: Container) -> None:
+    (key,) = _printed_keys(container.log)
+    keys_file = container.data / "api_keys"
+    assert key not in keys_file.read_text()
+    assert keys_file.stat().st_uid == UID
+    assert keys_file.stat().st_mode & 0o777 == 0o600
+    with anyio.fail_after(60):
+        async with connect(f"http://127.0.0.1:{container.mcp_port}/mcp", key) as client:
+            created = ok(await client.call_tool("create_ticket", {"title": "from the image", "description": "d"}))
+            assert created["id"]
 
 
 def test_production_image_refuses_mcp_calls_without_a_key(container: Container) -> None:
@@ -228,8 +245,16 @@ def test_production_image_refuses_mcp_calls_without_a_key(container: Container) 
     assert refused.value.code == 401
 
 
+def test_keys_can_be_added_and_listed_inside_the_running_container(container: Container) -> None:
+    """`docker compose exec mcp-desk mcp-desk keys create ... --append`, as the image's user."""
+    created = _inside(container, ["mcp-desk", "keys", "create", "--principal", "bot", "--role", "agent", "--append"])
+    assert created.returncode == 0, created.stderr
+    listed = _inside(container, ["mcp-desk", "keys", "list", "--json"])
+    assert [(k["principal"], k["role"]) for k in json.loads(listed.stdout)] == [("admin", "admin"), ("bot", "agent")]
+
+
 def test_sigterm_exits_0_within_the_compose_stop_grace_period(container: Container) -> None:
-    """Runs last in this module: it stops the shared server."""
+    """Runs after the other checks of the shared server: it stops it."""
     grace = compose_config()["services"]["mcp-desk"]["stop_grace_period"]
     seconds = float(re.fullmatch(r"(\d+)s", grace).group(1))  # type: ignore[union-attr]  # compose normalises to "<n>s"
     started = time.monotonic()
@@ -239,3 +264,13 @@ def test_sigterm_exits_0_within_the_compose_stop_grace_period(container: Contain
     except subprocess.TimeoutExpired:
         pytest.fail(f"no exit within stop_grace_period {grace}: compose would SIGKILL\n{tail(container.log)}")
     assert code == 0, f"exit {code} after {time.monotonic() - started:.1f}s\n{tail(container.log)}"
+
+
+def test_a_restart_on_the_same_data_prints_no_new_key(container: Container, image_venv: Path) -> None:
+    """Runs last: the shared server has stopped; a second start on its data volume keeps the keys and prints none."""
+    assert container.proc.poll() is not None
+    before = (container.data / "api_keys").read_text()
+    for again in _started(image_venv, container.work):
+        assert _printed_keys(again.log) == []
+        assert "FIRST START" not in again.log.read_text()
+    assert (container.data / "api_keys").read_text() == before

@@ -9,7 +9,10 @@ import dockerfile  # type: ignore[import-not-found]  # compiled BuildKit parser,
 import pytest
 
 from tests.ops.deploy_support import (
+    PROJECT,
+    PROJECT_URL,
     REPO,
+    SERVER_JSON,
     compose_config,
     dockerfile_env,
     dockerfile_healthcheck_argv,
@@ -83,11 +86,36 @@ def test_image_environment_is_the_documented_container_contract() -> None:
     assert env["PATH"].startswith("/opt/venv/bin:")
 
 
+# Names that look secret but hold none: where the keys file lives, and whether the first start creates one.
+NOT_SECRETS = {"MCP_DESK_API_KEYS_FILE": "/data/api_keys", "MCP_DESK_BOOTSTRAP_ADMIN_KEY": "true"}
+
+
 def test_no_secret_is_baked_into_env_or_build_args() -> None:
     names = [c.value[0] for c in COMMANDS if c.cmd.upper() == "ARG"]
-    names += list(dockerfile_env())
+    env = dockerfile_env()
+    names += [name for name in env if NOT_SECRETS.get(name) != env[name]]
     for name in names:
         assert not re.search(r"KEY|SECRET|TOKEN|PASSWORD|HMAC", name.split("=")[0], flags=re.IGNORECASE), name
+
+
+def test_the_image_keeps_its_keys_in_the_data_volume_and_chooses_its_sandbox_mode() -> None:
+    env = dockerfile_env()
+    assert {k: env[k] for k in NOT_SECRETS} == NOT_SECRETS
+    assert env["MCP_DESK_SANDBOX_MODE"] == "none"
+    assert "MCP_DESK_DOCS_PATH" not in env  # the knowledge base shipped in the installed package
+
+
+def test_the_image_carries_source_version_and_mcp_server_name_labels() -> None:
+    labels: dict[str, str] = {}
+    for command in COMMANDS:
+        if command.cmd.upper() == "LABEL":
+            pairs = list(command.value)
+            labels.update(zip(pairs[::2], (v.strip('"') for v in pairs[1::2]), strict=True))
+    assert labels["org.opencontainers.image.source"] == PROJECT_URL
+    assert labels["org.opencontainers.image.version"] == "${VERSION}"
+    version_arg = next(c.value[0] for c in COMMANDS if c.cmd.upper() == "ARG" and c.value[0].startswith("VERSION="))
+    assert version_arg == f"VERSION={PROJECT['version']}"
+    assert labels["io.modelcontextprotocol.server.name"] == SERVER_JSON["name"]
 
 
 def test_entrypoint_and_cmd_are_exec_form_mcp_desk_http() -> None:

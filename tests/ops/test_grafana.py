@@ -6,12 +6,14 @@ import os
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 
 from tests.ops.deploy_support import (
     BIN,
+    DASHBOARD,
     DESIGN_METRICS,
     HEALTH_METRICS,
     PROMETHEUS_METRICS,
@@ -41,7 +43,7 @@ PROVISIONING = REPO / "grafana" / "provisioning"
 EXPRS = dashboard_exprs()
 
 
-def _datasource() -> dict[str, str]:
+def _datasource() -> dict[str, Any]:
     (source,) = load_yaml(PROVISIONING / "datasources" / "prometheus.yml")["datasources"]
     return dict(source)
 
@@ -66,14 +68,48 @@ def test_dashboard_provider_reads_the_mounted_dashboards_folder() -> None:
     )
 
 
-def test_every_panel_uses_the_provisioned_datasource_uid() -> None:
-    uid = _datasource()["uid"]
+def _variables() -> dict[str, dict[str, Any]]:
+    return {v["name"]: v for v in dashboard()["templating"]["list"]}
+
+
+def test_the_datasource_is_a_variable_defaulting_to_the_provisioned_one() -> None:
+    """Imported into any Grafana, the dashboard asks for a Prometheus instead of naming a fixed uid."""
+    source = _datasource()
+    variable = _variables()["datasource"]
+    assert (variable["type"], variable["query"]) == ("datasource", "prometheus")
+    assert variable["current"]["value"] == source["uid"]
+    assert source["isDefault"] is True
+
+
+def test_every_panel_and_variable_query_uses_the_datasource_variable() -> None:
     for panel in dashboard_panels():
         if panel["type"] == "row":
             continue
-        assert panel["datasource"]["uid"] == uid, panel["title"]
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
         for target in panel["targets"]:
-            assert target["datasource"]["uid"] == uid, panel["title"]
+            assert target["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
+    for name in ("job", "instance"):
+        assert _variables()[name]["datasource"]["uid"] == "${datasource}"
+    assert "mcp-desk-prometheus" not in DASHBOARD.read_text().replace('"value": "mcp-desk-prometheus"', "")
+
+
+def test_job_and_instance_variables_show_one_replica_or_all() -> None:
+    job, instance = _variables()["job"], _variables()["instance"]
+    assert "label_values(mcp_desk_build_info, job)" in job["query"]["query"]
+    assert 'job=~"$job"' in instance["query"]["query"]
+    assert instance["includeAll"] is True
+    assert instance["multi"] is True
+    assert instance["allValue"] == ".*"
+    assert job["current"]["value"] == "mcp-desk"
+
+
+def test_every_metric_in_every_query_is_filtered_by_job_and_instance() -> None:
+    for title, expr in EXPRS:
+        selectors = re.findall(r"\b(?:mcp_desk_[a-z_]+|mcp_server_[a-z_]+|up)\b(\{[^}]*\})?", expr)
+        assert selectors, title
+        for selector in selectors:
+            assert 'job=~"$job"' in selector, (title, expr)
+            assert 'instance=~"$instance"' in selector, (title, expr)
 
 
 def test_panel_ids_are_unique_and_the_dashboard_has_a_stable_uid() -> None:

@@ -50,7 +50,7 @@ def test_test_job_runs_ci_run_with_ci_true() -> None:
 
 def test_test_job_installs_what_the_suite_needs_from_apt() -> None:
     steps = _steps("test")
-    for package in ("prometheus", "util-linux"):
+    for package in ("prometheus", "prometheus-alertmanager", "util-linux"):
         assert package in steps
 
 

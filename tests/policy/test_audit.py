@@ -22,12 +22,13 @@ from mcp_desk.errors import (
     StorageUnavailable,
 )
 from mcp_desk.policy.alerts import Alerter
-from mcp_desk.policy.audit import Audit, AuditEvent, MemoryAuditSink, cap_arguments, classify
+from mcp_desk.policy.audit import Audit, AuditEvent, cap_arguments, classify
 from mcp_desk.policy.audit_log import JsonlAuditLog, verify_audit_log
-from mcp_desk.policy.authorize import authorize
+from mcp_desk.policy.permissions import authorize
 from mcp_desk.policy.pipeline import READ_ONLY, ToolCall, ToolSpec, build_chain
 from mcp_desk.policy.redaction import Redactor
 from tests.clock import ManualClock
+from tests.support.audit import MemoryAuditSink
 
 pytestmark = pytest.mark.anyio
 
@@ -132,6 +133,13 @@ def test_arguments_are_size_capped() -> None:
     assert capped["_truncated"] is True
     assert capped["_bytes"] > 512
     assert len(capped["_keys"]) == 20
+
+
+def test_a_long_argument_is_redacted_before_it_is_cut() -> None:
+    """Cut first, a secret straddling the cut would keep its visible half and lose the pattern that finds it."""
+    secret = "sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"
+    capped = cap_arguments({"body": "x" * 239 + " " + secret}, redact=Redactor().text)
+    assert capped == {"body": "x" * 239 + " [REDACTED:anthro…[+8 chars]"}
 
 
 async def test_intent_writes_tool_invocation_before_a_state_changing_tool_runs() -> None:

@@ -26,6 +26,7 @@ from mcp_desk.policy.audit_log import (
     record_hash,
     verify_audit_log,
 )
+from tests.groupcommit_support import flush_in_progress
 
 pytestmark = pytest.mark.anyio
 
@@ -306,24 +307,21 @@ async def test_records_queued_behind_a_flush_are_written_as_one_batch_and_fail_t
     os.close(fd)
     sink._fd = os.open(path, os.O_RDONLY)  # the next batch fails like a read-only volume
     with anyio.fail_after(10):
-        async with anyio.create_task_group() as tg:
-            await sink._lock.acquire()  # as if a flush were running: the records queue up behind it
+        # As if a flush were running: the records queue up behind it.
+        async with anyio.create_task_group() as tg, flush_in_progress(sink._commits):
             for n in range(1, 6):
                 tg.start_soon(write, n)
             await anyio.wait_all_tasks_blocked()
-            assert len(sink._queue) == 5
-            sink._lock.release()
+            assert sink._commits.queued == 5
     assert len(errors) == 5
     assert not sink.writable()
     os.close(sink._fd)
     sink._fd = None
     with anyio.fail_after(10):
-        async with anyio.create_task_group() as tg:
-            await sink._lock.acquire()
+        async with anyio.create_task_group() as tg, flush_in_progress(sink._commits):
             for n in range(6, 11):
                 tg.start_soon(write, n)
             await anyio.wait_all_tasks_blocked()
-            sink._lock.release()
     await sink.close()
     assert len(errors) == 5
     result = verify_audit_log(path)
@@ -347,3 +345,19 @@ def test_the_fast_canonical_bytes_are_the_stdlib_canonical_bytes(arguments: dict
     record = {"seq": 1, "event_type": "tool_result", "duration_ms": round(duration, 3), "arguments": arguments}
     record["prev_hash"] = GENESIS
     assert _canonical_bytes(record) == canonical(json.loads(json.dumps(record)))
+
+
+async def test_close_writes_the_records_queued_behind_a_flush_before_it_closes_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    sink = JsonlAuditLog(path)
+    await sink.write(_event(0))
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg, flush_in_progress(sink._commits):
+            for n in range(1, 4):
+                tg.start_soon(sink.write, _event(n))
+            await anyio.wait_all_tasks_blocked()
+            tg.start_soon(sink.close)
+            await anyio.wait_all_tasks_blocked()
+    assert sink._fd is None
+    result = verify_audit_log(path)
+    assert (result.ok, result.records) == (True, 4)

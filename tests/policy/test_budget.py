@@ -9,11 +9,14 @@ from pydantic import ValidationError
 
 from mcp_desk.config import Settings
 from mcp_desk.domain.principal import Principal
-from mcp_desk.errors import BudgetExceeded
+from mcp_desk.errors import BudgetExceeded, LimitsUnavailable
 from mcp_desk.policy.budget import Budget
 from mcp_desk.policy.pipeline import Next, ToolCall, ToolSpec, build_chain
 from mcp_desk.policy.ratelimit import WindowStore
 from tests.clock import ManualClock
+from tests.redis_support import closed_port, redis_prefix, redis_storage
+
+__all__ = ["redis_prefix"]  # a fixture, imported for the tests below
 
 pytestmark = pytest.mark.anyio
 
@@ -157,3 +160,48 @@ def test_the_price_table_comes_from_json_and_a_model_selects_the_price(monkeypat
 def test_a_price_table_without_a_known_model_is_refused_naming_the_key() -> None:
     with pytest.raises(ValidationError, match="MCP_DESK_PRICING_MODEL must name a model"):
         Settings(model_input_price_per_mtok={"large": 15.0}, pricing_model="medium")
+
+
+async def test_two_replicas_on_one_redis_share_one_daily_budget(redis_prefix: str) -> None:
+    clock = ManualClock(DAY_START + 3600)
+    async with redis_storage(redis_prefix) as store_a, redis_storage(redis_prefix) as store_b:
+        alerts: list[str] = []
+        replicas = [
+            Budget(
+                storage=store,
+                clock=clock,
+                price_per_mtok=3.0,
+                max_daily_tokens=300,
+                on_alert=lambda kind, *_: alerts.append(kind),
+            )
+            for store in (store_a, store_b)
+        ]
+        for n in range(3):
+            await _chain(replicas[n % 2])(_call())
+
+        with pytest.raises(BudgetExceeded):
+            await _chain(replicas[1])(_call())
+        assert (await replicas[0].snapshot("alice")).tokens_used == 300
+    assert alerts == ["budget_threshold", "budget_exhausted"]
+
+
+async def test_an_unreachable_store_refuses_a_limited_call_and_loses_only_an_after_call_charge() -> None:
+    errors: list[str] = []
+    ran: list[str] = []
+
+    async def endpoint(call: ToolCall) -> dict[str, Any]:
+        ran.append(call.spec.name)
+        return {"text": "ok"}
+
+    async with redis_storage("dead", url=f"redis://127.0.0.1:{closed_port()}/0") as dead:
+        budget = Budget(storage=dead, price_per_mtok=3.0, max_daily_tokens=300, on_store_error=errors.append)
+        with pytest.raises(LimitsUnavailable) as refused:
+            await _chain(budget, endpoint)(_call())
+        with pytest.raises(LimitsUnavailable):
+            await budget.snapshot("alice")
+        # get_usage is never refused by the budget: it runs, and only its charge is lost.
+        assert await _chain(budget, endpoint)(_call(tool="get_usage")) == {"text": "ok"}
+
+    assert refused.value.retry_after_seconds == 5
+    assert ran == ["get_usage"]
+    assert errors == ["budget", "budget", "budget"]

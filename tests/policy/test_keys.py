@@ -8,10 +8,22 @@ from pathlib import Path
 
 import anyio
 import pytest
+from structlog.testing import capture_logs
 
 from mcp_desk.errors import ConfigError
 from mcp_desk.policy import keys as keys_module
-from mcp_desk.policy.keys import KEY_PATTERN, KeyRecord, KeyStore, command_keys_create, generate_key, key_line
+from mcp_desk.policy.keyfile import append_line, create_exclusive
+from mcp_desk.policy.keys import (
+    KEY_PATTERN,
+    KeyRecord,
+    KeyStore,
+    bootstrap_admin_key,
+    command_keys_create,
+    command_keys_list,
+    command_keys_revoke,
+    generate_key,
+    key_line,
+)
 
 pytestmark = pytest.mark.anyio
 ROLES = ("viewer", "agent", "admin")
@@ -164,3 +176,162 @@ async def test_concurrent_first_uses_of_a_key_share_one_verification(tmp_path: P
     assert len(results) == 8
     assert all(r is not None and r.principal == "alice" for r in results)
     assert not store._hashing
+
+
+def _line(key: str, principal: str = "alice", role: str = "agent") -> str:
+    return key_line(key, principal=principal, role=role) + "\n"
+
+
+def test_a_store_follows_its_file_revoked_keys_are_refused_and_new_keys_accepted(tmp_path: Path) -> None:
+    alice, bob = generate_key(), generate_key()
+    path = tmp_path / "keys.txt"
+    path.write_text(_line(alice))
+    store = KeyStore.load(path, roles=ROLES)
+    assert store.verify(alice) is not None
+    assert store.verify(bob) is None
+    append_line(path, _line(bob, "bob").strip())
+    assert store.verify(bob) is not None
+    assert command_keys_revoke(path, alice[5:17], io.StringIO()) == 0
+    assert store.verify(alice) is None
+    assert store.verify(bob) is not None
+    assert len(store) == 1
+
+
+def test_a_store_whose_file_disappears_accepts_no_key(tmp_path: Path) -> None:
+    key = generate_key()
+    path = tmp_path / "keys.txt"
+    path.write_text(_line(key))
+    store = KeyStore.load(path, roles=ROLES)
+    assert store.verify(key) is not None
+    path.unlink()
+    assert store.verify(key) is None
+    assert len(store) == 0
+
+
+def test_a_file_that_stops_parsing_keeps_the_keys_loaded_before(tmp_path: Path) -> None:
+    key, other = generate_key(), generate_key()
+    path = tmp_path / "keys.txt"
+    path.write_text(_line(key))
+    store = KeyStore.load(path, roles=ROLES)
+    with capture_logs() as logs:
+        path.write_text(_line(key) + "not a valid line\n" + _line(other, "bob"))
+        assert store.verify(key) is not None
+        assert store.verify(other) is None
+    assert [e["event"] for e in logs] == ["api_keys_reload_failed"]
+    assert "keys.txt:2" in logs[0]["error"]
+
+
+async def test_a_key_revoked_while_its_first_hash_runs_is_refused(tmp_path: Path) -> None:
+    key = generate_key()
+    path = tmp_path / "keys.txt"
+    path.write_text(_line(key))
+    store = KeyStore.load(path, roles=ROLES)
+    stored, digest, cached = store._lookup(key)
+    assert stored is not None
+    assert digest is not None
+    assert cached is None
+    path.write_text("# no keys\n")
+    assert len(store) == 0
+    assert store._slow_verify(stored, key, digest) is None
+    assert store.verify(key) is None
+
+
+def test_append_creates_a_missing_file_with_mode_0600_and_completes_a_last_line(tmp_path: Path) -> None:
+    path = tmp_path / "keys.txt"
+    out = io.StringIO()
+    assert command_keys_create("alice", "agent", True, out, roles=ROLES, append_to=path) == 0
+    created = json.loads(out.getvalue())
+    assert path.read_text() == created["line"] + "\n"
+    assert path.stat().st_mode & 0o777 == 0o600
+    path.write_text(path.read_text().rstrip("\n"))
+    out = io.StringIO()
+    assert command_keys_create("bob", "viewer", False, out, roles=ROLES, append_to=path) == 0
+    assert "Added to" in out.getvalue()
+    store = KeyStore.load(path, roles=ROLES)
+    assert len(store) == 2
+    assert store.verify(created["key"]) is not None
+
+
+def test_append_into_a_folder_that_does_not_exist_is_a_clear_error(tmp_path: Path) -> None:
+    err = io.StringIO()
+    target = tmp_path / "missing" / "keys.txt"
+    assert command_keys_create("alice", "agent", False, io.StringIO(), err=err, append_to=target) == 1
+    assert f"cannot append to {target}" in err.getvalue()
+
+
+def test_keys_list_shows_ids_principals_and_roles_never_hashes(tmp_path: Path) -> None:
+    alice, bob = generate_key(), generate_key()
+    path = tmp_path / "keys.txt"
+    path.write_text("# header\n" + _line(alice) + _line(bob, "bob", "viewer"))
+    out = io.StringIO()
+    assert command_keys_list(path, True, out) == 0
+    assert json.loads(out.getvalue()) == [
+        {"key_id": alice[5:17], "principal": "alice", "role": "agent"},
+        {"key_id": bob[5:17], "principal": "bob", "role": "viewer"},
+    ]
+    out = io.StringIO()
+    assert command_keys_list(path, False, out) == 0
+    rows = out.getvalue().splitlines()
+    assert rows[0].split() == ["KEY_ID", "PRINCIPAL", "ROLE"]
+    assert rows[2].split() == [bob[5:17], "bob", "viewer"]
+    assert "$argon2" not in out.getvalue()
+    out = io.StringIO()
+    assert command_keys_list(tmp_path / "none.txt", True, out) == 0
+    assert json.loads(out.getvalue()) == []
+
+
+def test_keys_list_and_revoke_need_a_configured_file(tmp_path: Path) -> None:
+    err = io.StringIO()
+    assert command_keys_list(None, False, io.StringIO(), err=err) == 1
+    assert command_keys_revoke(None, "0123456789ab", io.StringIO(), err=err) == 1
+    assert err.getvalue().count("MCP_DESK_API_KEYS_FILE is not set") == 2
+
+
+def test_revoke_removes_only_that_line_and_keeps_comments_and_mode(tmp_path: Path) -> None:
+    alice, bob = generate_key(), generate_key()
+    path = tmp_path / "keys.txt"
+    kept = _line(bob, "bob")
+    path.write_text("# header\n" + _line(alice) + kept)
+    path.chmod(0o640)
+    out = io.StringIO()
+    assert command_keys_revoke(path, alice[5:17], out) == 0
+    assert f"revoked {alice[5:17]}" in out.getvalue()
+    assert path.read_text() == "# header\n" + kept
+    assert path.stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keys.txt", "keys.txt.lock"]
+
+
+@pytest.mark.parametrize(("key_id", "code", "message"), [("0123456789ab", 1, "no key with id"), ("x" * 500, 2, "")])
+def test_revoke_of_an_unknown_or_malformed_id_changes_nothing(
+    tmp_path: Path, key_id: str, code: int, message: str
+) -> None:
+    path = tmp_path / "keys.txt"
+    text = "# header\n" + _line(generate_key())
+    path.write_text(text)
+    err = io.StringIO()
+    assert command_keys_revoke(path, key_id, io.StringIO(), err=err) == code
+    assert message in err.getvalue()
+    assert len(err.getvalue()) < 200
+    assert path.read_text() == text
+    assert command_keys_revoke(tmp_path / "none.txt", "0123456789ab", io.StringIO(), err=err) == 1
+
+
+def test_bootstrap_creates_one_admin_key_once_storing_only_its_hash(tmp_path: Path) -> None:
+    path = tmp_path / "api_keys"
+    key = bootstrap_admin_key(path)
+    assert key is not None
+    assert key not in path.read_text()
+    assert path.stat().st_mode & 0o777 == 0o600
+    record = KeyStore.load(path, roles=ROLES).verify(key)
+    assert record == KeyRecord(principal="admin", role="admin", key_id=key[5:17])
+    assert bootstrap_admin_key(path) is None
+    assert [p.name for p in tmp_path.iterdir()] == ["api_keys"]
+
+
+def test_bootstrap_never_replaces_an_existing_file_even_an_empty_one(tmp_path: Path) -> None:
+    path = tmp_path / "api_keys"
+    path.write_text("")
+    assert bootstrap_admin_key(path) is None
+    assert path.read_text() == ""
+    assert not create_exclusive(path, "x\n")
+    assert path.read_text() == ""

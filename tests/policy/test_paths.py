@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from pathlib import Path
 
 import pytest
 
 from mcp_desk.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from mcp_desk.policy.paths import is_blocked, read_regular_file, resolve_path, write_exclusive
+from mcp_desk.policy.paths import (
+    check_name,
+    is_blocked,
+    is_readable_name,
+    read_beneath,
+    resolve_path,
+    write_exclusive,
+)
+from tests.link_race import SECRET, swap_links
 
 
 @pytest.fixture
@@ -69,6 +78,9 @@ INVALID_CORPUS = [
 def test_malformed_or_traversing_paths_are_invalid_input(tree: Path, candidate: str) -> None:
     with pytest.raises(InvalidInput):
         resolve_path(tree, candidate)
+    with pytest.raises(InvalidInput):
+        read_beneath(tree, candidate, max_bytes=100)
+    assert not is_readable_name(candidate)
 
 
 BLOCKED_CORPUS = [
@@ -98,6 +110,10 @@ def test_blocked_patterns_are_permission_denied(tree: Path, candidate: str) -> N
     with pytest.raises(PermissionDenied) as info:
         resolve_path(tree, candidate)
     assert info.value.context["reason"] == "blocked_path"
+    with pytest.raises(PermissionDenied) as read:
+        read_beneath(tree, candidate, max_bytes=100)
+    assert read.value.context["reason"] == "blocked_path"
+    assert not is_readable_name(candidate)
 
 
 def test_plain_relative_paths_resolve_under_the_root(tree: Path) -> None:
@@ -171,29 +187,80 @@ def test_extra_blocked_patterns_are_honoured(tree: Path) -> None:
         resolve_path(tree, "runbooks/disk.md", blocked=("*.md",))
 
 
-def test_read_regular_file_reads_a_file(tree: Path) -> None:
-    assert read_regular_file(resolve_path(tree, "index.md"), max_bytes=100) == b"# index\n"
+def test_read_beneath_reads_a_plain_file(tree: Path) -> None:
+    assert read_beneath(tree, "index.md", max_bytes=100) == b"# index\n"
+    assert read_beneath(tree, "./runbooks//disk.md", max_bytes=100) == b"# disk\n"
+    assert check_name("runbooks/disk.md") == ["runbooks", "disk.md"]
+    assert is_readable_name("runbooks/disk.md")
 
 
-def test_read_regular_file_refuses_directories_fifos_and_oversize(tree: Path) -> None:
+def test_read_beneath_refuses_directories_fifos_missing_files_and_oversize(tree: Path) -> None:
     os.mkfifo(tree / "pipe.md")
     with pytest.raises(NotFound):
-        read_regular_file(resolve_path(tree, "pipe.md"), max_bytes=100)
+        read_beneath(tree, "pipe.md", max_bytes=100)
     with pytest.raises(NotFound):
-        read_regular_file(resolve_path(tree, "runbooks"), max_bytes=100)
+        read_beneath(tree, "runbooks", max_bytes=100)
     with pytest.raises(NotFound):
-        read_regular_file(tree / "missing.md", max_bytes=100)
-    with pytest.raises(InvalidInput):
-        read_regular_file(resolve_path(tree, "index.md"), max_bytes=3)
+        read_beneath(tree, "missing.md", max_bytes=100)
+    with pytest.raises(NotFound):
+        read_beneath(tree, "index.md/more.md", max_bytes=100)
+    with pytest.raises(InvalidInput, match="larger than 3 bytes"):
+        read_beneath(tree, "index.md", max_bytes=3)
+    with pytest.raises(NotFound):
+        read_beneath(tree.parent / "nope", "index.md", max_bytes=100)
 
 
-def test_read_regular_file_does_not_follow_a_final_link(tree: Path) -> None:
-    """Swapping the file for a link after resolution (a TOCTOU race) is caught at open."""
-    resolved = resolve_path(tree, "index.md")
-    resolved.unlink()
-    os.symlink(tree.parent / "outside.txt", resolved)
-    with pytest.raises(NotFound):
-        read_regular_file(resolved, max_bytes=100)
+@pytest.mark.parametrize(
+    ("link", "target", "candidate"),
+    [
+        ("link.md", "outside.txt", "link.md"),
+        ("up", ".", "up/outside.txt"),
+        ("evil", "root_evil", "evil/loot.md"),
+        ("rb", "root/runbooks", "rb/disk.md"),
+        ("dangling.md", "not-yet-there.txt", "dangling.md"),
+    ],
+)
+def test_read_beneath_follows_no_link_on_any_component(tree: Path, link: str, target: str, candidate: str) -> None:
+    """Links are refused wherever they sit and wherever they point, even inside the root."""
+    os.symlink(tree.parent / target, tree / link)
+    with pytest.raises(PermissionDenied) as info:
+        read_beneath(tree, candidate, max_bytes=100)
+    assert info.value.context["reason"] == "path_escape"
+
+
+def test_read_beneath_through_a_root_reached_by_a_link(tree: Path) -> None:
+    alias = tree.parent / "alias"
+    os.symlink(tree, alias)
+    assert read_beneath(alias, "runbooks/disk.md", max_bytes=100) == b"# disk\n"
+
+
+def test_a_link_swapped_in_during_reads_never_yields_the_outside_file(tree: Path) -> None:
+    """The check-then-open race: a path checked while plain must not be opened through a link swapped in."""
+    outside = tree.parent / "outside"
+    outside.mkdir()
+    (outside / "doc.md").write_bytes(SECRET)
+    (tree / "doc.md").write_bytes(b"inside\n")
+    (tree / "sub").mkdir()
+    (tree / "sub" / "doc.md").write_bytes(b"inside\n")
+    stop = threading.Event()
+    swapper = threading.Thread(target=swap_links, args=(tree, stop))
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # hand the GIL over often, so the swaps land between a check and an open
+    swapper.start()
+    seen: list[bytes] = []
+    try:
+        for _ in range(2000):
+            for candidate in ("doc.md", "sub/doc.md"):
+                try:
+                    seen.append(read_beneath(tree, candidate, max_bytes=100))
+                except (NotFound, PermissionDenied):
+                    continue
+    finally:
+        stop.set()
+        swapper.join(timeout=10)
+        sys.setswitchinterval(interval)
+    assert SECRET not in seen
+    assert set(seen) <= {b"inside\n"}
 
 
 def test_write_exclusive_creates_the_file_and_leaves_no_temp(tmp_path: Path) -> None:

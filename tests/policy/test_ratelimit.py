@@ -8,10 +8,13 @@ from typing import Any
 import pytest
 
 from mcp_desk.domain.principal import Principal
-from mcp_desk.errors import ConfigError, RateLimited
+from mcp_desk.errors import ConfigError, LimitsUnavailable, RateLimited
 from mcp_desk.policy.pipeline import Next, ToolCall, ToolSpec, build_chain
 from mcp_desk.policy.ratelimit import RateLimit, WindowStore, load_counters, open_storage, save_counters
 from tests.clock import ManualClock
+from tests.redis_support import closed_port, redis_prefix, redis_storage
+
+__all__ = ["redis_prefix"]  # a fixture, imported for the tests below
 
 pytestmark = pytest.mark.anyio
 
@@ -207,9 +210,64 @@ def test_memory_uri_opens_a_clock_driven_store_and_unknown_schemes_are_refused_w
     assert str(refused.value) == "MCP_DESK_RATE_LIMIT_STORAGE_URI: unknown storage scheme 'nosuch'"
 
 
-def test_a_redis_uri_without_its_client_package_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="MCP_DESK_RATE_LIMIT_STORAGE_URI: 'coredis' prerequisite"):
-        open_storage("redis://localhost:6379")
+async def test_two_replicas_on_one_redis_share_one_allowance(redis_prefix: str) -> None:
+    """Two limiters (two replicas) on the same Redis: the sum of admitted calls stays within the limit."""
+    clock = ManualClock(MINUTE_START + 10)
+    async with redis_storage(redis_prefix) as store_a, redis_storage(redis_prefix) as store_b:
+        replicas = [
+            RateLimit(storage=store, clock=clock, requests_per_minute=5, tokens_per_minute=10_000)
+            for store in (store_a, store_b)
+        ]
+        refusals: list[object] = []
+        for n in range(8):
+            try:
+                await build_chain([replicas[n % 2]], _returning("ok"))(_call())
+            except RateLimited as exc:
+                refusals.append(exc.context["scope"])
+
+        assert refusals == ["requests"] * 3
+        assert (await replicas[1].snapshot("alice")).requests_remaining == 0
+        assert await replicas[0].healthy()
+
+
+async def test_an_unreachable_store_refuses_before_running_and_names_the_cause() -> None:
+    errors: list[str] = []
+    ran: list[ToolCall] = []
+
+    async def endpoint(call: ToolCall) -> dict[str, Any]:
+        ran.append(call)
+        return {}
+
+    async with redis_storage("dead", url=f"redis://:hunter2@127.0.0.1:{closed_port()}/0") as dead:
+        limiter = RateLimit(storage=dead, requests_per_minute=5, tokens_per_minute=10_000, on_store_error=errors.append)
+        with pytest.raises(LimitsUnavailable) as refused:
+            await build_chain([limiter], endpoint)(_call())
+        with pytest.raises(LimitsUnavailable):
+            await limiter.snapshot("alice")
+        assert not await limiter.healthy()
+
+    assert ran == []
+    assert refused.value.code == "limits_unavailable"
+    assert "Redis" in refused.value.public
+    assert "hunter2" not in refused.value.public
+    assert refused.value.retry_after_seconds == 5
+    assert errors == ["rate_limit", "rate_limit"]
+
+
+async def test_a_store_lost_after_the_call_ran_keeps_the_result_and_counts_the_error(redis_prefix: str) -> None:
+    errors: list[str] = []
+    async with (
+        redis_storage(redis_prefix) as live,
+        redis_storage("dead", url=f"redis://127.0.0.1:{closed_port()}/0") as dead,
+    ):
+        limiter = RateLimit(storage=live, requests_per_minute=5, tokens_per_minute=10_000, on_store_error=errors.append)
+
+        async def endpoint(call: ToolCall) -> dict[str, Any]:
+            limiter.storage = dead  # Redis goes away while the call runs
+            return {"text": "done"}
+
+        assert await build_chain([limiter], endpoint)(_call()) == {"text": "done"}
+    assert errors == ["rate_limit"]
 
 
 async def test_a_call_that_ends_in_the_next_minute_is_charged_to_that_minute() -> None:

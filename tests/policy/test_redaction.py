@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
-import time
 from typing import Any
 
 import pytest
@@ -13,7 +11,7 @@ import structlog
 from mcp_desk.domain.principal import Principal
 from mcp_desk.policy.keys import generate_key
 from mcp_desk.policy.pipeline import ToolCall, ToolSpec
-from mcp_desk.policy.redaction import Redact, Redactor, is_sensitive_key
+from mcp_desk.policy.redaction import Redact, Redactor, is_sensitive_key, scrub
 
 pytestmark = pytest.mark.anyio
 R = Redactor()
@@ -144,6 +142,27 @@ def test_value_walks_nested_data_and_returns_new_objects() -> None:
     assert (redacted["count"], redacted["ok"], redacted["empty_secret"], redacted["nothing"]) == (2, True, "", None)
 
 
+def test_scrub_applies_the_given_function_to_every_string_and_secret_named_keys() -> None:
+    data = ({"Title": "abc", "token": "plain-looking", "n": [1, ("x", None)]},)
+    assert scrub(data, str.upper) == [{"TITLE": "ABC", "TOKEN": "[REDACTED:secret]", "N": [1, ["X", None]]}]
+
+
+def test_scrub_leaves_kept_fields_as_they_are() -> None:
+    """Base64 payloads (prompt images, blobs) are copied, not scanned: a redaction would corrupt them."""
+    image = {"type": "image", "data": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.sig", "mimeType": "image/png"}
+    message = {"role": "user", "content": [image, {"type": "text", "text": f"see {_JWT}"}]}
+    scrubbed = scrub(message, R.text, keep={"data"})
+    assert scrubbed["content"][0] == image
+    assert scrubbed["content"][1]["text"] == "see [REDACTED:jwt]"
+
+
+def test_scrub_can_keep_only_the_first_items_of_lists() -> None:
+    assert scrub({"tags": list(range(10)), "nested": [[1, 2, 3]]}, str, max_items=2) == {
+        "tags": [0, 1],
+        "nested": [[1, 2]],
+    }
+
+
 def test_secret_named_keys_are_recognised() -> None:
     assert all(map(is_sensitive_key, ["password", "DB_PASSWORD", "clientSecret", "x-api-key", "access_token", "pwd"]))
     assert not any(map(is_sensitive_key, ["tokens", "max_tokens", "idempotency_key", "title", "password_reset_at"]))
@@ -184,15 +203,12 @@ async def test_redact_guard_scrubs_the_result() -> None:
     assert await Redact(R)(call, endpoint) == {"body": "password=[REDACTED:password]"}
 
 
-def test_cost_per_call_on_a_4kb_result_is_reported(capsys: pytest.CaptureFixture[str]) -> None:
-    """Benchmark, printed not asserted: redaction runs on every result."""
+def test_a_4kb_result_without_secrets_comes_back_equal_as_a_new_object() -> None:
+    """The common case on every read: prose full of ids and paths passes through untouched (its cost is in bench/)."""
     prose = "Customer reports disk full on TCK-12345; see runbook disk.md. " * 8
-    result = {"items": [{"id": f"n{i}", "title": "note", "body": prose} for i in range(8)], "next_cursor": None}
-    size = len(json.dumps(result))
-    rounds = 200
-    start = time.perf_counter()
-    for _ in range(rounds):
-        R.value(result)
-    per_call = (time.perf_counter() - start) / rounds
-    with capsys.disabled():
-        sys.stdout.write(f"\nredaction: {per_call * 1e6:.0f} us per call on a {size}-byte result\n")
+    result: dict[str, Any] = {"items": [{"id": f"n{i}", "title": "note", "body": prose} for i in range(8)]}
+    result["next_cursor"] = None
+    redacted = R.value(result)
+    assert redacted == result
+    assert redacted is not result
+    assert redacted["items"][0] is not result["items"][0]

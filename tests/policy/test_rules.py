@@ -27,7 +27,6 @@ READS = {
 AGENT = READS | {
     "create_note",
     "update_note",
-    "delete_note",
     "create_ticket",
     "update_ticket",
     "transition_ticket",
@@ -58,9 +57,10 @@ def test_role_matrix_of_the_built_in_policy(policy: Policy, role: str, tool: str
 
 def test_built_in_roles_match_the_design(policy: Policy) -> None:
     assert policy.role_names() == ["viewer", "agent", "admin"]
-    assert policy.scopes_for("viewer") == {"notes:read", "tickets:read", "docs:read"}
+    viewer = {"notes:read", "tickets:read", "docs:read"}
+    assert policy.scopes_for("viewer") == viewer
+    assert policy.scopes_for("agent") == viewer | {"notes:write", "tickets:write", "exports:write"}
     assert policy.scopes_for("admin") == ALL_SCOPES
-    assert "notes:read_all" not in policy.scopes_for("agent")
     assert policy.diagnostics == {}
 
 
@@ -152,5 +152,16 @@ def test_policy_explain_for_one_role_and_for_an_unknown_role(policy: Policy) -> 
     assert command_policy_explain(policy, "admin", TOOLS, out) == 0
     assert "role viewer" not in out.getvalue()
     assert "not allowed: (none)" in out.getvalue()
-    assert "notes: every owner" in out.getvalue()
+    assert "notes: reads every owner's, changes every owner's" in out.getvalue()
     assert command_policy_explain(policy, "root", TOOLS, io.StringIO()) == 2
+
+
+def test_policy_explain_shows_how_far_a_role_reads_and_changes_notes(policy: Policy) -> None:
+    out = io.StringIO()
+    assert command_policy_explain(policy, "agent", TOOLS, out) == 0
+    assert "notes: reads own only, changes own only" in out.getvalue()
+    assert "delete_note (notes:delete)" in out.getvalue().split("not allowed: ")[1]
+    auditor = _from('[roles.auditor]\nscopes = ["notes:read", "notes:read_all"]')
+    out = io.StringIO()
+    assert command_policy_explain(auditor, "auditor", TOOLS, out) == 0
+    assert "notes: reads every owner's, changes own only" in out.getvalue()

@@ -59,7 +59,7 @@ async def test_a_result_under_the_cap_passes_unchanged_and_its_estimate_is_recor
     result = await build_chain([OutputCap(max_tokens=1000)], endpoint)(call)
 
     assert result == _ticket("fine")
-    assert call.state["output_tokens"] == estimate_tokens(result)
+    assert call.state.output_tokens == estimate_tokens(result)
 
 
 async def test_a_result_over_the_cap_has_its_longest_text_shortened_and_stays_the_same_shape() -> None:
@@ -136,4 +136,5 @@ async def test_a_strict_result_model_gets_no_extra_keys_and_the_note_goes_to_cal
 
     assert Ticket.model_validate(result).description.endswith(ELLIPSIS)
     assert (result["id"], result["next_cursor"]) == ("t" * 200, "c" * 500)
-    assert "400-token output cap" in call.state["truncation_note"]
+    assert call.state.truncation_note is not None
+    assert "400-token output cap" in call.state.truncation_note

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from mcp import Client
 
-from tests.conftest import error, ok
+from tests.conftest import REPO, MakeApp, connected, error, ok
+
+DEFAULT_POLICY = REPO / "server" / "mcp_desk" / "policy" / "default_policy.toml"
+# Reads every owner's notes and may delete notes, but holds no notes:write_all.
+AUDITOR = '\n[roles.auditor]\nscopes = ["notes:read", "notes:write", "notes:delete", "notes:read_all"]\n'
 
 pytestmark = pytest.mark.anyio
 
@@ -25,13 +31,70 @@ async def test_update_keeps_omitted_fields_and_refuses_a_stale_version(client: C
     assert stale.startswith("conflict:") and "fetch it again" in stale
 
 
-async def test_delete_then_get_is_not_found(client: Client) -> None:
+async def test_delete_then_get_is_not_found(make_app: MakeApp) -> None:
+    async with connected(make_app(stdio_role="admin")) as client:
+        created = ok(await client.call_tool("create_note", {"title": "a", "body": "b"}))
+        assert ok(await client.call_tool("delete_note", {"note_id": created["id"]})) == {
+            "id": created["id"],
+            "deleted": True,
+        }
+        assert error(await client.call_tool("get_note", {"note_id": created["id"]})).startswith("not_found:")
+
+
+async def test_the_default_agent_role_neither_lists_nor_runs_delete_note(client: Client) -> None:
     created = ok(await client.call_tool("create_note", {"title": "a", "body": "b"}))
-    assert ok(await client.call_tool("delete_note", {"note_id": created["id"]})) == {
-        "id": created["id"],
-        "deleted": True,
-    }
-    assert error(await client.call_tool("get_note", {"note_id": created["id"]})).startswith("not_found:")
+    assert "delete_note" not in {tool.name for tool in (await client.list_tools()).tools}
+    refused = error(await client.call_tool("delete_note", {"note_id": created["id"]}))
+    assert refused.startswith("permission_denied:") and "'notes:delete'" in refused
+    assert ok(await client.call_tool("get_note", {"note_id": created["id"]}))["body"] == "b"
+
+
+async def _alices_note(make_app: MakeApp) -> dict[str, object]:
+    async with connected(make_app(stdio_principal="alice")) as alice:
+        return ok(await alice.call_tool("create_note", {"title": "alice", "body": "mine"}))
+
+
+async def test_read_all_reads_but_cannot_change_or_delete_another_owners_note(
+    make_app: MakeApp, tmp_path: Path
+) -> None:
+    note = await _alices_note(make_app)
+    policy = tmp_path / "policy.toml"
+    policy.write_text(DEFAULT_POLICY.read_text() + AUDITOR)
+    async with connected(make_app(policy_file=policy, stdio_principal="root", stdio_role="auditor")) as auditor:
+        assert ok(await auditor.call_tool("get_note", {"note_id": note["id"]}))["body"] == "mine"
+        for tool, arguments in [
+            ("update_note", {"note_id": note["id"], "body": "root was here"}),
+            ("delete_note", {"note_id": note["id"]}),
+        ]:
+            refused = error(await auditor.call_tool(tool, arguments))
+            assert refused.startswith("permission_denied:") and "'notes:write_all'" in refused, refused
+        own = ok(await auditor.call_tool("create_note", {"title": "root", "body": "b"}))
+        assert ok(await auditor.call_tool("update_note", {"note_id": own["id"], "body": "c"}))["version"] == 2
+        assert ok(await auditor.call_tool("delete_note", {"note_id": own["id"]}))["deleted"]
+    async with connected(make_app(stdio_principal="alice")) as alice:
+        assert ok(await alice.call_tool("get_note", {"note_id": note["id"]})) == note
+
+
+async def test_write_all_changes_and_deletes_another_owners_note(make_app: MakeApp) -> None:
+    note = await _alices_note(make_app)
+    async with connected(make_app(stdio_principal="root", stdio_role="admin")) as admin:
+        updated = ok(
+            await admin.call_tool("update_note", {"note_id": note["id"], "body": "fixed", "expected_version": 1})
+        )
+        assert (updated["owner"], updated["body"], updated["version"]) == ("alice", "fixed", 2)
+        assert ok(await admin.call_tool("delete_note", {"note_id": note["id"]}))["deleted"]
+    async with connected(make_app(stdio_principal="alice")) as alice:
+        assert error(await alice.call_tool("get_note", {"note_id": note["id"]})).startswith("not_found:")
+
+
+async def test_another_agent_cannot_change_a_note_it_cannot_see(make_app: MakeApp) -> None:
+    note = await _alices_note(make_app)
+    missing = "note_0123456789abcdef"
+    async with connected(make_app(stdio_principal="bob")) as bob:
+        hidden = error(await bob.call_tool("update_note", {"note_id": note["id"], "body": "x"}))
+        absent = error(await bob.call_tool("update_note", {"note_id": missing, "body": "x"}))
+    assert hidden.replace(str(note["id"]), "<id>") == absent.replace(missing, "<id>")
+    assert hidden.startswith("not_found:")
 
 
 async def test_list_filters_by_tag_and_pages(client: Client) -> None:

@@ -10,6 +10,7 @@ Scope = Literal[
     "notes:write",
     "notes:delete",
     "notes:read_all",
+    "notes:write_all",
     "tickets:read",
     "tickets:write",
     "tickets:delete",

@@ -4,11 +4,12 @@ Records are written after the decision, so each carries its outcome. For calls t
 `Audit.intent` (placed innermost, just before the endpoint) also writes a `tool_invocation` record
 *before* the tool runs: it is write-ahead evidence that survives a crash mid-call, and if it cannot
 be written the call is refused with nothing done. Read-only calls and refusals get one record only.
-Arguments are redacted first, then size-capped; raw arguments never reach a sink.
+Arguments are redacted and size-capped in one walk; raw arguments never reach a sink.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -22,7 +23,7 @@ import structlog
 from mcp_desk.errors import AppError, BudgetExceeded, PermissionDenied, RateLimited, StorageUnavailable
 from mcp_desk.policy.alerts import Alerter
 from mcp_desk.policy.pipeline import Next, ToolCall
-from mcp_desk.policy.redaction import Redactor, call_memo
+from mcp_desk.policy.redaction import Redactor, scrub
 
 EventType = Literal[
     "tool_invocation",
@@ -36,7 +37,7 @@ EventType = Literal[
 ]
 MAX_ARGUMENT_BYTES = 2048
 MAX_ARGUMENT_CHARS = 256
-TRACE_ID_KEY = "trace_id"  # call.state: the call's 32-hex trace id, set when tracing is on
+MAX_ARGUMENT_ITEMS = 50
 _SECURITY_REASONS = frozenset({"blocked_path", "path_escape"})
 log = structlog.get_logger()
 
@@ -69,7 +70,7 @@ class AuditEvent:
 
 
 class AuditSink(Protocol):
-    """Where audit events go: `JsonlAuditLog` in production, `MemoryAuditSink` in tests."""
+    """Where audit events go (`JsonlAuditLog`); tests use an in-memory sink with the same shape."""
 
     async def write(self, event: AuditEvent) -> None:
         """Persist one event; return only when it is durable. Raises StorageUnavailable on failure."""
@@ -88,48 +89,27 @@ class AuditSink(Protocol):
         ...
 
 
-class MemoryAuditSink:
-    """An in-memory sink for tests; `fail` makes writes raise like a full disk."""
-
-    def __init__(self) -> None:
-        self.events: list[AuditEvent] = []
-        self.fail = False
-
-    async def write(self, event: AuditEvent) -> None:
-        """Append, or raise StorageUnavailable when `fail` is set."""
-        if self.fail:
-            raise StorageUnavailable("audit log unavailable")
-        self.events.append(event)
-
-    async def flush(self) -> None:
-        """Nothing to flush."""
-
-    async def close(self) -> None:
-        """Nothing to close."""
-
-    def writable(self) -> bool:
-        """True unless `fail` is set."""
-        return not self.fail
-
-
 def cap_arguments(
-    arguments: Mapping[str, Any], *, max_bytes: int = MAX_ARGUMENT_BYTES, max_chars: int = MAX_ARGUMENT_CHARS
+    arguments: Mapping[str, Any],
+    *,
+    max_bytes: int = MAX_ARGUMENT_BYTES,
+    max_chars: int = MAX_ARGUMENT_CHARS,
+    redact: Callable[[str], str] | None = None,
 ) -> dict[str, Any]:
-    """Shorten long strings; if the JSON is still over `max_bytes`, keep only the names and size."""
-    capped = {str(key): _truncate(value, max_chars) for key, value in arguments.items()}
+    """Redact (with `redact`) and shorten every string in one walk; over `max_bytes` of JSON, keep only the names."""
+    shorten = functools.partial(_shorten, max_chars=max_chars, redact=redact)
+    capped: dict[str, Any] = scrub(arguments, shorten, max_items=MAX_ARGUMENT_ITEMS)
     if len(json.dumps(capped, default=str)) <= max_bytes:
         return capped
     size = len(json.dumps(arguments, default=str))
-    return {"_truncated": True, "_bytes": size, "_keys": sorted(capped)[:20]}
+    return {"_truncated": True, "_bytes": size, "_keys": sorted(map(str, capped))[:20]}
 
 
-def _truncate(value: Any, max_chars: int) -> Any:
-    if isinstance(value, str) and len(value) > max_chars:
+def _shorten(value: str, *, max_chars: int, redact: Callable[[str], str] | None) -> str:
+    if redact is not None:
+        value = redact(value)  # before cutting: a secret cut in half would no longer be recognised
+    if len(value) > max_chars:
         return f"{value[:max_chars]}…[+{len(value) - max_chars} chars]"
-    if isinstance(value, Mapping):
-        return {str(k): _truncate(v, max_chars) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_truncate(v, max_chars) for v in value[:50]]
     return value
 
 
@@ -217,8 +197,7 @@ class Audit:
             await self._write(self._event(call, "security_alert", "alert", detail=kind))
 
     def _event(self, call: ToolCall, event_type: EventType, outcome: str, **extra: Any) -> AuditEvent:
-        redacted = self.redactor.value(dict(call.arguments), call_memo(call, self.redactor))
-        arguments = cap_arguments(redacted, max_bytes=self.max_argument_bytes)
+        arguments = cap_arguments(call.arguments, max_bytes=self.max_argument_bytes, redact=self.redactor.text)
         return AuditEvent(
             event_type=event_type,
             outcome=outcome,
@@ -228,7 +207,7 @@ class Audit:
             request_id=call.request_id,
             arguments=arguments,
             transport=call.transport,
-            trace_id=call.state.get(TRACE_ID_KEY),
+            trace_id=call.state.trace_id,
             **extra,
         )
 

@@ -6,7 +6,8 @@ configured input price per million tokens. Counters live in the same `limits` st
 rate limits (one key per principal per UTC day), so a Redis URI shares and persists them across
 replicas and restarts; with `memory://`, `save_counters`/`load_counters` carry them over a clean
 restart. The increment is atomic, so the call that crosses the alert threshold is exactly one per
-principal per day, on every replica.
+principal per day, on every replica. As with the rate limits, an unreachable Redis refuses a
+limited call before it runs (`LimitsUnavailable`, retryable) and never fails one that already ran.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from limits.aio.storage import Storage
 
 from mcp_desk.errors import BudgetExceeded
 from mcp_desk.policy.pipeline import Next, ToolCall
-from mcp_desk.policy.ratelimit import SPEND_EXEMPT_TOOLS, Clock
+from mcp_desk.policy.ratelimit import SPEND_EXEMPT_TOOLS, Clock, StoreErrorHook, charging, deciding
 from mcp_desk.policy.tokens import result_tokens
 
 DAY_SECONDS = 86_400
@@ -74,27 +75,33 @@ class Budget:
     on_tokens: Callable[[str, int], None] = _ignore
     exempt: frozenset[str] = SPEND_EXEMPT_TOOLS
     clock: Clock = time.time
+    on_store_error: StoreErrorHook = _ignore
     _peak: _Peak = field(default_factory=_Peak, init=False, repr=False)
 
     async def __call__(self, call: ToolCall, call_next: Next) -> Any:
         """Refuse a spent principal, run the call, then charge its result."""
         principal, tool = call.principal.id, call.spec.name
-        day, now = self._day()
         limited = self.max_daily_tokens is not None or self.max_daily_spend is not None
         if limited and tool not in self.exempt:  # with no limit nothing is refused: only count
-            used = await self.storage.get(_key(principal, day))
-            self._observe(day, self.ratio(used))
-            if self.ratio(used) >= 1.0:
-                raise self._refusal(used, now=now)
+            with deciding("budget", self.on_store_error):
+                await self._admit(principal)
         result = await call_next(call)
-        day, now = self._day()  # a call that ends after midnight is charged to the new day
         tokens = result_tokens(call, result)
-        total = await self.storage.incr(_key(principal, day), _ttl(now), tokens)
         self.on_tokens(tool, tokens)
         self.on_cost(self.cost(tokens))
-        self._alert(principal, before=self.ratio(total - tokens), after=self.ratio(total))
-        self._observe(day, self.ratio(total))
+        with charging("budget", self.on_store_error):
+            day, now = self._day()  # a call that ends after midnight is charged to the new day
+            total = await self.storage.incr(_key(principal, day), _ttl(now), tokens)
+            self._alert(principal, before=self.ratio(total - tokens), after=self.ratio(total))
+            self._observe(day, self.ratio(total))
         return result
+
+    async def _admit(self, principal: str) -> None:
+        day, now = self._day()
+        used = await self.storage.get(_key(principal, day))
+        self._observe(day, self.ratio(used))
+        if self.ratio(used) >= 1.0:
+            raise self._refusal(used, now=now)
 
     def cost(self, tokens: int) -> float:
         """Estimated USD a model pays to read `tokens` tokens."""
@@ -111,6 +118,10 @@ class Budget:
 
     async def snapshot(self, principal_id: str) -> BudgetSnapshot:
         """What `principal_id` has spent today and when the day resets."""
+        with deciding("budget", self.on_store_error):
+            return await self._snapshot(principal_id)
+
+    async def _snapshot(self, principal_id: str) -> BudgetSnapshot:
         day, now = self._day()
         used = await self.storage.get(_key(principal_id, day))
         resets_at = float((day + 1) * DAY_SECONDS)

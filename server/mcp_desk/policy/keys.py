@@ -13,6 +13,12 @@ an HMAC of the presented key with a per-process secret (the raw key is never kep
 remembered in a small LRU (bounded, so an attacker cannot grow memory) so a replayed bad key costs
 one dict lookup. Keys whose id is unknown are refused without hashing. Concurrent first uses of
 one key share a single hash.
+
+Changes take effect while the server runs: before each lookup the store compares the file's
+identity (inode, size, modification time: one `stat`, no read) with what it loaded, and re-reads
+the file only when that changed. A removed key is refused from the next request on; a file that
+disappears leaves no valid key; a file that no longer parses is reported in the log and the keys
+loaded before stay in force (so a typo never locks every client out).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import re
 import secrets
 import sys
@@ -30,10 +37,12 @@ from pathlib import Path
 from typing import TextIO
 
 import anyio.to_thread
+import structlog
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from mcp_desk.errors import ConfigError
+from mcp_desk.policy import keyfile
 
 KEY_PREFIX = "mcpd_"
 KEY_PATTERN = re.compile(r"^mcpd_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
@@ -43,6 +52,9 @@ FAILED_CACHE_SIZE = 1024
 # OWASP's argon2id floor (19 MiB, t=2, p=1): the secret has 256 bits, so the hash guards a
 # leaked keys file, not a weak password; ~20 ms per hash, once per key per process.
 _HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+Signature = tuple[int, int, int, int]
+
+log = structlog.get_logger()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -79,10 +91,22 @@ def key_line(key: str, *, principal: str, role: str) -> str:
 
 
 class KeyStore:
-    """The configured keys, by id; `verify` maps a presented bearer key to its record or None."""
+    """The configured keys, by id; `verify` maps a presented bearer key to its record or None.
 
-    def __init__(self, keys: Mapping[str, _StoredKey] | None = None) -> None:
+    A store loaded from a file (`load`) follows that file's changes; one built from a mapping is fixed.
+    """
+
+    def __init__(
+        self,
+        keys: Mapping[str, _StoredKey] | None = None,
+        *,
+        source: Path | None = None,
+        roles: Collection[str] | None = None,
+    ) -> None:
         self._keys = dict(keys or {})
+        self._source = source
+        self._roles = roles
+        self._signature = _signature(source) if source is not None else None
         self._secret = secrets.token_bytes(32)
         self._verified: dict[bytes, KeyRecord] = {}
         self._failed: OrderedDict[bytes, None] = OrderedDict()
@@ -91,22 +115,40 @@ class KeyStore:
     @classmethod
     def load(cls, path: Path, *, roles: Collection[str] | None = None) -> KeyStore:
         """Read and validate a keys file; any bad line is a ConfigError naming file and line."""
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"MCP_DESK_API_KEYS_FILE: cannot read {path}: {exc.__class__.__name__}") from None
-        keys: dict[str, _StoredKey] = {}
-        for number, raw in enumerate(text.splitlines(), start=1):
-            line = raw.strip()
-            if line and not line.startswith("#"):
-                stored = _parse_line(line, where=f"{path}:{number}", roles=roles)
-                if stored.record.key_id in keys:
-                    raise ConfigError(f"{path}:{number}: duplicate key id {stored.record.key_id}")
-                keys[stored.record.key_id] = stored
-        return cls(keys)
+        signature = _signature(path)
+        store = cls(_read_keys(path, roles=roles), source=path, roles=roles)
+        store._signature = signature  # what was read, even if the file changed since: the next lookup re-reads
+        return store
 
     def __len__(self) -> int:
+        self._refresh()
         return len(self._keys)
+
+    def _refresh(self) -> None:
+        """Re-read the source file if it changed since it was loaded (one stat when it did not)."""
+        if self._source is None:
+            return
+        signature = _signature(self._source)
+        if signature == self._signature:
+            return
+        self._signature = signature
+        if signature is None:
+            log.warning("api_keys_file_missing", path=str(self._source), keys=0)
+            self._replace({})
+            return
+        try:
+            keys = _read_keys(self._source, roles=self._roles)
+        except ConfigError as exc:
+            log.error("api_keys_reload_failed", error=str(exc), keys=len(self._keys))
+            return
+        self._replace(keys)
+        log.info("api_keys_reloaded", keys=len(keys))
+
+    def _replace(self, keys: dict[str, _StoredKey]) -> None:
+        old = self._keys
+        self._keys = keys
+        self._verified = {d: r for d, r in self._verified.items() if keys.get(r.key_id) == old.get(r.key_id)}
+        self._failed.clear()
 
     def verify(self, presented: str) -> KeyRecord | None:
         """The record for a valid key, else None; slow only the first time a given key is seen."""
@@ -136,6 +178,7 @@ class KeyStore:
             done.set()
 
     def _lookup(self, presented: str) -> tuple[_StoredKey | None, bytes | None, KeyRecord | None]:
+        self._refresh()
         if len(presented) > MAX_PRESENTED_CHARS:
             return None, None, None
         match = KEY_PATTERN.match(presented)
@@ -158,8 +201,36 @@ class KeyStore:
             while len(self._failed) > FAILED_CACHE_SIZE:
                 self._failed.popitem(last=False)
             return None
+        if self._keys.get(stored.record.key_id) != stored:  # revoked or replaced while the hash ran
+            return None
         self._verified[digest] = stored.record
         return stored.record
+
+
+def _signature(path: Path) -> Signature | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return (-1, -1, -1, -1)  # unreadable now: differs from any real file, so the read reports why
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _read_keys(path: Path, *, roles: Collection[str] | None) -> dict[str, _StoredKey]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"MCP_DESK_API_KEYS_FILE: cannot read {path}: {exc.__class__.__name__}") from None
+    keys: dict[str, _StoredKey] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if line and not line.startswith("#"):
+            stored = _parse_line(line, where=f"{path}:{number}", roles=roles)
+            if stored.record.key_id in keys:
+                raise ConfigError(f"{path}:{number}: duplicate key id {stored.record.key_id}")
+            keys[stored.record.key_id] = stored
+    return keys
 
 
 def _parse_line(line: str, *, where: str, roles: Collection[str] | None) -> _StoredKey:
@@ -186,8 +257,12 @@ def command_keys_create(
     *,
     roles: Collection[str] | None = None,
     err: TextIO = sys.stderr,
+    append_to: Path | None = None,
 ) -> int:
-    """`mcp-desk keys create`: print a new key once and the keys-file line holding only its hash."""
+    """`mcp-desk keys create`: print a new key once and the keys-file line holding only its hash.
+
+    With `append_to` the line is also added to that file (created with mode 0600 if missing).
+    """
     if not NAME_PATTERN.match(principal):
         err.write(f"error: --principal must match {NAME_PATTERN.pattern}\n")
         return 2
@@ -197,9 +272,82 @@ def command_keys_create(
         return 2
     key = generate_key()
     line = key_line(key, principal=principal, role=role)
+    if append_to is not None:
+        try:
+            with keyfile.locked(append_to):
+                keyfile.append_line(append_to, line)
+        except OSError as exc:
+            err.write(f"error: cannot append to {append_to}: {exc.strerror or exc.__class__.__name__}\n")
+            return 1
     if as_json:
         out.write(json.dumps({"key": key, "principal": principal, "role": role, "line": line}) + "\n")
+        return 0
+    out.write(f"key: {key}\nprincipal: {principal}\nrole: {role}\nline: {line}\n")
+    if append_to is not None:
+        out.write(f"# Added to {append_to}; running servers accept the key now. It is shown only this once.\n")
     else:
-        out.write(f"key: {key}\nprincipal: {principal}\nrole: {role}\nline: {line}\n")
-        out.write("# Append `line` to MCP_DESK_API_KEYS_FILE. The key is shown only this once.\n")
+        out.write("# Append `line` to MCP_DESK_API_KEYS_FILE (or use --append). The key is shown only this once.\n")
     return 0
+
+
+def command_keys_list(path: Path | None, as_json: bool, out: TextIO, *, err: TextIO = sys.stderr) -> int:
+    """`mcp-desk keys list`: key ids, principals and roles of the keys file (never the hashes)."""
+    if path is None:
+        err.write("error: MCP_DESK_API_KEYS_FILE is not set\n")
+        return 1
+    if not path.exists():
+        records: list[KeyRecord] = []
+    else:
+        records = [stored.record for stored in _read_keys(path, roles=None).values()]
+    if as_json:
+        rows = [{"key_id": r.key_id, "principal": r.principal, "role": r.role} for r in records]
+        out.write(json.dumps(rows) + "\n")
+        return 0
+    out.write(f"{'KEY_ID':<14}{'PRINCIPAL':<32}ROLE\n")
+    for r in records:
+        out.write(f"{r.key_id:<14}{r.principal:<32}{r.role}\n")
+    return 0
+
+
+def command_keys_revoke(path: Path | None, key_id: str, out: TextIO, *, err: TextIO = sys.stderr) -> int:
+    """`mcp-desk keys revoke KEY_ID`: remove the key's line; running servers refuse the key from then on."""
+    if path is None:
+        err.write("error: MCP_DESK_API_KEYS_FILE is not set\n")
+        return 1
+    shown = key_id[:100]
+    if not re.fullmatch(r"[0-9a-f]{12}", key_id):
+        err.write(f"error: {shown!r} is not a key id (12 lowercase hex characters, see `mcp-desk keys list`)\n")
+        return 2
+    removed: list[str] = []
+
+    def without(lines: list[str]) -> list[str]:
+        kept = []
+        for line in lines:
+            fields = line.split()
+            if fields and not fields[0].startswith("#") and fields[0] == key_id:
+                removed.append(line)
+            else:
+                kept.append(line)
+        return kept
+
+    if path.exists():
+        with keyfile.locked(path):
+            keyfile.rewrite(path, without)
+    if not removed:
+        err.write(f"error: no key with id {shown} in {path}\n")
+        return 1
+    out.write(f"revoked {key_id}; running servers refuse it from their next request\n")
+    return 0
+
+
+def bootstrap_admin_key(path: Path, *, principal: str = "admin", role: str = "admin") -> str | None:
+    """Create `path` holding one new key's line if no keys file exists yet; the key, or None if one existed.
+
+    Only the hash is written. Of several processes starting at once on one volume, exactly one creates it.
+    """
+    if path.exists():
+        return None
+    key = generate_key()
+    line = key_line(key, principal=principal, role=role)
+    header = "# mcp-desk API keys: key_id principal role argon2id-hash (manage with `mcp-desk keys`)\n"
+    return key if keyfile.create_exclusive(path, header + line + "\n") else None

@@ -27,35 +27,6 @@ __all__ = ["CallRecorder", "CallTracker", "Observe"]
 log = structlog.get_logger()
 
 
-class _BoundOnce:
-    """The module logger, bound once per structlog configuration instead of on every call.
-
-    With `cache_logger_on_first_use=False` (so tests and `configure_logging` can reconfigure), the lazy
-    proxy builds a new stdlib logger and wrapper (a stack walk for its name) on every `log.info`. This
-    keeps the bound logger until the configuration's wrapper class, processors list, factory or
-    context class is replaced; `capture_logs` edits the processors list in place, which a bound
-    logger sees, so captured tests keep working.
-    """
-
-    __slots__ = ("_bound", "_key")
-
-    def __init__(self) -> None:
-        self._key: tuple[Any, ...] = ()
-        self._bound: Any = None
-
-    def get(self) -> Any:
-        """The bound logger for the current configuration."""
-        config = structlog.get_config()
-        key = (config["wrapper_class"], config["processors"], config["logger_factory"], config["context_class"])
-        old = self._key
-        if len(old) != len(key) or any(a is not b for a, b in zip(old, key, strict=True)):
-            self._bound, self._key = log.bind(), key
-        return self._bound
-
-
-_logger = _BoundOnce()
-
-
 class CallRecorder(Protocol):
     """Where call outcomes are counted (metrics)."""
 
@@ -145,8 +116,7 @@ class Observe:
     ) -> None:
         duration = max(self.clock() - started, 0.0)
         self.recorder.record_call(call.spec.name, outcome, duration, call.transport, error_type)
-        logger = _logger.get()
-        enabled = getattr(logger, "is_enabled_for", None)
+        enabled = getattr(log, "is_enabled_for", None)
         if enabled is not None and not enabled(logging.ERROR if exc is not None else logging.INFO):
             return  # the line would be dropped: skip measuring the arguments and the result
         fields: dict[str, Any] = {
@@ -164,6 +134,6 @@ class Observe:
         if exc is not None:
             # The SDK logs the traceback of unexpected errors; this line names the type only.
             fields["exc_type"] = type(exc).__name__
-            logger.error("tool_call_finished", **fields)
+            log.error("tool_call_finished", **fields)
         else:
-            logger.info("tool_call_finished", **fields)
+            log.info("tool_call_finished", **fields)

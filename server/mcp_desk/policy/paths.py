@@ -1,8 +1,12 @@
 """Path safety: turn a caller's relative path into a real path under a root, or refuse.
 
-Reads: `resolve_path` checks the text first (no control characters, absolute paths, `..`, percent
-escapes or Unicode look-alikes), then blocked patterns, then containment of the *resolved* real
-path, compared component by component so `/root_evil` is never "inside" `/root`.
+Names: `check_name` refuses bad text (control characters, absolute paths, `..`, percent escapes,
+Unicode look-alikes) and blocked patterns, before any file is touched.
+Reads: `read_beneath` opens the name component by component beneath the root's directory descriptor
+with O_NOFOLLOW, so no link is ever followed, not even one swapped in after the check; it then checks
+and reads what it opened. `resolve_path` (diagnostic operands, which are passed on as text) checks the
+name, then containment of the *resolved* real path, compared component by component so `/root_evil`
+is never "inside" `/root`.
 Writes: `write_exclusive` creates a temp file with O_CREAT|O_EXCL|O_NOFOLLOW in the target
 directory, fsyncs it, then `linkat`s it to the final name. `link` never follows a link at the
 destination and fails with EEXIST instead of overwriting, so an existing file or symlink is never
@@ -22,7 +26,7 @@ import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
-from mcp_desk.errors import Conflict, InvalidInput, NotFound, PermissionDenied, StorageUnavailable
+from mcp_desk.errors import AppError, Conflict, InvalidInput, NotFound, PermissionDenied, StorageUnavailable
 
 DEFAULT_BLOCKED: tuple[str, ...] = (
     ".env",
@@ -61,14 +65,17 @@ _PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 _LOOKALIKES = frozenset("\\\u2215\u2044\u29f8\u29f9\u2216\ufe68\uff3c\u2024\u2025\u2026\ufe52\uff0e\uff0f")
 _BAD_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 _MODE_FILE = 0o640
+# O_NOFOLLOW on every component: a link anywhere fails the open (ELOOP/ENOTDIR) instead of being followed.
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_NONBLOCK: opening a FIFO must not hang the worker thread; O_NOCTTY: a terminal never becomes ours.
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 
 
 def resolve_path(
     root: Path, candidate: str, *, for_write: bool = False, blocked: Sequence[str] = DEFAULT_BLOCKED
 ) -> Path:
     """The real path of `candidate` under `root`; InvalidInput for bad text, PermissionDenied for escapes."""
-    parts = _check_text(candidate)
-    _check_blocked(parts, blocked, candidate)
+    parts = check_name(candidate, blocked)
     root_real = _real_root(root)
     target = root_real.joinpath(*parts)
     if for_write:
@@ -81,21 +88,42 @@ def resolve_path(
     return real
 
 
-def read_regular_file(path: Path, *, max_bytes: int) -> bytes:
-    """Read a regular file without following a final link or blocking on a FIFO; NotFound otherwise."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+def read_beneath(root: Path, candidate: str, *, max_bytes: int, blocked: Sequence[str] = DEFAULT_BLOCKED) -> bytes:
+    """The bytes of the regular file `candidate` under `root`, reached without following any link.
+
+    The name passes the text and blocked-pattern checks, then is opened one component at a time beneath
+    the root's directory descriptor with O_NOFOLLOW, so a link swapped in after the check is refused at
+    open instead of followed. What was opened is checked (a regular file of at most `max_bytes`) and read
+    from that same descriptor. NotFound for anything missing or not a regular file; PermissionDenied for
+    a link anywhere on the way; InvalidInput when the file is too large.
+    """
+    parts = check_name(candidate, blocked)
+    fd = _open_beneath(_real_root(root), parts, candidate)
     try:
-        fd = os.open(path, flags)
-    except OSError as exc:
-        raise NotFound("no such document", path=str(path), errno=exc.errno) from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotFound("no such document", path=candidate, reason="not_regular_file")
+        data = _read_at_most(fd, max_bytes + 1)
+    finally:
         os.close(fd)
-        raise NotFound("no such document", path=str(path), reason="not_regular_file")
-    with os.fdopen(fd, "rb") as handle:
-        data = handle.read(max_bytes + 1)
     if len(data) > max_bytes:
         raise InvalidInput(f"document is larger than {max_bytes} bytes")
     return data
+
+
+def check_name(candidate: str, blocked: Sequence[str] = DEFAULT_BLOCKED) -> list[str]:
+    """The path segments of `candidate` once its text and blocked-pattern checks pass (no file access)."""
+    parts = _check_text(candidate)
+    _check_blocked(parts, blocked, candidate)
+    return parts
+
+
+def is_readable_name(candidate: str, blocked: Sequence[str] = DEFAULT_BLOCKED) -> bool:
+    """True when `candidate` passes the same name checks a read applies (for listings and completions)."""
+    try:
+        check_name(candidate, blocked)
+    except AppError:
+        return False
+    return True
 
 
 def write_exclusive(root: Path, name: str, data: bytes, *, blocked: Sequence[str] = DEFAULT_BLOCKED) -> Path:
@@ -168,6 +196,43 @@ def _real_root(root: Path) -> Path:
     if not real.is_dir():
         raise NotFound("the folder is not available")
     return real
+
+
+def _open_beneath(root_real: Path, parts: Sequence[str], candidate: str) -> int:
+    dir_fd = os.open(root_real, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in parts[:-1]:
+            child = _open_at(dir_fd, part, _DIR_FLAGS, candidate)
+            os.close(dir_fd)
+            dir_fd = child
+        return _open_at(dir_fd, parts[-1], _FILE_FLAGS, candidate)
+    finally:
+        os.close(dir_fd)
+
+
+def _open_at(dir_fd: int, name: str, flags: int, candidate: str) -> int:
+    try:
+        return os.open(name, flags, dir_fd=dir_fd)
+    except OSError as exc:
+        if _is_link(dir_fd, name):
+            raise PermissionDenied("path goes through a link", reason="path_escape", path=candidate) from None
+        raise NotFound("no such document", path=candidate, errno=exc.errno) from None
+
+
+def _read_at_most(fd: int, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    remaining = limit
+    while remaining > 0 and (chunk := os.read(fd, min(remaining, 1 << 16))):
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def _is_link(dir_fd: int, name: str) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
 
 
 def _refuse_links(root_real: Path, parts: Sequence[str]) -> None:

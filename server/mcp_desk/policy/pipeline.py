@@ -14,6 +14,7 @@ from typing import Any, Protocol, get_type_hints
 from pydantic import BaseModel, ConfigDict, create_model
 
 from mcp_desk.domain.principal import Principal
+from mcp_desk.errors import MissingClientCapability
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -61,6 +62,95 @@ class ToolSpec:
         return inspect.cleandoc(self.fn.__doc__ or self.name)
 
 
+class ClientChannel(Protocol):
+    """The caller's connection as a tool sees it; the registry adapts the SDK request context to this."""
+
+    @property
+    def protocol_version(self) -> str | None:
+        """The negotiated protocol version."""
+        ...
+
+    @property
+    def client_capabilities(self) -> Mapping[str, Any]:
+        """The capabilities the client declared, as wire JSON."""
+        ...
+
+    @property
+    def input_responses(self) -> Mapping[str, Mapping[str, Any]]:
+        """Answers to the previous round's input requests (2026-07-28 multi-round calls), as wire JSON."""
+        ...
+
+    @property
+    def request_state(self) -> str | None:
+        """The state the client echoed back from the previous round."""
+        ...
+
+    async def report_progress(self, progress: float, total: float | None, message: str | None) -> None:
+        """Send a progress notification for this call (a no-op when the client asked for none)."""
+
+    async def log(self, level: str, message: str) -> None:
+        """Send a log message on this call's stream."""
+
+    async def request(self, method: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Send a server-to-client request (sampling, elicitation, roots) and return its result."""
+        ...
+
+
+class NoClient:
+    """The channel of a call that came from no MCP client (in-process use): nothing to talk back to."""
+
+    @property
+    def protocol_version(self) -> str | None:
+        """No protocol."""
+        return None
+
+    @property
+    def client_capabilities(self) -> Mapping[str, Any]:
+        """No capabilities."""
+        return {}
+
+    @property
+    def input_responses(self) -> Mapping[str, Mapping[str, Any]]:
+        """No answers."""
+        return {}
+
+    @property
+    def request_state(self) -> str | None:
+        """No state."""
+        return None
+
+    async def report_progress(self, progress: float, total: float | None, message: str | None) -> None:
+        """Nobody to tell."""
+
+    async def log(self, level: str, message: str) -> None:
+        """Nobody to tell."""
+
+    async def request(self, method: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Nobody to ask."""
+        raise MissingClientCapability(f"no client to send {method} to", required_capabilities={})
+
+
+NO_CLIENT = NoClient()
+
+
+@dataclass(kw_only=True, slots=True)
+class CallState:
+    """What one call learns on its way through the chain; written by the guards and the registry, read back out.
+
+    - `client`: the caller's channel, set by the registry, handed to the tool by the endpoint.
+    - `result_model`: the MCP result model a tool returned as-is; the registry rebuilds it from the dict.
+    - `output_tokens`: the result's token estimate, computed once (OutputCap, then RateLimit and Budget).
+    - `truncation_note`: set by OutputCap when it shortened the result; the registry shows it to the client.
+    - `trace_id`: the call's 32-hex trace id when tracing is on, for its log line and audit records.
+    """
+
+    client: ClientChannel = field(default_factory=lambda: NO_CLIENT)
+    result_model: type[BaseModel] | None = None
+    output_tokens: int | None = None
+    truncation_note: str | None = None
+    trace_id: str | None = None
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ToolCall:
     """One invocation travelling through the guards."""
@@ -70,7 +160,7 @@ class ToolCall:
     arguments: Mapping[str, Any]
     request_id: str
     transport: str = "stdio"
-    state: dict[str, Any] = field(default_factory=dict)
+    state: CallState = field(default_factory=lambda: CallState())
 
 
 Next = Callable[[ToolCall], Awaitable[Any]]

@@ -8,6 +8,15 @@ That is why `limits`' own `MemoryStorage` is not the default: it reads `time.tim
 sweeps on a background timer, so it cannot follow an injected clock; `WindowStore` is a small
 `limits` storage with the same counter semantics, driven by the clock and swept on write.
 
+With several replicas, `redis://` (MCP_DESK_REDIS_URL) puts the counters in Redis through `limits`'
+own `RedisStorage` (the `redis` client): its `incr` is one atomic Lua script (INCRBY, then EXPIRE on
+a new key), which is all a fixed window needs, so no script of our own is required. A refused or
+counted call is decided by the value that one atomic increment returns, so the sum of admitted calls
+over all replicas stays within the limit. When Redis does not answer, the decision cannot be made and
+the call is refused with `LimitsUnavailable` (fail closed, retryable); the client reconnects by itself
+on the next call, so service resumes when Redis returns. A charge after a call ran is best effort:
+the work is done, so a lost charge is logged and counted, never turned into a failure.
+
 Keys are always the principal id, never a session: many sessions of one principal share one
 allowance. A fixed window may let up to twice the limit through across a window boundary; in
 exchange, the retry time is exact and the same for everyone (the end of the current minute).
@@ -19,7 +28,8 @@ import heapq
 import math
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -27,20 +37,54 @@ from typing import Any, Literal, Protocol
 import orjson
 import structlog
 from limits.aio.storage import Storage
-from limits.errors import ConfigurationError
+from limits.errors import ConfigurationError, StorageError
 from limits.storage import storage_from_string
 
-from mcp_desk.errors import ConfigError, RateLimited
+from mcp_desk.errors import ConfigError, LimitsUnavailable, RateLimited
 from mcp_desk.policy.pipeline import Next, ToolCall
 from mcp_desk.policy.tokens import result_tokens
 
 WINDOW_SECONDS = 60
 KEY_PREFIX = "mcp-desk/rl"
 SPEND_EXEMPT_TOOLS = frozenset({"get_usage"})
+REDIS_SCHEMES = frozenset({"redis", "rediss"})
+UNAVAILABLE_RETRY_SECONDS = 5
 
 log = structlog.get_logger()
 
 Scope = Literal["requests", "tokens", "tool"]
+StoreErrorHook = Callable[[str], None]
+"""`on_store_error(operation)`: the counter store failed; operation is `rate_limit` or `budget`."""
+
+
+def _ignore(*_: object) -> None:
+    """Default hook: do nothing."""
+
+
+@contextmanager
+def deciding(operation: str, on_error: StoreErrorHook) -> Iterator[None]:
+    """Turn a counter-store failure during a limit decision into `LimitsUnavailable` (fail closed)."""
+    try:
+        yield
+    except StorageError as exc:
+        on_error(operation)
+        log.warning("limit_store_unreachable", operation=operation, error=type(exc.storage_error).__name__)
+        raise LimitsUnavailable(
+            "limits are unavailable: the shared rate-limit store (Redis) did not answer, so nothing was run; "
+            f"retry after {UNAVAILABLE_RETRY_SECONDS} seconds",
+            retry_after_seconds=UNAVAILABLE_RETRY_SECONDS,
+            scope="unavailable",
+        ) from None
+
+
+@contextmanager
+def charging(operation: str, on_error: StoreErrorHook) -> Iterator[None]:
+    """Charge a call that already ran: a store failure is logged and counted, never raised (the work is done)."""
+    try:
+        yield
+    except StorageError as exc:
+        on_error(operation)
+        log.warning("limit_charge_lost", operation=operation, error=type(exc.storage_error).__name__)
 
 
 class Clock(Protocol):
@@ -132,13 +176,36 @@ class WindowStore(Storage):
                 del self._counts[key], self._expiry[key]
 
 
-def open_storage(uri: str, *, clock: Clock = time.time) -> Storage:
-    """The counter store for `uri`: `memory://` → WindowStore; `redis://…` etc. → `limits`' async storage."""
+def open_storage(
+    uri: str,
+    *,
+    clock: Clock = time.time,
+    key_prefix: str = "mcp-desk",
+    timeout_seconds: float = 2.0,
+    connection_pool: object | None = None,
+) -> Storage:
+    """The counter store for `uri`: `memory://` → WindowStore; `redis://…` etc. → `limits`' async storage.
+
+    Redis uses the `redis` client (on `connection_pool` when given, which its owner closes), bounded
+    connect and read timeouts (a dead server fails a decision within `timeout_seconds`), keys under
+    `key_prefix`, and errors wrapped as `limits`' `StorageError`.
+    """
     scheme = uri.split("://", 1)[0]
     if scheme in {"memory", "async+memory"}:
         return WindowStore(clock)
+    options: dict[str, Any] = {}
+    if scheme.removeprefix("async+") in REDIS_SCHEMES:
+        options = {
+            "implementation": "redispy",
+            "key_prefix": key_prefix,
+            "wrap_exceptions": True,
+            "socket_timeout": timeout_seconds,
+            "socket_connect_timeout": timeout_seconds,
+        }
+        if connection_pool is not None:
+            options = {**options, "connection_pool": connection_pool}
     try:
-        storage = storage_from_string(uri if scheme.startswith("async+") else "async+" + uri)
+        storage = storage_from_string(uri if uri.startswith("async+") else "async+" + uri, **options)
     except ConfigurationError as exc:
         # limits' own message may echo the URI, password included; name only the scheme.
         detail = str(exc) if "prerequisite" in str(exc) else f"unknown storage scheme {scheme!r}"
@@ -201,11 +268,22 @@ class RateLimit:
     per_tool: Mapping[str, int] = field(default_factory=dict)
     spend_exempt: frozenset[str] = SPEND_EXEMPT_TOOLS
     clock: Clock = time.time
+    on_store_error: StoreErrorHook = _ignore
     _peak: _Peak = field(default_factory=_Peak, init=False, repr=False)
 
     async def __call__(self, call: ToolCall, call_next: Next) -> Any:
         """Check and count the call, run it, then charge its output tokens to this minute."""
-        principal, tool = call.principal.id, call.spec.name
+        with deciding("rate_limit", self.on_store_error):
+            await self._admit(call.principal.id, call.spec.name)
+        result = await call_next(call)
+        with charging("rate_limit", self.on_store_error):
+            window, now = self._window()  # a long call is charged to the minute it finished in
+            key = _key("tokens", call.principal.id, window)
+            tokens = await self.storage.incr(key, _ttl(now), result_tokens(call, result))
+            self._observe(window, tokens / self.tokens_per_minute)
+        return result
+
+    async def _admit(self, principal: str, tool: str) -> None:
         window, now = self._window()
         if tool not in self.spend_exempt:
             used = await self.storage.get(_key("tokens", principal, window))
@@ -215,14 +293,13 @@ class RateLimit:
             self._enforce("tool", count, limit, now=now, over=count > limit, tool=tool)
         count = await self.storage.incr(_key("requests", principal, window), _ttl(now), 1)
         self._enforce("requests", count, self.requests_per_minute, now=now, over=count > self.requests_per_minute)
-        result = await call_next(call)
-        window, now = self._window()  # a long call is charged to the minute it finished in
-        tokens = await self.storage.incr(_key("tokens", principal, window), _ttl(now), result_tokens(call, result))
-        self._observe(window, tokens / self.tokens_per_minute)
-        return result
 
     async def snapshot(self, principal_id: str) -> UsageSnapshot:
         """What `principal_id` may still do this minute, and when the minute resets."""
+        with deciding("rate_limit", self.on_store_error):
+            return await self._snapshot(principal_id)
+
+    async def _snapshot(self, principal_id: str) -> UsageSnapshot:
         window, now = self._window()
         requests = await self.storage.get(_key("requests", principal_id, window))
         tokens = await self.storage.get(_key("tokens", principal_id, window))

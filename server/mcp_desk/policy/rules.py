@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mcp_desk.domain.principal import ALL_SCOPES, Principal
 from mcp_desk.errors import ConfigError
 from mcp_desk.policy.paths import DEFAULT_BLOCKED
+from mcp_desk.policy.permissions import READ_ALL_NOTES, WRITE_ALL_NOTES, has_scope
 
 ROLE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 Transport = Literal["stdio", "http", "memory"]
@@ -183,21 +184,28 @@ def command_policy_explain(
 
 
 def _explain_role(policy: Policy, role: str, tools: Mapping[str, str | None], default_rpm: int | None) -> list[str]:
-    scopes = policy.scopes_for(role)
+    principal = policy.principal_for(role, role)
+    scopes = principal.scopes
     allowed: list[tuple[str, str | None]] = []
     refused: list[tuple[str, str | None]] = []
     for tool, default in sorted(tools.items()):
         scope = policy.scope_for(tool, default)
-        (allowed if scope is None or scope in scopes else refused).append((tool, scope))
+        (allowed if has_scope(principal, scope) else refused).append((tool, scope))
     lines = [f"role {role}: {policy.roles[role].description}".rstrip(": ")]
     lines.append(f"  scopes: {', '.join(sorted(scopes)) or '(none)'}")
-    lines.append(f"  notes: {'every owner' if 'notes:read_all' in scopes else 'own notes only'}")
+    lines.append(f"  notes: {_note_reach(scopes)}")
     lines.append(f"  tools ({len(allowed)} of {len(tools)}):")
     lines += [
         f"    {tool:<18} {scope or '(no scope)':<16} {_limits(policy, tool, default_rpm)}" for tool, scope in allowed
     ]
     lines.append("  not allowed: " + (", ".join(f"{tool} ({scope})" for tool, scope in refused) or "(none)"))
     return lines
+
+
+def _note_reach(scopes: frozenset[str]) -> str:
+    reads = "every owner's" if READ_ALL_NOTES in scopes else "own only"
+    changes = "every owner's" if WRITE_ALL_NOTES in scopes else "own only"
+    return f"reads {reads}, changes {changes}"
 
 
 def _limits(policy: Policy, tool: str, default_rpm: int | None) -> str:

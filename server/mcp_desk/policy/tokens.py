@@ -16,7 +16,7 @@ List items are never dropped, because a result whose `items` were cut could only
 cursor minted by the store, which a guard cannot mint. `truncated` / `truncation_note` are added
 to the dict only when the tool's result model declares them or tolerates extra keys (models with
 ``extra="forbid"`` publish ``additionalProperties: false``); the note is always left in
-``call.state["truncation_note"]`` for the registry to put into the text content.
+``call.state.truncation_note``, and the registry shows it to the client (a text block and ``_meta``).
 """
 
 from __future__ import annotations
@@ -32,8 +32,6 @@ from mcp_desk.policy.pipeline import Next, ToolCall, ToolSpec
 BYTES_PER_TOKEN = 4
 MIN_KEPT_CHARS = 64
 ELLIPSIS = " […truncated]"
-STATE_KEY = "output_tokens"
-NOTE_KEY = "truncation_note"
 FLAG_FIELDS = frozenset({"truncated", "truncation_note"})
 PROTECTED_KEYS = frozenset({"id", "cursor", "next_cursor", "path", "uri", "url"})
 
@@ -52,12 +50,9 @@ def estimate_tokens(result: Any) -> int:
 
 def result_tokens(call: ToolCall, result: Any) -> int:
     """The estimate for this call's result, computed once and shared through `call.state`."""
-    cached = call.state.get(STATE_KEY)
-    if isinstance(cached, int):
-        return cached
-    tokens = estimate_tokens(result)
-    call.state[STATE_KEY] = tokens
-    return tokens
+    if call.state.output_tokens is None:
+        call.state.output_tokens = estimate_tokens(result)
+    return call.state.output_tokens
 
 
 def truncation_note(max_tokens: int) -> str:
@@ -84,9 +79,9 @@ class OutputCap:
         tokens = estimate_tokens(result)
         if isinstance(result, dict) and tokens > self.max_tokens:
             result = shrink(result, max_tokens=self.max_tokens, flag=_accepts_flags(call.spec))
-            call.state[NOTE_KEY] = truncation_note(self.max_tokens)
+            call.state.truncation_note = truncation_note(self.max_tokens)
             tokens = estimate_tokens(result)
-        call.state[STATE_KEY] = tokens
+        call.state.output_tokens = tokens
         return result
 
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from mcp_desk.errors import CommandRejected, ConfigError, InvalidInput
+from mcp_desk.errors import CommandRejected, ConfigError, InvalidInput, quote
 from mcp_desk.sandbox.denylist import check_program
 
 PathResolver = Callable[[Path, str], Path]
@@ -156,7 +156,7 @@ class Template(BaseModel):
         unknown = sorted(set(given) - set(self.params))
         if unknown:
             valid = ", ".join(sorted(self.params)) or "none"
-            raise InvalidInput(f"{self.name}: unknown param {unknown[0]!r} (valid: {valid})")
+            raise InvalidInput(f"{self.name}: unknown param {quote(unknown[0])!r} (valid: {valid})")
         values = {name: self._value(name, spec, given, resolve, roots) for name, spec in self.params.items()}
         argv = [str(self.program)]
         for index, item in enumerate(self.argv):
@@ -232,7 +232,7 @@ class Allowlist:
         """The template called `name`, or InvalidInput listing the valid names."""
         template = self.templates.get(name)
         if template is None:
-            raise InvalidInput(f"unknown diagnostic {name!r}; valid names: {', '.join(self.names()) or 'none'}")
+            raise InvalidInput(f"unknown diagnostic {quote(name)!r}; valid names: {', '.join(self.names()) or 'none'}")
         return template
 
 

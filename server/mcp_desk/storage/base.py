@@ -7,15 +7,8 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
+from mcp_desk.domain.access import NoteScope as NoteScope
 from mcp_desk.domain.models import Comment, Doc, DocSummary, Note, NoteSummary, Page, Ticket, TicketSummary
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class NoteScope:
-    """Whose notes a caller may see: its own, or everyone's with `notes:read_all`."""
-
-    owner: str
-    all_owners: bool = False
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

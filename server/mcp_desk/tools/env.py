@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Protocol
+from typing import Annotated
 
 from pydantic import Field
 
 from mcp_desk.domain.principal import Principal
-from mcp_desk.errors import MissingClientCapability
 from mcp_desk.policy.paths import DEFAULT_BLOCKED
+from mcp_desk.policy.permissions import note_read_scope
+from mcp_desk.policy.pipeline import NO_CLIENT, ClientChannel
 from mcp_desk.sandbox.runner import CommandRunner
 from mcp_desk.storage.base import NoteScope, Storage
 from mcp_desk.tools.usage import DailyBudget, Limiter
@@ -23,77 +24,6 @@ async def _no_change(uri: str) -> None:
 
 def _identity(text: str) -> str:
     return text
-
-
-class ClientChannel(Protocol):
-    """The caller's connection as a tool sees it; the registry adapts the SDK request context to this."""
-
-    @property
-    def protocol_version(self) -> str | None:
-        """The negotiated protocol version."""
-        ...
-
-    @property
-    def client_capabilities(self) -> Mapping[str, Any]:
-        """The capabilities the client declared, as wire JSON."""
-        ...
-
-    @property
-    def input_responses(self) -> Mapping[str, Mapping[str, Any]]:
-        """Answers to the previous round's input requests (2026-07-28 multi-round calls), as wire JSON."""
-        ...
-
-    @property
-    def request_state(self) -> str | None:
-        """The state the client echoed back from the previous round."""
-        ...
-
-    async def report_progress(self, progress: float, total: float | None, message: str | None) -> None:
-        """Send a progress notification for this call (a no-op when the client asked for none)."""
-
-    async def log(self, level: str, message: str) -> None:
-        """Send a log message on this call's stream."""
-
-    async def request(self, method: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
-        """Send a server-to-client request (sampling, elicitation, roots) and return its result."""
-        ...
-
-
-class NoClient:
-    """The channel of a call that came from no MCP client (in-process use): nothing to talk back to."""
-
-    @property
-    def protocol_version(self) -> str | None:
-        """No protocol."""
-        return None
-
-    @property
-    def client_capabilities(self) -> Mapping[str, Any]:
-        """No capabilities."""
-        return {}
-
-    @property
-    def input_responses(self) -> Mapping[str, Mapping[str, Any]]:
-        """No answers."""
-        return {}
-
-    @property
-    def request_state(self) -> str | None:
-        """No state."""
-        return None
-
-    async def report_progress(self, progress: float, total: float | None, message: str | None) -> None:
-        """Nobody to tell."""
-
-    async def log(self, level: str, message: str) -> None:
-        """Nobody to tell."""
-
-    async def request(self, method: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
-        """Nobody to ask."""
-        raise MissingClientCapability(f"no client to send {method} to", required_capabilities={})
-
-
-NO_CLIENT = NoClient()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -115,8 +45,8 @@ class ToolEnv:
 
     @property
     def note_scope(self) -> NoteScope:
-        """Which notes the caller may see: its own, or all with `notes:read_all`."""
-        return NoteScope(owner=self.principal.id, all_owners=self.principal.has("notes:read_all"))
+        """Which notes the caller may read, as the permissions policy decides."""
+        return note_read_scope(self.principal)
 
 
 # Argument types shared by the tools. Limits are enforced by the validate guard (configurable);

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from mcp_desk.domain.access import NoteScope
 from mcp_desk.domain.models import Model, Note, NoteSummary, Page
+from mcp_desk.policy.permissions import ensure_note_writable, note_write_scope
 from mcp_desk.policy.pipeline import DESTRUCTIVE, READ_ONLY, WRITE, ToolAnnotationsSpec, ToolSpec
 from mcp_desk.tools.env import (
     Body,
@@ -49,14 +51,25 @@ async def update_note(
 ) -> Note:
     """Change a note's title, body or tags (omitted fields stay). Pass expected_version to avoid lost updates."""
     return await env.storage.update_note(
-        note_id, env.note_scope, title=title, body=body, tags=tags, expected_version=expected_version
+        note_id, await _writable(env, note_id), title=title, body=body, tags=tags, expected_version=expected_version
     )
 
 
 async def delete_note(env: ToolEnv, note_id: NoteId) -> Deleted:
     """Delete one of your notes permanently (links from tickets are removed too)."""
-    await env.storage.delete_note(note_id, env.note_scope)
+    await env.storage.delete_note(note_id, await _writable(env, note_id))
     return Deleted(id=note_id)
+
+
+async def _writable(env: ToolEnv, note_id: str) -> NoteScope:
+    """The write scope for a change to `note_id`, once the permissions policy allows the change.
+
+    Reading first tells "not yours and invisible" (NotFound) from "visible but not yours to change"
+    (PermissionDenied naming notes:write_all); storage then applies the write scope itself as well.
+    """
+    note = await env.storage.get_note(note_id, env.note_scope)
+    ensure_note_writable(env.principal, owner=note.owner, note_id=note_id)
+    return note_write_scope(env.principal)
 
 
 async def list_notes(

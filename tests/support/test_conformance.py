@@ -13,9 +13,9 @@ from mcp.client.context import ClientRequestContext
 from mcp.shared.exceptions import MCPError
 
 from mcp_desk.app import App, create_app
-from mcp_desk.testing.conformance import conformance_profile
-from mcp_desk.testing.conformance_tools import IMAGE_PNG_BASE64
 from tests.conftest import REPO, MakeSettings, connected, text_of
+from tests.support.conformance import conformance_app
+from tests.support.conformance_tools import IMAGE_PNG_BASE64
 
 DEFAULT_POLICY = REPO / "server" / "mcp_desk" / "policy" / "default_policy.toml"
 MODERN = "2026-07-28"
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.anyio
 
 def profile_app(make_settings: MakeSettings, **overrides: Any) -> App:
     """The app as the interop tests build it: the shipped server plus the suite's fixtures."""
-    return create_app(make_settings(**overrides), transport="memory", profile=conformance_profile())
+    return conformance_app(make_settings(**overrides), transport="memory")
 
 
 def audit_records(app: App) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""The MCP conformance suite's fixture tools as our own `ToolSpec`s: test-only, never in the shipped server.
+"""The MCP conformance suite's fixture tools as our own `ToolSpec`s: test-only, never in the package.
 
 Suite: npm `@modelcontextprotocol/conformance` 0.2.0-alpha.12 (pinned in tests/interop/package.json).
 The suite's server scenarios call tools by fixed names; registering them through our registry sends every
@@ -19,8 +19,7 @@ import anyio
 from mcp.types import CallToolResult, InputRequiredResult
 
 from mcp_desk.errors import AppError, MissingClientCapability
-from mcp_desk.policy.pipeline import READ_ONLY, ToolSpec
-from mcp_desk.tools.env import ClientChannel
+from mcp_desk.policy.pipeline import READ_ONLY, ClientChannel, ToolSpec
 
 IMAGE_PNG_BASE64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
 AUDIO_WAV_BASE64 = "UklGRiYAAABXQVZFZm10IBAAAAABAAEAQB8AAAB9AAACABAAZGF0YQIAAAA="
@@ -30,7 +29,7 @@ FIXTURE_SCOPE = "docs:read"
 
 
 class FixtureEnv(Protocol):
-    """The part of the env (`ToolEnv`, or the registry's `RequestEnv` for resources and prompts) fixtures use."""
+    """The part of the env (`ToolEnv`, for tools, resources and prompts alike) fixtures use."""
 
     @property
     def client(self) -> ClientChannel:

@@ -1,6 +1,17 @@
-"""Versioned schema migrations, applied in order at start (tracked by `PRAGMA user_version`)."""
+"""Versioned schema migrations, applied in order at start (tracked by `PRAGMA user_version`).
+
+Several servers may start at once on one file: all pending migrations run in one `BEGIN IMMEDIATE`
+transaction that reads the schema version only once it holds the write lock, so the first server
+migrates and the others, waiting on that lock, find the schema already current.
+"""
 
 from __future__ import annotations
+
+import sqlite3
+
+import structlog
+
+log = structlog.get_logger()
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: notes, tickets, comments, links, idempotency keys, documents, and their full-text indexes.
@@ -125,3 +136,41 @@ MIGRATIONS: tuple[str, ...] = (
     INSERT INTO docs_fts (path, title, content) SELECT path, title, content FROM docs;
     """,
 )
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply every pending migration atomically; the schema version afterwards.
+
+    Raises RuntimeError when the file's schema is newer than this server knows (nothing is changed).
+    `conn` must be in autocommit mode (`isolation_level=None`) with a busy timeout to wait for the lock.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        current = int(conn.execute("PRAGMA user_version").fetchone()[0])  # read under the write lock
+        if current > len(MIGRATIONS):
+            raise RuntimeError(f"database schema {current} is newer than this server ({len(MIGRATIONS)}); upgrade it")
+        for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+            for statement in statements(script):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    for version in range(current + 1, len(MIGRATIONS) + 1):
+        log.info("storage_migrated", schema_version=version)
+    return len(MIGRATIONS)
+
+
+def statements(script: str) -> list[str]:
+    """The statements of a script, one by one (`executescript` would commit the open transaction first)."""
+    found, pending = [], ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                found.append(pending.strip())
+            pending = ""
+    if pending.strip(" \n;"):
+        raise ValueError(f"incomplete statement at the end of a migration: {pending.strip()[:100]}")
+    return found

@@ -1,21 +1,25 @@
-"""The MCP conformance suite's fixtures as a test-only `Profile`: tools, resources and prompts.
+"""The MCP conformance suite's fixtures: tools, resources and prompts registered next to the shipped ones.
 
-Only tests pass a profile to `create_app(settings, profile=...)`; no CLI flag or setting can, so the
-shipped server never serves these. The tools live in `conformance_tools`; this module adds the suite's
-`test://` resources and test prompts and bundles everything as `conformance_profile()`.
+They go through the same public registration as the product's own (`create_app(tools=, resources=,
+prompts=)`), so every scenario runs through the same transport, auth and guards as a real call. The tools
+live in `conformance_tools`; this module adds the suite's `test://` resources and test prompts, and
+`conformance_app()` builds the app serving the shipped sets plus all of them.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mcp.types import InputRequiredResult
+from mcp.types import InputRequiredResult, PromptArgument
 
+from mcp_desk.app import SHIPPED_TOOLS, App, Transport, create_app
+from mcp_desk.config import Settings
 from mcp_desk.policy.pipeline import ToolSpec
-from mcp_desk.testing.conformance_tools import (
+from mcp_desk.prompts import SHIPPED_PROMPTS, PromptSpec
+from mcp_desk.resources import SHIPPED_RESOURCES, ResourceSpec
+from tests.support.conformance_tools import (
     IMAGE_BLOCK,
     IMAGE_PNG_BASE64,
     FixtureEnv,
@@ -29,42 +33,12 @@ from mcp_desk.testing.conformance_tools import (
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class ResourceFixture:
-    """A fixed resource, or a template when `uri` holds `{placeholders}`; `read(env, **params)`."""
-
-    uri: str
-    name: str
-    description: str
-    mime_type: str
-    read: Callable[..., Awaitable[str | bytes]]
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class PromptArgument:
-    """One named prompt argument."""
-
-    name: str
-    description: str
-    required: bool = True
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class PromptFixture:
-    """A prompt: `render(env, **arguments)` returns wire-shaped messages, or asks for input first."""
-
-    name: str
-    description: str
-    render: Callable[..., Awaitable[list[dict[str, Any]] | InputRequiredResult]]
-    arguments: tuple[PromptArgument, ...] = ()
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
 class Profile:
-    """Extra tools, resources and prompts registered next to the product's own (tests only)."""
+    """The fixtures' tools, resources and prompts."""
 
     tools: tuple[ToolSpec, ...] = ()
-    resources: tuple[ResourceFixture, ...] = ()
-    prompts: tuple[PromptFixture, ...] = ()
+    resources: tuple[ResourceSpec, ...] = ()
+    prompts: tuple[PromptSpec, ...] = ()
 
 
 async def _static_text(env: FixtureEnv) -> str:
@@ -115,31 +89,31 @@ async def _input_required_prompt(env: FixtureEnv) -> list[dict[str, Any]] | Inpu
     return [_user({"type": "text", "text": f"Use this context: {context}"})]
 
 
-def conformance_resources() -> tuple[ResourceFixture, ...]:
+def conformance_resources() -> tuple[ResourceSpec, ...]:
     """The suite's `test://` resources and its one template."""
     return (
-        ResourceFixture(
+        ResourceSpec(
             uri="test://static-text",
             name="static-text",
             description="A static text resource for testing",
             mime_type="text/plain",
             read=_static_text,
         ),
-        ResourceFixture(
+        ResourceSpec(
             uri="test://static-binary",
             name="static-binary",
             description="A static binary resource (image)",
             mime_type="image/png",
             read=_static_binary,
         ),
-        ResourceFixture(
+        ResourceSpec(
             uri="test://watched-resource",
             name="watched-resource",
             description="A resource that can be subscribed to",
             mime_type="text/plain",
             read=_watched,
         ),
-        ResourceFixture(
+        ResourceSpec(
             uri="test://template/{id}/data",
             name="template-data",
             description="A resource template with parameter substitution",
@@ -149,14 +123,15 @@ def conformance_resources() -> tuple[ResourceFixture, ...]:
     )
 
 
-def conformance_prompts() -> tuple[PromptFixture, ...]:
+def conformance_prompts() -> tuple[PromptSpec, ...]:
     """The suite's test prompts."""
-    required = PromptArgument
+
+    def required(*, name: str, description: str) -> PromptArgument:
+        return PromptArgument(name=name, description=description, required=True)
+
     return (
-        PromptFixture(
-            name="test_simple_prompt", description="A simple prompt without arguments", render=_simple_prompt
-        ),
-        PromptFixture(
+        PromptSpec(name="test_simple_prompt", description="A simple prompt without arguments", render=_simple_prompt),
+        PromptSpec(
             name="test_prompt_with_arguments",
             description="A prompt with required arguments",
             render=_prompt_with_arguments,
@@ -165,16 +140,16 @@ def conformance_prompts() -> tuple[PromptFixture, ...]:
                 required(name="arg2", description="Second test argument"),
             ),
         ),
-        PromptFixture(
+        PromptSpec(
             name="test_prompt_with_embedded_resource",
             description="A prompt that embeds a resource",
             render=_prompt_with_embedded_resource,
             arguments=(required(name="resourceUri", description="URI of the resource to embed"),),
         ),
-        PromptFixture(
+        PromptSpec(
             name="test_prompt_with_image", description="A prompt that includes image content", render=_prompt_with_image
         ),
-        PromptFixture(
+        PromptSpec(
             name="test_input_required_result_prompt",
             description="A prompt that asks for context first",
             render=_input_required_prompt,
@@ -183,5 +158,17 @@ def conformance_prompts() -> tuple[PromptFixture, ...]:
 
 
 def conformance_profile() -> Profile:
-    """The whole fixture set, for `create_app(settings, profile=conformance_profile())`."""
+    """The whole fixture set."""
     return Profile(tools=conformance_tools(), resources=conformance_resources(), prompts=conformance_prompts())
+
+
+def conformance_app(settings: Settings, *, transport: Transport) -> App:
+    """The shipped server plus every fixture, registered the way the app registers its own."""
+    profile = conformance_profile()
+    return create_app(
+        settings,
+        transport=transport,
+        tools=(*SHIPPED_TOOLS, *profile.tools),
+        resources=(*SHIPPED_RESOURCES, *profile.resources),
+        prompts=(*SHIPPED_PROMPTS, *profile.prompts),
+    )

@@ -1,0 +1,366 @@
+"""SQLite storage (WAL): notes, tickets, comments, the docs index, idempotency keys and versions.
+
+One writer connection (group commit) and one reader connection, each used from a worker thread.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import structlog
+
+from mcp_desk.domain.models import (
+    Comment,
+    Doc,
+    DocSummary,
+    Note,
+    NoteSummary,
+    Page,
+    Ticket,
+    TicketSummary,
+    check_transition,
+)
+from mcp_desk.storage.base import NoteScope, TicketChanges
+from mcp_desk.storage.common import check_version, fingerprint, new_id, now
+from mcp_desk.storage.cursor import decode_cursor, encode_cursor
+from mcp_desk.storage.search import SEARCH_WINDOW
+from mcp_desk.storage.sqlite import rows
+from mcp_desk.storage.sqlite.connection import Connection
+from mcp_desk.storage.sqlite.migrations import MIGRATIONS, migrate
+from mcp_desk.storage.sqlite.search import docs_page, fts_query, note_expression, note_search, ticket_search
+
+log = structlog.get_logger()
+
+
+class SqliteStorage:
+    """Notes, tickets and the docs index in one SQLite file. Satisfies `mcp_desk.storage.base.Storage`."""
+
+    def __init__(self, path: Path, *, search_window: int = SEARCH_WINDOW) -> None:
+        self.path = path
+        self.search_window = search_window
+        self._writer: Connection | None = None
+        self._reader: Connection | None = None
+
+    @asynccontextmanager
+    async def open(self) -> AsyncIterator[None]:
+        """Create the file, apply migrations, and close cleanly (with a WAL checkpoint) on exit."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        writer = Connection(self.path, readonly=False)
+        try:
+            await writer.run(migrate)
+        except BaseException:
+            writer.close()
+            raise
+        self._writer, self._reader = writer, Connection(self.path, readonly=True)
+        log.info("storage_opened", schema_version=len(MIGRATIONS))
+        try:
+            yield
+        finally:
+            self._reader.close()
+            await self._writer.commits.close()  # every queued write is committed before the file closes
+            await self._writer.run(lambda c: c.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
+            self._writer.close()
+            self._writer = self._reader = None
+            log.info("storage_closed")
+
+    @property
+    def w(self) -> Connection:
+        if self._writer is None:
+            raise RuntimeError("storage is not open")
+        return self._writer
+
+    @property
+    def r(self) -> Connection:
+        if self._reader is None:
+            raise RuntimeError("storage is not open")
+        return self._reader
+
+    async def probe(self) -> None:
+        """A real write and read round trip, for /health."""
+        token = secrets.token_hex(4)
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute("CREATE TABLE IF NOT EXISTS health_probe (k INTEGER PRIMARY KEY, v TEXT)")
+            conn.execute("INSERT OR REPLACE INTO health_probe (k, v) VALUES (1, ?)", (token,))
+
+        await self.w.transaction(write)
+        row = await self.r.run(lambda c: c.execute("SELECT v FROM health_probe WHERE k = 1").fetchone())
+        if row is None or row[0] != token:
+            raise RuntimeError("storage probe read back a different value")
+
+    # --- notes ---------------------------------------------------------------------------------
+
+    async def create_note(
+        self, *, owner: str, title: str, body: str, tags: Sequence[str], idempotency_key: str | None
+    ) -> Note:
+        """Insert a note; a repeated idempotency key returns the note it created."""
+
+        scope = NoteScope(owner=owner)
+
+        def tx(conn: sqlite3.Connection) -> sqlite3.Row:
+            # The fingerprint is only needed with an idempotency key; the row is read back in the same
+            # transaction (one worker-thread hop per note instead of two).
+            digest = "" if idempotency_key is None else fingerprint(title, body, list(tags))
+            existing = rows.idempotent(conn, f"{owner}:create_note", idempotency_key, digest)
+            if existing is not None:
+                return rows.note_row(conn, existing, scope)
+            note_id, ts = new_id("note"), now()
+            conn.execute(
+                "INSERT INTO notes (id, owner, title, body, tags, created_at, updated_at) VALUES (?,?,?,?,?,?,?)",
+                (note_id, owner, title, body, json.dumps(list(tags)), ts, ts),
+            )
+            rows.remember(conn, f"{owner}:create_note", idempotency_key, digest, note_id)
+            return rows.note_row(conn, note_id, scope)
+
+        return rows.note(await self.w.transaction(tx))
+
+    async def get_note(self, note_id: str, scope: NoteScope, *, writer: bool = False) -> Note:
+        """Fetch a visible note or raise NotFound (the same for missing and foreign)."""
+        conn = self.w if writer else self.r
+        row = await conn.run(lambda c: rows.note_row(c, note_id, scope))
+        return rows.note(row)
+
+    async def update_note(
+        self,
+        note_id: str,
+        scope: NoteScope,
+        *,
+        title: str | None,
+        body: str | None,
+        tags: Sequence[str] | None,
+        expected_version: int | None,
+    ) -> Note:
+        """Change the given fields and bump the version; a stale expected_version is a Conflict."""
+
+        def tx(conn: sqlite3.Connection) -> None:
+            row = rows.note_row(conn, note_id, scope)
+            check_version("note", note_id, row["version"], expected_version)
+            conn.execute(
+                "UPDATE notes SET title = ?, body = ?, tags = ?, version = version + 1, updated_at = ? WHERE seq = ?",
+                (
+                    row["title"] if title is None else title,
+                    row["body"] if body is None else body,
+                    row["tags"] if tags is None else json.dumps(list(tags)),
+                    now(),
+                    row["seq"],
+                ),
+            )
+
+        await self.w.transaction(tx)
+        return await self.get_note(note_id, scope, writer=True)
+
+    async def delete_note(self, note_id: str, scope: NoteScope) -> None:
+        """Delete a visible note and its links to tickets."""
+
+        def tx(conn: sqlite3.Connection) -> None:
+            row = rows.note_row(conn, note_id, scope)
+            conn.execute("DELETE FROM notes WHERE seq = ?", (row["seq"],))
+
+        await self.w.transaction(tx)
+
+    async def list_notes(
+        self, scope: NoteScope, *, tag: str | None, cursor: str | None, limit: int
+    ) -> Page[NoteSummary]:
+        """Visible notes, most recently updated first."""
+        after = decode_cursor(cursor, "notes", 2)
+        where, args = rows.note_visibility(scope, "n")
+        if tag is not None:
+            where += " AND EXISTS (SELECT 1 FROM json_each(n.tags) WHERE value = ?)"
+            args.append(tag)
+        if after is not None:
+            where += " AND (n.updated_at, n.seq) < (?, ?)"
+            args.extend(after)
+        sql = f"SELECT n.* FROM notes n WHERE {where} ORDER BY n.updated_at DESC, n.seq DESC LIMIT ?"  # noqa: S608  # clauses are constants; values are bound
+        found = await self.r.run(lambda c: c.execute(sql, (*args, limit + 1)).fetchall())
+        items = [rows.note_summary(r) for r in found[:limit]]
+        nxt = (
+            encode_cursor(["notes", found[limit - 1]["updated_at"], found[limit - 1]["seq"]])
+            if len(found) > limit
+            else None
+        )
+        return Page[NoteSummary](items=items, next_cursor=nxt)
+
+    async def search_notes(self, scope: NoteScope, query: str, *, cursor: str | None, limit: int) -> Page[NoteSummary]:
+        """Full-text search over title, body and tags of visible notes, best match first."""
+        search, expression = note_search(scope, window=self.search_window), note_expression(scope, query)
+        found, nxt = await self.r.run(lambda c: search.page(c, expression, query, cursor, limit))
+        return Page[NoteSummary](items=[rows.note_summary(r, r["snip"]) for r in found], next_cursor=nxt)
+
+    # --- tickets -------------------------------------------------------------------------------
+
+    async def create_ticket(
+        self,
+        *,
+        created_by: str,
+        title: str,
+        description: str,
+        priority: str,
+        tags: Sequence[str],
+        idempotency_key: str | None,
+    ) -> Ticket:
+        """Open a ticket; a repeated idempotency key returns the ticket it created."""
+
+        def tx(conn: sqlite3.Connection) -> str:
+            digest = fingerprint(title, description, priority, list(tags))
+            existing = rows.idempotent(conn, f"{created_by}:create_ticket", idempotency_key, digest)
+            if existing is not None:
+                return existing
+            ticket_id, ts = new_id("tkt"), now()
+            cur = conn.execute(
+                "INSERT INTO tickets (id, title, description, status, priority, tags, created_by, created_at,"
+                " updated_at) VALUES (?,?,?,'open',?,?,?,?,?)",
+                (ticket_id, title, description, priority, json.dumps(list(tags)), created_by, ts, ts),
+            )
+            rows.reindex_ticket(conn, int(cur.lastrowid or 0))
+            rows.remember(conn, f"{created_by}:create_ticket", idempotency_key, digest, ticket_id)
+            return ticket_id
+
+        ticket_id = await self.w.transaction(tx)
+        return await self.get_ticket(ticket_id, writer=True)
+
+    async def get_ticket(self, ticket_id: str, *, writer: bool = False) -> Ticket:
+        """A ticket with its oldest comments (capped), the total count and linked note ids."""
+        conn = self.w if writer else self.r
+        return await conn.run(lambda c: rows.ticket(c, rows.ticket_row(c, ticket_id)))
+
+    async def update_ticket(
+        self,
+        ticket_id: str,
+        changes: TicketChanges,
+        *,
+        expected_version: int | None,
+        comment_by: str | None = None,
+        comment: str | None = None,
+    ) -> Ticket:
+        """Apply changes (a status change must be an allowed transition) and an optional comment, atomically."""
+
+        def tx(conn: sqlite3.Connection) -> None:
+            row = rows.ticket_row(conn, ticket_id)
+            check_version("ticket", ticket_id, row["version"], expected_version)
+            if changes.status is not None and changes.status != row["status"]:
+                check_transition(ticket_id, row["status"], changes.status)
+            merged = {
+                "title": row["title"] if changes.title is None else changes.title,
+                "description": row["description"] if changes.description is None else changes.description,
+                "priority": row["priority"] if changes.priority is None else changes.priority,
+                "tags": row["tags"] if changes.tags is None else json.dumps(list(changes.tags)),
+                "assignee": row["assignee"] if changes.assignee is None else changes.assignee or None,
+                "status": row["status"] if changes.status is None else changes.status,
+            }
+            conn.execute(
+                "UPDATE tickets SET title = :title, description = :description, priority = :priority, tags = :tags,"
+                " assignee = :assignee, status = :status, version = version + 1, updated_at = :ts WHERE seq = :seq",
+                {**merged, "ts": now(), "seq": row["seq"]},
+            )
+            if comment is not None and comment_by is not None:
+                rows.insert_comment(conn, row["seq"], ticket_id, comment_by, comment)
+            rows.reindex_ticket(conn, row["seq"])
+
+        await self.w.transaction(tx)
+        return await self.get_ticket(ticket_id, writer=True)
+
+    async def add_comment(self, ticket_id: str, *, author: str, body: str) -> Comment:
+        """Append a comment; the ticket's version and updated time move with it."""
+
+        def tx(conn: sqlite3.Connection) -> Comment:
+            row = rows.ticket_row(conn, ticket_id)
+            comment = rows.insert_comment(conn, row["seq"], ticket_id, author, body)
+            conn.execute("UPDATE tickets SET version = version + 1, updated_at = ? WHERE seq = ?", (now(), row["seq"]))
+            rows.reindex_ticket(conn, row["seq"])
+            return comment
+
+        return await self.w.transaction(tx)
+
+    async def link_note(self, ticket_id: str, note_id: str, scope: NoteScope) -> Ticket:
+        """Link a note the caller can see to a ticket (linking twice is harmless)."""
+
+        def tx(conn: sqlite3.Connection) -> None:
+            row = rows.ticket_row(conn, ticket_id)
+            rows.note_row(conn, note_id, scope)
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO ticket_notes (ticket_seq, note_id, created_at) VALUES (?,?,?)",
+                (row["seq"], note_id, now()),
+            )
+            if cur.rowcount:
+                conn.execute(
+                    "UPDATE tickets SET version = version + 1, updated_at = ? WHERE seq = ?", (now(), row["seq"])
+                )
+
+        await self.w.transaction(tx)
+        return await self.get_ticket(ticket_id, writer=True)
+
+    async def delete_ticket(self, ticket_id: str) -> None:
+        """Delete a ticket with its comments and links."""
+
+        def tx(conn: sqlite3.Connection) -> None:
+            row = rows.ticket_row(conn, ticket_id)
+            conn.execute("DELETE FROM tickets WHERE seq = ?", (row["seq"],))
+            conn.execute("DELETE FROM tickets_fts WHERE rowid = ?", (row["seq"],))
+
+        await self.w.transaction(tx)
+
+    async def list_tickets(
+        self, *, status: str | None, priority: str | None, assignee: str | None, cursor: str | None, limit: int
+    ) -> Page[TicketSummary]:
+        """Tickets of every status by default, most recently updated first."""
+        after = decode_cursor(cursor, "tickets", 2)
+        clauses, args = ["1 = 1"], []
+        for column, value in (("status", status), ("priority", priority), ("assignee", assignee)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        if after is not None:
+            clauses.append("(updated_at, seq) < (?, ?)")
+            args.extend(after)
+        sql = f"SELECT * FROM tickets WHERE {' AND '.join(clauses)} ORDER BY updated_at DESC, seq DESC LIMIT ?"  # noqa: S608  # constant clauses
+        found = await self.r.run(lambda c: c.execute(sql, (*args, limit + 1)).fetchall())
+        items = [rows.ticket_summary(r) for r in found[:limit]]
+        last = found[limit - 1] if len(found) > limit else None
+        nxt = encode_cursor(["tickets", last["updated_at"], last["seq"]]) if last is not None else None
+        return Page[TicketSummary](items=items, next_cursor=nxt)
+
+    async def search_tickets(self, query: str, *, cursor: str | None, limit: int) -> Page[TicketSummary]:
+        """Full-text search over title, description and comments, best match first."""
+        search, expression = ticket_search(window=self.search_window), fts_query(query)
+        found, nxt = await self.r.run(lambda c: search.page(c, expression, query, cursor, limit))
+        return Page[TicketSummary](items=[rows.ticket_summary(r, r["snip"]) for r in found], next_cursor=nxt)
+
+    async def ticket_counts(self) -> dict[str, int]:
+        """Number of tickets in each status (for the mcp_desk_tickets gauge)."""
+        found = await self.r.run(lambda c: c.execute("SELECT status, count(*) FROM tickets GROUP BY status").fetchall())
+        return {row[0]: row[1] for row in found}
+
+    async def ticket_ids(self, prefix: str, limit: int) -> list[str]:
+        """Ticket ids starting with `prefix`, newest first (for completions)."""
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        sql = "SELECT id FROM tickets WHERE id LIKE ? ESCAPE '\\' ORDER BY updated_at DESC LIMIT ?"
+        found = await self.r.run(lambda c: c.execute(sql, (pattern, limit)).fetchall())
+        return [row[0] for row in found]
+
+    # --- docs ----------------------------------------------------------------------------------
+
+    async def index_docs(self, docs: Sequence[Doc]) -> None:
+        """Replace the docs index with `docs` in one transaction."""
+
+        def tx(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM docs")
+            conn.execute("DELETE FROM docs_fts")
+            for doc in docs:
+                conn.execute("INSERT INTO docs VALUES (?,?,?)", (doc.id, doc.title, doc.content))
+                conn.execute(
+                    "INSERT INTO docs_fts (path, title, content) VALUES (?,?,?)", (doc.id, doc.title, doc.content)
+                )
+
+        await self.w.transaction(tx)
+
+    async def search_docs(
+        self, query: str, *, cursor: str | None, limit: int, any_word: bool = False
+    ) -> Page[DocSummary]:
+        """Full-text search over the knowledge base, best match first (all words, or any with `any_word`)."""
+        items, nxt = await self.r.run(lambda c: docs_page(c, query, cursor=cursor, limit=limit, any_word=any_word))
+        return Page[DocSummary](items=items, next_cursor=nxt)

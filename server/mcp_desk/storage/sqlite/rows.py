@@ -1,0 +1,144 @@
+"""Row-level helpers of the SQLite repository (run inside worker threads, within a transaction or read)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from mcp_desk.domain.models import Comment, Note, NoteSummary, Ticket, TicketSummary
+from mcp_desk.errors import NotFound
+from mcp_desk.storage.base import NoteScope
+from mcp_desk.storage.common import check_idempotent_reuse, new_id, now
+
+COMMENTS_SHOWN = 50
+
+
+def idempotent(conn: sqlite3.Connection, scope: str, key: str | None, fingerprint: str) -> str | None:
+    """The id an idempotency key already created, None if it is new (Conflict if its arguments differ)."""
+    if key is None:
+        return None
+    row = conn.execute("SELECT fingerprint, object_id FROM idempotency WHERE scope = ? AND key = ?", (scope, key))
+    found = row.fetchone()
+    if found is None:
+        return None
+    check_idempotent_reuse(found["fingerprint"], fingerprint)
+    return str(found["object_id"])
+
+
+def remember(conn: sqlite3.Connection, scope: str, key: str | None, fingerprint: str, object_id: str) -> None:
+    """Record what an idempotency key created (nothing without a key)."""
+    if key is not None:
+        conn.execute("INSERT INTO idempotency VALUES (?,?,?,?,?)", (scope, key, fingerprint, object_id, now()))
+
+
+def note_visibility(scope: NoteScope, alias: str) -> tuple[str, list[Any]]:
+    """SQL condition (and its values) for the notes `scope` may see."""
+    if scope.all_owners:
+        return "1 = 1", []
+    return f"{alias}.owner = ?", [scope.owner]
+
+
+def note_row(conn: sqlite3.Connection, note_id: str, scope: NoteScope) -> sqlite3.Row:
+    """A visible note's row; NotFound (the same for missing and foreign) otherwise."""
+    row: sqlite3.Row | None = conn.execute("SELECT * FROM notes WHERE id = ?", (note_id,)).fetchone()
+    if row is None or not (scope.all_owners or row["owner"] == scope.owner):
+        raise NotFound(f"note {note_id} not found; list_notes or search_notes shows the notes you can use")
+    return row
+
+
+def ticket_row(conn: sqlite3.Connection, ticket_id: str) -> sqlite3.Row:
+    """A ticket's row, or NotFound."""
+    row: sqlite3.Row | None = conn.execute("SELECT * FROM tickets WHERE id = ?", (ticket_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"ticket {ticket_id} not found; list_tickets or search_tickets shows existing tickets")
+    return row
+
+
+def insert_comment(conn: sqlite3.Connection, ticket_seq: int, ticket_id: str, author: str, body: str) -> Comment:
+    """Add a comment to a ticket and return it."""
+    comment = Comment(id=new_id("cmt"), ticket_id=ticket_id, author=author, body=body, created_at=now())
+    conn.execute(
+        "INSERT INTO comments (id, ticket_seq, author, body, created_at) VALUES (?,?,?,?,?)",
+        (comment.id, ticket_seq, author, body, comment.created_at),
+    )
+    return comment
+
+
+def reindex_ticket(conn: sqlite3.Connection, seq: int) -> None:
+    """Rewrite a ticket's full-text entry from its fields and first comments."""
+    row = conn.execute("SELECT title, description FROM tickets WHERE seq = ?", (seq,)).fetchone()
+    comments = conn.execute("SELECT body FROM comments WHERE ticket_seq = ? ORDER BY seq LIMIT 500", (seq,)).fetchall()
+    conn.execute("DELETE FROM tickets_fts WHERE rowid = ?", (seq,))
+    conn.execute(
+        "INSERT INTO tickets_fts (rowid, title, description, comments) VALUES (?,?,?,?)",
+        (seq, row["title"], row["description"], "\n".join(c["body"] for c in comments)),
+    )
+
+
+def note(row: sqlite3.Row) -> Note:
+    """A notes row as the domain model."""
+    return Note(
+        id=row["id"],
+        title=row["title"],
+        body=row["body"],
+        tags=json.loads(row["tags"]),
+        owner=row["owner"],
+        version=row["version"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def note_summary(row: sqlite3.Row, snippet: str | None = None) -> NoteSummary:
+    """A notes row as a list or search item."""
+    return NoteSummary(
+        id=row["id"],
+        title=row["title"],
+        tags=json.loads(row["tags"]),
+        version=row["version"],
+        updated_at=row["updated_at"],
+        snippet=snippet,
+    )
+
+
+def ticket(conn: sqlite3.Connection, row: sqlite3.Row) -> Ticket:
+    """A tickets row with its oldest comments (capped), the comment count and linked note ids."""
+    comments = conn.execute(
+        "SELECT * FROM comments WHERE ticket_seq = ? ORDER BY seq LIMIT ?", (row["seq"], COMMENTS_SHOWN)
+    ).fetchall()
+    count = conn.execute("SELECT count(*) FROM comments WHERE ticket_seq = ?", (row["seq"],)).fetchone()[0]
+    links = conn.execute("SELECT note_id FROM ticket_notes WHERE ticket_seq = ? ORDER BY created_at", (row["seq"],))
+    return Ticket(
+        id=row["id"],
+        title=row["title"],
+        description=row["description"],
+        status=row["status"],
+        priority=row["priority"],
+        assignee=row["assignee"],
+        tags=json.loads(row["tags"]),
+        created_by=row["created_by"],
+        version=row["version"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        comments=[
+            Comment(id=c["id"], ticket_id=row["id"], author=c["author"], body=c["body"], created_at=c["created_at"])
+            for c in comments
+        ],
+        comment_count=count,
+        linked_notes=[link[0] for link in links.fetchall()],
+    )
+
+
+def ticket_summary(row: sqlite3.Row, snippet: str | None = None) -> TicketSummary:
+    """A tickets row as a list or search item."""
+    return TicketSummary(
+        id=row["id"],
+        title=row["title"],
+        status=row["status"],
+        priority=row["priority"],
+        assignee=row["assignee"],
+        version=row["version"],
+        updated_at=row["updated_at"],
+        snippet=snippet,
+    )

@@ -1,0 +1,30 @@
+"""An in-memory audit sink for tests: it satisfies `AuditSink` by structure."""
+
+from __future__ import annotations
+
+from mcp_desk.errors import StorageUnavailable
+from mcp_desk.policy.audit import AuditEvent
+
+
+class MemoryAuditSink:
+    """An in-memory sink for tests; `fail` makes writes raise like a full disk."""
+
+    def __init__(self) -> None:
+        self.events: list[AuditEvent] = []
+        self.fail = False
+
+    async def write(self, event: AuditEvent) -> None:
+        """Append, or raise StorageUnavailable when `fail` is set."""
+        if self.fail:
+            raise StorageUnavailable("audit log unavailable")
+        self.events.append(event)
+
+    async def flush(self) -> None:
+        """Nothing to flush."""
+
+    async def close(self) -> None:
+        """Nothing to close."""
+
+    def writable(self) -> bool:
+        """True unless `fail` is set."""
+        return not self.fail
