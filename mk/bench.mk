@@ -2,7 +2,7 @@
 # The Makefile's own `bench` target belongs to the core; these sit beside it.
 BENCH_ARGS ?=
 
-.PHONY: bench-all bench-quick bench-aa bench-profile bench-search bench-cold
+.PHONY: bench-all bench-quick bench-aa bench-profile bench-search bench-cold bench-tracing
 
 ## Full run: HTTP matrix (both eras, c=1/8/32/64), stdio, cold start, memory, pipeline, search 10k/100k/1M.
 bench-all: install-dev
@@ -25,3 +25,7 @@ bench-search: install-dev
 
 bench-cold: install-dev
 	$(VENV)/bin/python -m bench.cold_start --runs 10 $(BENCH_ARGS)
+
+## Tracing off vs on (and vs an earlier revision with BENCH_ARGS="--before <rev>"): cold start, calls/s, CPU/call.
+bench-tracing: install-dev
+	$(VENV)/bin/python -m bench.tracing_cost $(BENCH_ARGS)

@@ -26,6 +26,7 @@ DESIGN_METRICS = {
     "mcp_desk_sandbox_runs": "counter",
     "mcp_desk_tickets": "gauge",
     "mcp_desk_build_info": "gauge",
+    "mcp_server_session_duration_seconds": "histogram",
 }
 
 
@@ -87,22 +88,31 @@ def test_other_bounded_label_sets_are_precreated() -> None:
     assert value(metrics, "mcp_desk_build_info", version="1.2.3") == 1.0
     histogram_count = "mcp_server_operation_duration_seconds_count"
     labels = {"mcp_method_name": "tools/call", "gen_ai_tool_name": "create_note", "network_transport": "pipe"}
-    assert value(metrics, histogram_count, error_type="", **labels) == 0.0
+    for era in ("2025-11-25", "2026-07-28"):
+        assert value(metrics, histogram_count, error_type="", mcp_protocol_version=era, **labels) == 0.0
+        session = {"network_transport": "pipe", "error_type": "", "mcp_protocol_version": era}
+        assert value(metrics, "mcp_server_session_duration_seconds_count", **session) == 0.0
 
 
-def test_a_recorded_call_counts_its_outcome_and_lands_in_a_latency_bucket() -> None:
+def test_a_recorded_call_counts_its_outcome_and_an_observed_one_lands_in_a_latency_bucket() -> None:
     metrics = make_metrics()
     metrics.record_call("create_note", "denied", 0.0004, "stdio", "permission_denied")
+    metrics.observe_method(
+        "tools/call", 0.0004, "stdio", "tool_error", tool="create_note", protocol_version="2025-06-18"
+    )
 
     assert value(metrics, "mcp_desk_tool_calls_total", tool="create_note", outcome="denied") == 1.0
     labels = {
         "mcp_method_name": "tools/call",
         "gen_ai_tool_name": "create_note",
-        "error_type": "permission_denied",
+        "error_type": "tool_error",
         "network_transport": "pipe",
+        "mcp_protocol_version": "2025-06-18",
     }
     assert value(metrics, "mcp_server_operation_duration_seconds_bucket", le="0.0005", **labels) == 1.0
     assert value(metrics, "mcp_server_operation_duration_seconds_count", **labels) == 1.0
+    observed = [s for s in samples(metrics) if s.name == "mcp_server_operation_duration_seconds_count" and s.value]
+    assert len(observed) == 1  # record_call counts the outcome only: one observation per call
 
 
 def test_histogram_buckets_span_sub_millisecond_to_tens_of_seconds() -> None:
@@ -135,13 +145,39 @@ def test_unknown_label_values_are_counted_as_other() -> None:
 
 def test_non_tool_methods_are_observed_without_a_tool_label() -> None:
     metrics = make_metrics()
-    metrics.observe_method("tools/list", 0.002, "stdio")
-    metrics.observe_method("sampling/createMessage", 0.002, "stdio", "internal")
+    metrics.observe_method("tools/list", 0.002, "stdio", tool="get_note", protocol_version="2026-07-28")
+    metrics.observe_method("sampling/createMessage", 0.002, "stdio", "RuntimeError")
 
     common = {"gen_ai_tool_name": "", "network_transport": "pipe"}
     count = "mcp_server_operation_duration_seconds_count"
-    assert value(metrics, count, mcp_method_name="tools/list", error_type="", **common) == 1.0
-    assert value(metrics, count, mcp_method_name="other", error_type="internal", **common) == 1.0
+    assert value(
+        metrics, count, mcp_method_name="tools/list", error_type="", mcp_protocol_version="2026-07-28", **common
+    )
+    assert value(metrics, count, mcp_method_name="other", error_type="RuntimeError", mcp_protocol_version="", **common)
+
+
+def test_error_types_follow_the_conventions_and_anything_else_is_other() -> None:
+    metrics = make_metrics()
+    for error_type in ("tool_error", "-32602", "TimeoutError", "ValueError: secret", "x" * 200):
+        metrics.observe_method("tools/call", 0.01, "stdio", error_type, tool="get_note", protocol_version="1999-01-01")
+
+    found = {
+        s.labels["error_type"]: s.value
+        for s in samples(metrics)
+        if s.name == "mcp_server_operation_duration_seconds_count" and s.value
+    }
+    assert found == {"tool_error": 1.0, "-32602": 1.0, "TimeoutError": 1.0, "other": 2.0}
+    versions = {s.labels["mcp_protocol_version"] for s in samples(metrics) if s.name.endswith("_count") and s.value}
+    assert versions == {"other"}
+
+
+def test_a_session_duration_is_observed_by_transport_and_protocol_version() -> None:
+    metrics = make_metrics()
+    metrics.observe_session(42.0, "stdio", protocol_version="2025-06-18")
+
+    labels = {"network_transport": "pipe", "mcp_protocol_version": "2025-06-18", "error_type": ""}
+    assert value(metrics, "mcp_server_session_duration_seconds_bucket", le="60.0", **labels) == 1.0
+    assert value(metrics, "mcp_server_session_duration_seconds_sum", **labels) == 42.0
 
 
 def test_gauges_and_counters_fed_by_other_components() -> None:
@@ -208,7 +244,7 @@ def test_every_error_class_code_is_a_precreated_error_type_label() -> None:
         classes.extend(cls.__subclasses__())
     metrics = Metrics(version="t", tools=["get_note"])
     for cls in classes:
-        metrics.record_call("get_note", "error", 0.01, "stdio", cls.code)
+        metrics.observe_method("tools/call", 0.01, "stdio", cls.code, tool="get_note")
 
     rendered = metrics.render().decode()
     for cls in classes:

@@ -11,7 +11,7 @@ import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import structlog
@@ -29,7 +29,6 @@ from starlette.types import ASGIApp
 from mcp_desk import knowledge
 from mcp_desk.auth import HttpAuth, http_auth, principal_of, protect
 from mcp_desk.auth.failures import ReportAuthFailures
-from mcp_desk.bus import RedisSubscriptionBus, connect_redis
 from mcp_desk.config import Settings
 from mcp_desk.domain.principal import Principal
 from mcp_desk.errors import PermissionDenied
@@ -66,11 +65,16 @@ from mcp_desk.resources import SHIPPED_RESOURCES, Resources, ResourceSpec, Subsc
 from mcp_desk.sandbox.isolation import IsolationConfig
 from mcp_desk.sandbox.runner import CommandRunner
 from mcp_desk.sandbox.templates import Allowlist, load_allowlist
+from mcp_desk.sdk import is_span_middleware
 from mcp_desk.sessions import OwnedSessionManager, session_manager
 from mcp_desk.storage.sqlite import SqliteStorage
 from mcp_desk.tools import diagnostics, docs, notes, tickets, usage
 from mcp_desk.tools.env import ToolEnv
+from mcp_desk.tracing import HeaderParent, SpanAttributes, start_export, traced, traced_guards
 from mcp_desk.transport_guards import harden
+
+if TYPE_CHECKING:
+    from mcp_desk.bus import RedisSubscriptionBus
 
 log = structlog.get_logger()
 Transport = Literal["stdio", "http", "memory"]
@@ -119,12 +123,15 @@ class Core:
     runner: CommandRunner
     storage: SqliteStorage
     redis_bus: RedisSubscriptionBus | None
+    traces_endpoint: str | None = None  # OTLP/HTTP traces URL; None: tracing off
 
     @asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:
         """Open storage, audit and alerting, index the runbooks, probe the sandbox; close in reverse order."""
         settings = self.settings
         async with AsyncExitStack() as stack:
+            if self.traces_endpoint is not None:
+                stack.callback(start_export(self.traces_endpoint, version=VERSION))
             settings.export_path.mkdir(parents=True, exist_ok=True)
             await stack.enter_async_context(self.storage.open())
             if self.redis_bus is not None:
@@ -225,6 +232,11 @@ class App:
         """The resource-update bus shared through Redis, when MCP_DESK_REDIS_URL is set."""
         return self.core.redis_bus
 
+    @property
+    def traces_endpoint(self) -> str | None:
+        """The OTLP/HTTP traces URL spans are exported to; None: tracing off."""
+        return self.core.traces_endpoint
+
 
 def create_app(
     settings: Settings,
@@ -233,12 +245,15 @@ def create_app(
     tools: Sequence[ToolSpec] = SHIPPED_TOOLS,
     resources: Sequence[ResourceSpec] = SHIPPED_RESOURCES,
     prompts: Sequence[PromptSpec] = SHIPPED_PROMPTS,
+    traces_endpoint: str | None = None,
 ) -> App:
     """Build the server for one transport from the tools, resources and prompts it serves (the shipped sets).
 
     Starts nothing; call `lifespan()` (or serve `http`, whose lifespan does it) to open storage and the rest.
+    `traces_endpoint` (an OTLP/HTTP traces URL) switches tracing on: spans per request, guard, storage call
+    and sandbox run. Without it nothing of tracing is built and the SDK's span middleware is left out.
     """
-    core = _core(settings, tools)
+    core = _core(settings, tools, traces_endpoint)
     auth = _auth(settings, core.policy) if transport == "http" else None
     principal = principal_source(settings, core.policy, transport, authenticated=auth is not None)
     subscriptions = Subscriptions(core.redis_bus or InMemorySubscriptionBus())
@@ -255,12 +270,14 @@ def create_app(
         redactor=core.redactor,
         subscriptions=subscriptions,
     )
-    chain = build_chain(_guards(core), _endpoint(env))
+    guards = _guards(core)
+    chain = build_chain(traced_guards(guards) if traces_endpoint is not None else guards, _endpoint(env))
     registry = ToolRegistry(
         specs=core.specs, chain=chain, principal=principal, redact=core.redactor.text, transport=transport
     )
     rendered = Prompts(specs=prompts, principal=principal, env=env, redact=core.redactor.text)
     server = _server(registry, served, rendered, MethodTimer(core.metrics, transport))
+    _trace_requests(server, transport, traces_endpoint)
     http, sessions = _http_stack(core, server, auth) if transport == "http" else (None, None)
     checks = _checks(core, sessions)
     sidecar = sidecar_app(
@@ -284,7 +301,7 @@ def create_app(
     )
 
 
-def _core(settings: Settings, tools: Sequence[ToolSpec]) -> Core:
+def _core(settings: Settings, tools: Sequence[ToolSpec], traces_endpoint: str | None = None) -> Core:
     """Policy and tool specs, then the stores, guards' collaborators and instruments they need."""
     policy = Policy.load(settings.policy_file)
     allowlist = load_allowlist(settings.policy_file, roots={"logs": settings.diagnostics_log_root})
@@ -319,6 +336,7 @@ def _core(settings: Settings, tools: Sequence[ToolSpec]) -> Core:
         runner=_runner(settings, allowlist, metrics),
         storage=SqliteStorage(settings.database_path),
         redis_bus=redis_bus,
+        traces_endpoint=traces_endpoint,
     )
 
 
@@ -378,6 +396,10 @@ def _redis_bus(settings: Settings, metrics: Metrics) -> RedisSubscriptionBus | N
     """With MCP_DESK_REDIS_URL: the fan-out bus, whose connection pool the limit counters share too."""
     if settings.redis_url is None:
         return None
+    # Imported only here: redis-py loads OpenTelemetry's SDK (metrics) whenever it is installed, and a server
+    # without Redis and without tracing must load none of it.
+    from mcp_desk.bus import RedisSubscriptionBus, connect_redis
+
     client = connect_redis(settings.redis_url.get_secret_value(), timeout_seconds=settings.redis_timeout_seconds)
     return RedisSubscriptionBus(client, key_prefix=settings.redis_key_prefix, on_error=metrics.redis_error)
 
@@ -440,18 +462,22 @@ def _env_factory(core: Core, resource_changed: Callable[[str], Awaitable[None]])
     """What a tool receives as `env` for one caller on one connection."""
     settings, policy = core.settings, core.policy
     docs_blocked, export_blocked = policy.blocked_for("read_doc"), policy.blocked_for("export_ticket")
+    storage, runner = core.storage, core.runner
+    if core.traces_endpoint is not None:
+        storage = traced(storage, prefix="storage", **{"db.system.name": "sqlite"})
+        runner = traced(runner, prefix="sandbox")
 
     def env_for(principal: Principal, client: ClientChannel) -> ToolEnv:
         return ToolEnv(
             principal=principal,
-            storage=core.storage,
+            storage=storage,
             docs_root=settings.docs_path,
             export_root=settings.export_path,
             resource_changed=resource_changed,
             redact=core.redactor.text,
             docs_blocked=docs_blocked,
             export_blocked=export_blocked,
-            runner=core.runner,
+            runner=runner,
             limiter=core.limiter,
             budget=core.budget,
             client=client,
@@ -479,6 +505,7 @@ def _http_stack(core: Core, server: Server[Any], auth: HttpAuth | None) -> tuple
         max_sessions_per_principal=settings.max_sessions_per_principal,
         idle_seconds=settings.session_idle_seconds,
         max_request_body_bytes=settings.max_request_body_bytes,
+        on_session_end=lambda seconds, version: core.metrics.observe_session(seconds, "http", protocol_version=version),
     )
     endpoint: ASGIApp = StreamableHTTPASGIApp(manager)
     routes: list[Any] = []
@@ -558,6 +585,16 @@ def principal_source(
         return local
 
     return principal
+
+
+def _trace_requests(server: Server[Any], transport: Transport, traces_endpoint: str | None) -> None:
+    """Tracing on: the SDK's span per request, with our header parent and attributes; off: no span at all."""
+    if traces_endpoint is None:
+        # The SDK ships its span middleware on by default; without an exporter it only allocates.
+        server.middleware[:] = [m for m in server.middleware if not is_span_middleware(m)]
+        return
+    at = next(i for i, m in enumerate(server.middleware) if is_span_middleware(m))
+    server.middleware[at : at + 1] = [HeaderParent(), server.middleware[at], SpanAttributes(transport)]
 
 
 def _server(registry: ToolRegistry, resources: Resources, prompts: Prompts, timer: MethodTimer) -> Server[Any]:

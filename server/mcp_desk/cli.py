@@ -130,6 +130,7 @@ def _serve(command: str, settings: Settings) -> int:
     import structlog
 
     from mcp_desk.app import create_app
+    from mcp_desk.config import otel_traces_endpoint
     from mcp_desk.logging import configure_logging
     from mcp_desk.policy.redaction import Redactor
     from mcp_desk.transports import serve_http, serve_stdio
@@ -138,9 +139,10 @@ def _serve(command: str, settings: Settings) -> int:
     configure_logging(settings.log_level, settings.resolved_log_format, redact=Redactor().text)
     structlog.contextvars.bind_contextvars(replica=settings.replica_id)  # every later log line names it
     if command == "stdio":
-        anyio.run(serve_stdio, create_app(settings, transport="stdio"), backend_options=loop_options())
+        app = create_app(settings, transport="stdio", traces_endpoint=otel_traces_endpoint())
+        anyio.run(serve_stdio, app, backend_options=loop_options())
         return 0
-    app = create_app(settings, transport="http")
+    app = create_app(settings, transport="http", traces_endpoint=otel_traces_endpoint())
 
     async def main() -> None:
         await serve_http(app, host=settings.host, port=settings.port)

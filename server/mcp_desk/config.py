@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -269,3 +270,22 @@ def _first_error(exc: ValidationError) -> str:
     key = ENV_PREFIX + loc[0].upper() if loc else "configuration"
     message = str(err["msg"]).removeprefix("Value error, ")
     return f"{key}: {message}"
+
+
+def otel_traces_endpoint(environ: Mapping[str, str] | None = None) -> str | None:
+    """The OTLP/HTTP traces URL from the standard OTEL_* variables; None means tracing is off.
+
+    `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is used as given, `OTEL_EXPORTER_OTLP_ENDPOINT` gets the
+    `/v1/traces` signal path appended (as the OpenTelemetry exporters do), and `OTEL_SDK_DISABLED=true`
+    or `OTEL_TRACES_EXPORTER=none` switches tracing off whatever the endpoint.
+    """
+    env = os.environ if environ is None else environ
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return None
+    if env.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "none":
+        return None
+    traces = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip()
+    if traces:
+        return traces
+    base = env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
+    return f"{base.rstrip('/')}/v1/traces" if base else None

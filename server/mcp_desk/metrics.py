@@ -7,9 +7,11 @@ label set is created at start-up, so `rate()` works from the first scrape.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any, get_args
 
+from mcp_types.version import KNOWN_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION, LATEST_MODERN_VERSION
 from prometheus_client import (
     CONTENT_TYPE_PLAIN_0_0_4,
     CollectorRegistry,
@@ -38,6 +40,14 @@ _OUTCOME_SET = frozenset(OUTCOMES)
 # Every AppError code (derived from the classes), "internal" for unexpected exceptions, "cancelled", and
 # "protocol" for JSON-RPC errors; "" means success.
 ERROR_TYPES: tuple[str, ...] = (*error_codes(), INTERNAL, "cancelled", "protocol")
+# `error_type` on the duration histogram, as the OpenTelemetry MCP conventions define it: `tool_error` for a
+# tools/call result with isError, the JSON-RPC error code of a protocol error, else the exception's type
+# (a class name: bounded by the code, never by input). Anything else is counted as "other".
+TOOL_ERROR = "tool_error"
+_CONVENTION_ERROR_TYPE = re.compile(r"tool_error|-?[0-9]{1,6}|[A-Za-z_][A-Za-z0-9_.]{0,79}")
+# One label set per era is created at start-up (the newest version of each); older handshake versions appear
+# when a client negotiates them.
+PRECREATED_PROTOCOL_VERSIONS: tuple[str, ...] = (LATEST_HANDSHAKE_VERSION, LATEST_MODERN_VERSION)
 METHODS: tuple[str, ...] = (
     TOOL_CALL,
     "initialize",
@@ -75,6 +85,8 @@ TICKET_STATUSES: tuple[str, ...] = STATUSES
 # mcp_desk_health_check_status{check}: a check's last verdict as a number alerts can compare against.
 HEALTH_VALUES: Mapping[str, float] = {"ok": 1.0, "warn": 0.5, "fail": 0.0}
 NOT_CHECKED = float("nan")
+# Session lifetimes: a one-shot script to a desktop host left open all day.
+SESSION_BUCKETS: tuple[float, ...] = (1.0, 5.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 14400.0, 86400.0)
 # Tool latencies: sub-millisecond lookups up to diagnostics that may run for tens of seconds.
 DURATION_BUCKETS: tuple[float, ...] = (
     0.0005,
@@ -116,6 +128,7 @@ class Metrics:
         alert_kinds: Iterable[str] = ALERT_KINDS,
         sandbox_outcomes: Iterable[str] = SANDBOX_OUTCOMES,
         ticket_statuses: Iterable[str] = TICKET_STATUSES,
+        protocol_versions: Iterable[str] = KNOWN_PROTOCOL_VERSIONS,
     ) -> None:
         # `*_created` series double the exposition and no dashboard or rule uses them (process-wide switch).
         disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
@@ -130,6 +143,7 @@ class Metrics:
         self._alert_kinds = frozenset(alert_kinds)
         self._sandbox_outcomes = frozenset(sandbox_outcomes)
         self._statuses = tuple(ticket_statuses)
+        self._versions = frozenset(protocol_versions)
         self._checks: frozenset[str] = frozenset()
         # Label children resolved once per (bounded) label tuple: `.labels()` costs a few µs per call.
         self._children: dict[tuple[str, ...], Any] = {}
@@ -148,8 +162,15 @@ class Metrics:
         self._duration = Histogram(
             "mcp_server_operation_duration_seconds",
             "Duration of MCP operations (OpenTelemetry MCP semantic conventions).",
-            ["mcp_method_name", "gen_ai_tool_name", "error_type", "network_transport"],
+            ["mcp_method_name", "gen_ai_tool_name", "error_type", "network_transport", "mcp_protocol_version"],
             buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self._session_duration = Histogram(
+            "mcp_server_session_duration_seconds",
+            "Duration of MCP sessions (OpenTelemetry MCP semantic conventions).",
+            ["network_transport", "mcp_protocol_version", "error_type"],
+            buckets=SESSION_BUCKETS,
             registry=r,
         )
         self._tool_calls = Counter("mcp_desk_tool_calls", "Tool calls by outcome.", ["tool", "outcome"], registry=r)
@@ -182,11 +203,13 @@ class Metrics:
             self._tokens.labels(tool=tool)
             for outcome in OUTCOMES:
                 self._tool_calls.labels(tool=tool, outcome=outcome)
-            for transport in self._transports:
-                self._duration.labels(TOOL_CALL, tool, "", transport)
+            for transport, version in self._transport_versions():
+                self._duration.labels(TOOL_CALL, tool, "", transport, version)
         for method in self._methods - {TOOL_CALL}:
-            for transport in self._transports:
-                self._duration.labels(method, "", "", transport)
+            for transport, version in self._transport_versions():
+                self._duration.labels(method, "", "", transport, version)
+        for transport, version in self._transport_versions():
+            self._session_duration.labels(transport, version, "")
         for scope in self._scopes:
             self._rate_limited.labels(scope=scope)
         for operation in REDIS_OPERATIONS:
@@ -200,22 +223,54 @@ class Metrics:
                 self._sandbox.labels(command=command, outcome=sandbox_outcome)
         self.set_tickets({})
 
+    def _transport_versions(self) -> list[tuple[str, str]]:
+        versions = [v for v in PRECREATED_PROTOCOL_VERSIONS if v in self._versions]
+        return [(transport, version) for transport in self._transports for version in versions]
+
     def record_call(
         self, tool: str, outcome: str, duration_s: float, transport: str, error_type: str | None = None
     ) -> None:
-        """Count one finished tool call and observe its latency."""
+        """Count one finished tool call by outcome.
+
+        Its latency is observed by `observe_method` at the protocol layer, which also sees the protocol
+        version and calls refused before the guards run (an unknown tool, invalid arguments).
+        """
         name = _bounded(tool, self._tools)
         self._child(self._tool_calls, "calls", name, _bounded(outcome, _OUTCOME_SET)).inc()
-        self._observe(TOOL_CALL, name, duration_s, transport, error_type)
 
-    def observe_method(self, method: str, duration_s: float, transport: str, error_type: str | None = None) -> None:
-        """Observe the latency of a non-tool MCP method (tools/list, resources/read, ...)."""
-        self._observe(_bounded(method, self._methods), "", duration_s, transport, error_type)
-
-    def _observe(self, method: str, tool: str, duration_s: float, transport: str, error_type: str | None) -> None:
-        error = _bounded(error_type, self._error_types) if error_type else ""
+    def observe_method(
+        self,
+        method: str,
+        duration_s: float,
+        transport: str,
+        error_type: str | None = None,
+        *,
+        tool: str = "",
+        protocol_version: str = "",
+    ) -> None:
+        """Observe one MCP operation's latency; `error_type` as the OpenTelemetry MCP conventions define it."""
+        bounded_method = _bounded(method, self._methods)
+        name = _bounded(tool, self._tools) if bounded_method == TOOL_CALL and tool else ""
+        error = self._error_type(error_type)
         net = _bounded(TRANSPORTS.get(transport, OTHER), self._transports)
-        self._child(self._duration, "duration", method, tool, error, net).observe(max(duration_s, 0.0))
+        version = _bounded(protocol_version, self._versions) if protocol_version else ""
+        child = self._child(self._duration, "duration", bounded_method, name, error, net, version)
+        child.observe(max(duration_s, 0.0))
+
+    def observe_session(
+        self, duration_s: float, transport: str, *, protocol_version: str = "", error_type: str | None = None
+    ) -> None:
+        """Observe how long one MCP session lasted (an HTTP session, or a stdio connection)."""
+        net = _bounded(TRANSPORTS.get(transport, OTHER), self._transports)
+        version = _bounded(protocol_version, self._versions) if protocol_version else ""
+        self._session_duration.labels(net, version, self._error_type(error_type)).observe(max(duration_s, 0.0))
+
+    def _error_type(self, error_type: str | None) -> str:
+        if not error_type:
+            return ""
+        if error_type in self._error_types or _CONVENTION_ERROR_TYPE.fullmatch(error_type):
+            return error_type
+        return OTHER
 
     def _child(self, metric: Any, family: str, *values: str) -> Any:
         """`metric.labels(*values)`, cached; `values` are already bounded, so the cache is too."""

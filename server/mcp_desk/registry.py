@@ -18,7 +18,7 @@ from mcp.server.connection import Connection
 from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import ServerMessageMetadata
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from mcp_desk.domain.principal import Principal
 from mcp_desk.errors import AppError, MissingClientCapability, quote, render
@@ -295,31 +295,88 @@ class QuotedErrors:
 
 
 class MethodTimer:
-    """SDK middleware that times every MCP method except tools/call (the Observe guard times those)."""
+    """SDK middleware that times every MCP method, tools/call included, on the OpenTelemetry MCP conventions.
+
+    `error_type`: `tool_error` for a tools/call result with isError (a refusal by a guard included), the
+    JSON-RPC code of a protocol error (an unknown tool: -32602), else the exception's type. It also keeps
+    the protocol version last negotiated or used, which labels a stdio connection's session duration.
+    """
 
     def __init__(self, metrics: MethodRecorder, transport: str) -> None:
         self.metrics = metrics
         self.transport = transport
+        self.protocol_version = ""
 
     async def __call__(self, ctx: ServerRequestContext[Any], call_next: Callable[[Any], Awaitable[Any]]) -> Any:
-        if ctx.method == "tools/call":
-            return await call_next(ctx)
         started = time.perf_counter()
         error: str | None = None
+        version = ctx.protocol_version
         try:
-            return await call_next(ctx)
-        except MCPError:
-            error = "protocol"
+            result = await call_next(ctx)
+        except MCPError as exc:
+            error = str(exc.error.code)
             raise
-        except Exception:
-            error = "internal"
+        except ValidationError:
+            error = str(types.INVALID_PARAMS)  # what the SDK answers for params that fail validation
             raise
+        except BaseException as exc:
+            error = type(exc).__qualname__
+            raise
+        else:
+            error = TOOL_ERROR if ctx.method == "tools/call" and _is_tool_error(result) else None
+            if ctx.method == "initialize":
+                version = _negotiated(result) or version
+            self.protocol_version = version
+            return result
         finally:
-            self.metrics.observe_method(ctx.method, time.perf_counter() - started, self.transport, error)
+            name = ctx.params.get("name") if ctx.method == "tools/call" and ctx.params else None
+            self.metrics.observe_method(
+                ctx.method,
+                time.perf_counter() - started,
+                self.transport,
+                error,
+                tool=name if isinstance(name, str) else "",
+                protocol_version=version,
+            )
+
+
+TOOL_ERROR = "tool_error"
+
+
+def negotiated_version(middleware: Sequence[object]) -> str:
+    """The protocol version the server's MethodTimer last saw ("" without a timer or a request)."""
+    timer = next((m for m in middleware if isinstance(m, MethodTimer)), None)
+    return timer.protocol_version if timer is not None else ""
+
+
+def _is_tool_error(result: Any) -> bool:
+    match result:
+        case types.CallToolResult(is_error=True) | {"isError": True}:
+            return True
+        case _:
+            return False
+
+
+def _negotiated(result: Any) -> str:
+    """The protocol version an initialize result settled on ("" if it names none)."""
+    match result:
+        case types.InitializeResult(protocol_version=str(version)) | {"protocolVersion": str(version)}:
+            return version
+        case _:
+            return ""
 
 
 class MethodRecorder(Protocol):
     """What MethodTimer needs from the metrics."""
 
-    def observe_method(self, method: str, duration_s: float, transport: str, error_type: str | None = None) -> None:
+    def observe_method(
+        self,
+        method: str,
+        duration_s: float,
+        transport: str,
+        error_type: str | None = None,
+        *,
+        tool: str = "",
+        protocol_version: str = "",
+    ) -> None:
         """Observe one method's latency."""

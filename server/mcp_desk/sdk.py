@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mcp.server._otel import OpenTelemetryMiddleware
 from mcp.server.auth.middleware.bearer_auth import AuthorizationContext
 from mcp.server.connection import Connection
 from mcp.server.context import ServerRequestContext
@@ -16,7 +17,7 @@ from mcp.server.streamable_http import StreamableHTTPServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.types import Receive, Scope, Send
 
-__all__ = ["HookedSessionManager", "connection_of"]
+__all__ = ["HookedSessionManager", "connection_of", "is_span_middleware"]
 
 
 def connection_of(ctx: ServerRequestContext[Any]) -> Connection:
@@ -30,13 +31,25 @@ def connection_of(ctx: ServerRequestContext[Any]) -> Connection:
     return connection
 
 
+def is_span_middleware(middleware: object) -> bool:
+    """Whether `middleware` is the SDK's own span middleware (one OpenTelemetry server span per inbound message).
+
+    mcp 2.3.0 puts an `OpenTelemetryMiddleware` into every `Server.middleware` list but defines it only in
+    the private `mcp.server._otel`; the app finds it with this, to leave it out (tracing off: without an
+    exporter it only allocates) or to wrap it with our header parent and attributes (tracing on).
+    """
+    return isinstance(middleware, OpenTelemetryMiddleware)
+
+
 class HookedSessionManager(StreamableHTTPSessionManager):
     """The SDK's session manager with two public hooks, and the open-session facts it keeps privately.
 
-    mcp 2.3.0 has no extension point for refusing a request before the SDK handles it, or for vetoing a
-    new session under its creation lock: `_handle_stateful_request` and `_admit_session` are overridden
-    here (and only here) to call `refuse()` and `admits()`. It keeps open sessions in `_server_instances`
-    and their owners in `_session_owners`, read by `open_sessions` and `owners()`.
+    mcp 2.3.0 has no extension point for refusing a request before the SDK handles it, for vetoing a
+    new session under its creation lock, or for learning when a session opens and ends:
+    `_handle_stateful_request`, `_admit_session` and `_discard_session` are overridden here (and only
+    here) to call `refuse()`, `admits()`, `opened()` and `closed()`. It keeps open sessions in
+    `_server_instances` and their owners in `_session_owners`, read by `open_sessions`, `owners()` and
+    `owner_of()`.
     """
 
     async def refuse(self, scope: Scope, send: Send) -> bool:
@@ -47,6 +60,12 @@ class HookedSessionManager(StreamableHTTPSessionManager):
         """Whether a new session for `requestor` may open (checked under the SDK's lock); default: yes."""
         return True
 
+    def opened(self, session_id: str) -> None:
+        """A new session was admitted (called under the SDK's creation lock); default: nothing."""
+
+    def closed(self, session_id: str) -> None:
+        """A session ends (DELETE, idle expiry, a crash, a refused opening request); default: nothing."""
+
     @property
     def open_sessions(self) -> int:
         """How many sessions are open now."""
@@ -56,9 +75,22 @@ class HookedSessionManager(StreamableHTTPSessionManager):
         """The owner of every open session that has one."""
         return list(self._session_owners.values())
 
+    def owner_of(self, session_id: str) -> AuthorizationContext | None:
+        """The owner of the open session `session_id`, if it has one."""
+        return self._session_owners.get(session_id)
+
     async def _handle_stateful_request(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not await self.refuse(scope, send):
             await super()._handle_stateful_request(scope, receive, send)
 
     def _admit_session(self, requestor: AuthorizationContext | None) -> StreamableHTTPServerTransport | None:
-        return super()._admit_session(requestor) if self.admits(requestor) else None
+        if not self.admits(requestor):
+            return None
+        transport = super()._admit_session(requestor)
+        if transport is not None and transport.mcp_session_id is not None:
+            self.opened(transport.mcp_session_id)
+        return transport
+
+    async def _discard_session(self, session_id: str, transport: StreamableHTTPServerTransport) -> None:
+        self.closed(session_id)
+        await super()._discard_session(session_id, transport)

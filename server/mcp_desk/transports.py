@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import socket
+import time
 from functools import partial
 from typing import Any, cast
 
@@ -24,6 +25,7 @@ from mcp_desk.app import App
 from mcp_desk.auth import check_http_security
 from mcp_desk.http import ServerWithoutSignals, serve_sidecar
 from mcp_desk.lifecycle import stop_on_signals
+from mcp_desk.registry import negotiated_version
 from mcp_desk.stdin import open_stdin
 from mcp_desk.transport_guards import uvicorn_options
 
@@ -104,7 +106,10 @@ async def serve_stdio(app: App) -> None:
             written = anyio.Event()
             io.start_soon(read, stdin)
             io.start_soon(write, stdout, written)
+            connected = time.monotonic()
             await app.server.run(server_in, server_out, app.server.create_initialization_options())
+            version = negotiated_version(app.server.middleware)
+            app.metrics.observe_session(time.monotonic() - connected, "stdio", protocol_version=version)
             server_out.close()
             await written.wait()
             io.cancel_scope.cancel()

@@ -49,6 +49,7 @@ DESIGN_METRICS = frozenset(
         "mcp_desk_sandbox_runs_total",
         "mcp_desk_tickets",
         "mcp_desk_build_info",
+        "mcp_server_session_duration_seconds",
     }
 )
 HEALTH_METRICS = frozenset({"mcp_desk_health_check_status"})

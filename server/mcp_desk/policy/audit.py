@@ -61,6 +61,7 @@ class AuditEvent:
     arguments: Mapping[str, Any] | None = None
     detail: str | None = None
     transport: str | None = None
+    trace_id: str | None = None
     timestamp: str = field(default_factory=utc_now)
 
     def fields(self) -> dict[str, Any]:
@@ -206,6 +207,7 @@ class Audit:
             request_id=call.request_id,
             arguments=arguments,
             transport=call.transport,
+            trace_id=call.state.trace_id,
             **extra,
         )
 

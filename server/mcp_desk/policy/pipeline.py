@@ -141,12 +141,14 @@ class CallState:
     - `result_model`: the MCP result model a tool returned as-is; the registry rebuilds it from the dict.
     - `output_tokens`: the result's token estimate, computed once (OutputCap, then RateLimit and Budget).
     - `truncation_note`: set by OutputCap when it shortened the result; the registry shows it to the client.
+    - `trace_id`: the call's 32-hex trace id when tracing is on, for its log line and audit records.
     """
 
     client: ClientChannel = field(default_factory=lambda: NO_CLIENT)
     result_model: type[BaseModel] | None = None
     output_tokens: int | None = None
     truncation_note: str | None = None
+    trace_id: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
