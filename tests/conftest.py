@@ -32,7 +32,7 @@ def readme_claude_config(data: Path) -> dict[str, Any]:
 
 
 # The product contract: every shipped tool and the scope it needs (None: get_usage needs no scope).
-DESIGN_TOOL_SCOPES: dict[str, str | None] = {
+DOCUMENTED_TOOL_SCOPES: dict[str, str | None] = {
     "create_note": "notes:write",
     "get_note": "notes:read",
     "update_note": "notes:write",

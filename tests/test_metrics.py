@@ -1,4 +1,4 @@
-"""Metrics: the names and labels of DESIGN §6, pre-created label sets, bounded label values."""
+"""Metrics: the documented names and labels, pre-created label sets, bounded label values."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from mcp_desk.errors import AppError
 from mcp_desk.metrics import OUTCOMES, Metrics
 
 TOOLS = ("create_note", "get_note", "run_diagnostic")
-DESIGN_METRICS = {
+DOCUMENTED_METRICS = {
     "mcp_server_operation_duration_seconds": "histogram",
     "mcp_desk_tool_calls": "counter",
     "mcp_desk_permission_denied": "counter",
@@ -48,7 +48,7 @@ def value(metrics: Metrics, name: str, **labels: str) -> float | None:
 def test_every_design_metric_is_exposed_with_its_type_from_start() -> None:
     families = {f.name: f.type for f in text_string_to_metric_families(make_metrics().render().decode())}
 
-    for name, kind in DESIGN_METRICS.items():
+    for name, kind in DOCUMENTED_METRICS.items():
         assert families.get(name) == kind, name
 
 

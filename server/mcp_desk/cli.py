@@ -1,4 +1,4 @@
-"""The `mcp-desk` command line (DESIGN §2): argv → Settings → logging → app → transport."""
+"""The `mcp-desk` command line: argv → Settings → logging → app → transport."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A real `mcp-desk http` with API keys: real traffic moves every DESIGN §6 metric, /health shows every check."""
+"""A real `mcp-desk http` with API keys: real traffic moves every documented metric, /health shows every check."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
-from tests.conftest import DESIGN_TOOL_SCOPES as TOOL_SCOPES
+from tests.conftest import DOCUMENTED_TOOL_SCOPES as TOOL_SCOPES
 from tests.conftest import REPO, error, ok
 from tests.e2e.conftest import HttpServer, launch
 from tests.e2e.support import ERAS, Era, add_key, connect

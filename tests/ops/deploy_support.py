@@ -33,8 +33,8 @@ PROJECT: dict[str, Any] = tomllib.loads((REPO / "pyproject.toml").read_text())["
 PROJECT_URL: str = PROJECT["urls"]["Source"]
 SERVER_JSON: dict[str, Any] = json.loads((REPO / "server.json").read_text())
 
-# DESIGN §6, the health gauge the health-derived alerts and panels use, and Prometheus' own `up`.
-DESIGN_METRICS = frozenset(
+# The metrics the README documents, the health gauge the health-derived alerts and panels use, and Prometheus' own `up`.
+DOCUMENTED_METRICS = frozenset(
     {
         "mcp_server_operation_duration_seconds",
         "mcp_desk_tool_calls_total",

@@ -14,7 +14,7 @@ import pytest
 from tests.ops.deploy_support import (
     BIN,
     DASHBOARD,
-    DESIGN_METRICS,
+    DOCUMENTED_METRICS,
     HEALTH_METRICS,
     PROMETHEUS_METRICS,
     REPO,
@@ -159,7 +159,7 @@ def test_latency_percentiles_are_shown_per_tool() -> None:
 def test_every_query_parses_and_uses_only_exported_metrics(title: str, expr: str) -> None:
     names = metric_names(substitute_grafana_variables(expr))
     assert names, title
-    allowed = DESIGN_METRICS | HEALTH_METRICS | PROMETHEUS_METRICS
+    allowed = DOCUMENTED_METRICS | HEALTH_METRICS | PROMETHEUS_METRICS
     assert {exported_family(n) for n in names} <= allowed, title
 
 

@@ -11,7 +11,7 @@ from mcp_desk.domain.principal import ALL_SCOPES
 from mcp_desk.errors import ConfigError
 from mcp_desk.policy.paths import DEFAULT_BLOCKED
 from mcp_desk.policy.rules import Policy, command_policy_explain
-from tests.conftest import DESIGN_TOOL_SCOPES as TOOLS
+from tests.conftest import DOCUMENTED_TOOL_SCOPES as TOOLS
 
 READS = {
     "get_note",
