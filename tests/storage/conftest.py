@@ -28,15 +28,23 @@ async def make_store(backend: str, tmp_path: Path) -> AsyncIterator[MakeStore]:
     async with AsyncExitStack() as stack:
         opened = 0
 
-        async def make(**options: Any) -> Storage:
+        places: dict[int, Path | str] = {}
+
+        async def make(*, same_as: Storage | None = None, **options: Any) -> Storage:
+            """A new store, or (`same_as`) a second handle on another store's data, as a second replica has."""
             nonlocal opened
             opened += 1
-            store: Storage
-            if backend == "sqlite":
-                store = SqliteStorage(tmp_path / f"desk-{opened}.db", **options)
+            if same_as is not None:
+                place = places[id(same_as)]
+            elif backend == "sqlite":
+                place = tmp_path / f"desk-{opened}.db"
             else:
-                store = PostgresStorage(await stack.enter_async_context(fresh_database()), **options)
+                place = await stack.enter_async_context(fresh_database())
+            store: Storage = (
+                SqliteStorage(place, **options) if isinstance(place, Path) else PostgresStorage(place, **options)
+            )
             await stack.enter_async_context(store.open())
+            places[id(store)] = place
             return store
 
         yield make

@@ -44,9 +44,7 @@ async def fresh_database() -> AsyncIterator[str]:
             await admin.close()
 
 
-async def note(
-    store: Storage, owner: str = "alice", title: str = "t", body: str = "b", key: str | None = None
-) -> Note:
+async def note(store: Storage, owner: str = "alice", title: str = "t", body: str = "b", key: str | None = None) -> Note:
     return await store.create_note(owner=owner, title=title, body=body, tags=["x"], idempotency_key=key)
 
 

@@ -30,7 +30,6 @@ async def test_search_syntax_in_queries_is_treated_as_words(store: Storage, quer
     await store.search_notes(ALICE, query, cursor=None, limit=5)
 
 
-
 async def test_ticket_search_covers_comments_and_deletion_removes_it(store: Storage) -> None:
     created = await ticket(store, title="mail delay")
     await store.add_comment(created.id, author="bob", body="mx record flapping")

@@ -1,4 +1,4 @@
-"""The repository contract on every backend: visibility, versions, idempotency, pagination, tickets and comments, the probe."""
+"""The repository contract on every backend: visibility, versions, idempotency, paging, tickets, the probe."""
 
 from __future__ import annotations
 

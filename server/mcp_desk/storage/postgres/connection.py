@@ -128,6 +128,8 @@ class Database:
         except TimeoutError:
             log.warning("storage_pool_exhausted", max_size=self.config.max_size)
             raise StorageUnavailable(BUSY) from None
+        except asyncpg.PostgresError as exc:  # a new connection refused: not accepting connections, too many...
+            raise _Retryable(type(exc).__name__) from None
         try:
             yield conn
         finally:
@@ -150,7 +152,7 @@ class Database:
             try:
                 return await self._once(fn, write=write)
             except _Retryable as retry:
-                self.pool.expire_connections()  # the others were opened before the restart too
+                await self.pool.expire_connections()  # the others were opened before the restart too
                 log.warning("storage_connection_lost", attempt=attempt, error=retry.kind)
                 if attempt == 2:
                     raise StorageUnavailable(NOT_SAVED if write else NOT_READ, error=retry.kind) from None
