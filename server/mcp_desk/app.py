@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -53,6 +53,7 @@ from mcp_desk.resources import Resources
 from mcp_desk.sandbox.isolation import IsolationConfig
 from mcp_desk.sandbox.runner import CommandRunner
 from mcp_desk.sandbox.templates import Allowlist, load_allowlist
+from mcp_desk.storage.base import Pooled, Storage
 from mcp_desk.storage.sqlite import SqliteStorage
 from mcp_desk.tools import diagnostics, docs, notes, tickets, usage
 from mcp_desk.tools.env import NO_CLIENT, ToolEnv
@@ -102,7 +103,7 @@ class App:
     transport: Transport
     server: Server[Any]
     policy: Policy
-    storage: SqliteStorage
+    storage: Storage
     registry: ToolRegistry
     resources: Resources
     metrics: Metrics
@@ -116,6 +117,7 @@ class App:
     auth: HttpAuth | None
     checks: list[HealthCheck]
     gauges: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    pool_state: Callable[[], Mapping[str, int]] | None = None
 
     @asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:
@@ -149,6 +151,8 @@ class App:
         """Gauges read at scrape time: tickets by status and the budget ratio."""
         self.metrics.set_tickets(await self.storage.ticket_counts())
         self.metrics.set_budget_ratio(self.budget.used_ratio())
+        if self.pool_state is not None:
+            self.metrics.set_db_pool(self.pool_state())
 
 
 def create_app(
@@ -213,7 +217,7 @@ def create_app(
         on_run=metrics.sandbox_run,
     )
     principal = principal_source(settings, policy, transport, authenticated=auth is not None)
-    storage = SqliteStorage(settings.database_path)
+    storage = build_storage(settings)
     resources = Resources(
         storage=storage,
         docs_root=settings.docs_path,
@@ -302,7 +306,17 @@ def create_app(
         runner=runner,
         auth=auth,
         checks=checks,
+        pool_state=storage.pool_state if isinstance(storage, Pooled) else None,
     )
+
+
+def build_storage(settings: Settings) -> Storage:
+    """PostgreSQL when `MCP_DESK_DATABASE_URL` is set, else the SQLite file under the storage path."""
+    if settings.database_url is not None:
+        from mcp_desk.storage.postgres import PostgresStorage  # the driver loads only when it is used
+
+        return PostgresStorage(settings.database_url.get_secret_value())
+    return SqliteStorage(settings.database_path)
 
 
 def principal_source(
