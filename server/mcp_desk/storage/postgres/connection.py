@@ -39,6 +39,7 @@ _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     asyncpg.PostgresConnectionError,  # class 08
     asyncpg.InterfaceError,  # the connection closed under us
+    asyncpg.InternalClientError,  # a statement sent just as the server ended the connection
     asyncpg.exceptions.CannotConnectNowError,  # 57P03: starting up or shutting down
     asyncpg.exceptions.AdminShutdownError,  # 57P01: terminated by a restart
     asyncpg.exceptions.CrashShutdownError,
@@ -95,6 +96,9 @@ class Database:
                     "statement_timeout": str(config.statement_timeout_ms),
                     "idle_in_transaction_session_timeout": str(max(config.statement_timeout_ms * 4, 10000)),
                     "jit": "off",
+                    # Search statements are prepared; a generic plan cannot see how common a word is and
+                    # reads every match of a frequent one. Plan each execution with its own values.
+                    "plan_cache_mode": "force_custom_plan",
                 },
             )
         except (*_CONNECTION_ERRORS, *_SERVER_ERRORS, asyncpg.PostgresError, TimeoutError) as exc:
