@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
@@ -154,3 +155,40 @@ async def test_a_write_interrupted_by_a_lost_connection_is_retried_once_on_a_fre
                 for i in range(6):
                     tg.start_soon(writer, i)
             assert len(set(made)) == 6
+
+
+async def test_a_deadlocked_transaction_is_run_again_and_then_succeeds() -> None:
+    async with fresh_database() as url:
+        store = PostgresStorage(url)
+        async with store.open():
+            first, second = await note(store, title="first"), await note(store, title="second")
+            other = await asyncpg.connect(url)
+            try:
+                await other.execute("SET deadlock_timeout = '60s'")  # so the deadlock is found on our side
+                await other.execute("BEGIN")
+                await other.execute("SELECT 1 FROM notes WHERE id = $1 FOR UPDATE", second.id)
+                ours_holds_first = anyio.Event()
+                attempts = 0
+
+                async def tx(conn: Any) -> str:
+                    nonlocal attempts
+                    attempts += 1
+                    await conn.execute("SELECT 1 FROM notes WHERE id = $1 FOR UPDATE", first.id)
+                    ours_holds_first.set()
+                    await conn.execute(
+                        "UPDATE notes SET title = 'both' WHERE id = ANY($1::text[])", [first.id, second.id]
+                    )
+                    return "done"
+
+                async def theirs() -> None:
+                    await ours_holds_first.wait()
+                    await other.execute("SELECT 1 FROM notes WHERE id = $1 FOR UPDATE", first.id)
+                    await other.execute("COMMIT")
+
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(theirs)
+                    assert await store.db.transaction(tx) == "done"
+            finally:
+                await other.close()
+            assert attempts == 2
+            assert {(await store.get_note(n.id, ALICE)).title for n in (first, second)} == {"both"}

@@ -32,6 +32,7 @@ NOT_CONFIRMED = (
 )
 NOT_READ = "the database cannot be reached right now; try the call again in a few seconds"
 BUSY = "the database is busy (every connection of this server is in use); try the call again in a few seconds"
+COLLIDED = "nothing was saved: the change collided with another one made at the same moment; try it again"
 TIMED_OUT = "the database took too long to answer and the statement was cancelled; nothing was saved, try again"
 
 # Errors of the connection or the server rather than of the statement: the database is unavailable.
@@ -156,10 +157,14 @@ class Database:
             try:
                 return await self._once(fn, write=write)
             except _Retryable as retry:
-                await self.pool.expire_connections()  # the others were opened before the restart too
-                log.warning("storage_connection_lost", attempt=attempt, error=retry.kind)
+                if retry.collided:
+                    log.info("storage_transaction_collided", attempt=attempt, error=retry.kind)
+                else:
+                    await self.pool.expire_connections()  # the others were opened before the restart too
+                    log.warning("storage_connection_lost", attempt=attempt, error=retry.kind)
                 if attempt == 2:
-                    raise StorageUnavailable(NOT_SAVED if write else NOT_READ, error=retry.kind) from None
+                    public = COLLIDED if retry.collided else NOT_SAVED if write else NOT_READ
+                    raise StorageUnavailable(public, error=retry.kind) from None
         raise AssertionError("unreachable")
 
     async def _once(self, fn: Callable[[Conn], Awaitable[R]], *, write: bool) -> R:
@@ -181,6 +186,8 @@ class Database:
         except asyncpg.exceptions.QueryCanceledError:
             log.warning("storage_statement_timeout", timeout_ms=self.config.statement_timeout_ms)
             raise StorageUnavailable(TIMED_OUT if write else NOT_READ) from None
+        except asyncpg.exceptions.TransactionRollbackError as exc:  # class 40: a deadlock; nothing was committed
+            raise _Retryable(type(exc).__name__, collided=True) from None
         except _CONNECTION_ERRORS as exc:
             if committing:
                 log.error("storage_commit_unconfirmed", error=type(exc).__name__)
@@ -192,9 +199,11 @@ class Database:
 
 
 class _Retryable(Exception):
-    def __init__(self, kind: str) -> None:
+    """Nothing was committed and the work may run again: on a fresh connection, or after a collision."""
+
+    def __init__(self, kind: str, *, collided: bool = False) -> None:
         super().__init__(kind)
-        self.kind = kind
+        self.kind, self.collided = kind, collided
 
 
 async def _rollback(tx: Any) -> None:

@@ -286,7 +286,7 @@ class PostgresStorage:
 
         async def tx(conn: Any) -> Ticket:
             row = await rows.ticket_row(conn, ticket_id, lock=True)
-            await rows.note_row(conn, note_id, scope)
+            await rows.note_row(conn, note_id, scope, lock=True)  # a concurrent delete_note waits for the link
             linked = await conn.fetchval(
                 "INSERT INTO ticket_notes (ticket_seq, note_id, created_at) VALUES ($1, $2, $3) "
                 "ON CONFLICT DO NOTHING RETURNING note_id",
