@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
 import asyncpg
 import pytest
+import structlog
 from pydantic import SecretStr
 
 from mcp_desk.app import build_storage
@@ -73,6 +76,19 @@ async def test_every_note_and_ticket_tool_works_on_postgresql_and_nothing_shows_
         assert PASSWORD not in shown
 
 
+@pytest.fixture
+def restored_logging() -> Iterator[None]:
+    """`mcp-desk migrate` configures logging as the command does; put the process's logging back afterwards."""
+    root = logging.getLogger()
+    saved_level, saved_handlers = root.level, list(root.handlers)
+    yield
+    for handler in list(root.handlers):
+        if handler not in saved_handlers:
+            root.removeHandler(handler)
+    root.setLevel(saved_level)
+    structlog.reset_defaults()
+
+
 def cli(*argv: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     code = run(list(argv), out, err)
@@ -87,6 +103,7 @@ async def applied(url: str) -> list[int]:
         await conn.close()
 
 
+@pytest.mark.usefixtures("restored_logging")
 def test_migrate_and_check_config_on_postgresql_never_print_the_password(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -108,6 +125,7 @@ def test_migrate_and_check_config_on_postgresql_never_print_the_password(
     anyio.run(scenario)
 
 
+@pytest.mark.usefixtures("restored_logging")
 def test_migrate_works_for_sqlite_too(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MCP_DESK_STORAGE_PATH", str(tmp_path / "data"))
@@ -116,6 +134,7 @@ def test_migrate_works_for_sqlite_too(monkeypatch: pytest.MonkeyPatch, tmp_path:
     assert (tmp_path / "data" / "mcp-desk.db").is_file() and "mcp-desk.db" in out
 
 
+@pytest.mark.usefixtures("restored_logging")
 def test_migrate_against_an_unreachable_database_fails_with_one_clear_line(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
