@@ -97,3 +97,10 @@ async def test_docs_search_pages_by_rank_and_any_word_widens_it(store: Storage) 
         await store.search_docs("vpn", cursor=first.next_cursor, limit=2)
     assert (await store.search_docs("tunnel disk", cursor=None, limit=5)).items == []
     assert len((await store.search_docs("tunnel disk", cursor=None, limit=5, any_word=True)).items) == 4
+
+
+async def test_punctuation_separates_words_in_addresses_paths_and_versions(store: Storage) -> None:
+    made = await note(store, body="mail alice@example.com, see /var/log/syslog after v1.2.3 of foo_bar")
+    for query in ("example", "syslog", "alice example", "foo_bar", "v1", "exam*"):
+        assert [n.id for n in (await store.search_notes(ALICE, query, cursor=None, limit=5)).items] == [made.id], query
+    assert (await store.search_notes(ALICE, "examples", cursor=None, limit=5)).items == []

@@ -22,6 +22,12 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE FUNCTION mcp_desk_words(text[]) RETURNS text
         LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN array_to_string($1, ' ');
+    -- Words as SQLite's unicode61 tokenizer sees them: ASCII punctuation separates words everywhere, so
+    -- `alice@example.com`, `/var/log`, `1.2.3` and `foo_bar` are searchable by their parts (PostgreSQL's
+    -- parser alone would keep an e-mail address, a path or a version as one token). Locale-independent.
+    CREATE FUNCTION mcp_desk_text(text) RETURNS text
+        LANGUAGE sql IMMUTABLE PARALLEL SAFE
+        RETURN regexp_replace($1, '[\x01-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]+', ' ', 'g');
 
     CREATE TABLE notes (
         seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -34,9 +40,9 @@ MIGRATIONS: tuple[str, ...] = (
         created_at text NOT NULL,
         updated_at text NOT NULL,
         search tsvector GENERATED ALWAYS AS (
-            setweight(to_tsvector('simple', title), 'A')
-            || setweight(to_tsvector('simple', left(body, 200000)), 'B')
-            || setweight(to_tsvector('simple', mcp_desk_words(tags)), 'C')
+            setweight(to_tsvector('simple', mcp_desk_text(title)), 'A')
+            || setweight(to_tsvector('simple', mcp_desk_text(left(body, 200000))), 'B')
+            || setweight(to_tsvector('simple', mcp_desk_text(mcp_desk_words(tags))), 'C')
         ) STORED
     );
     CREATE INDEX notes_owner_updated ON notes (owner, updated_at DESC, seq DESC);
@@ -59,9 +65,9 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at text NOT NULL,
         comments_text text NOT NULL DEFAULT '',
         search tsvector GENERATED ALWAYS AS (
-            setweight(to_tsvector('simple', title), 'A')
-            || setweight(to_tsvector('simple', left(description, 200000)), 'B')
-            || setweight(to_tsvector('simple', left(comments_text, 200000)), 'C')
+            setweight(to_tsvector('simple', mcp_desk_text(title)), 'A')
+            || setweight(to_tsvector('simple', mcp_desk_text(left(description, 200000))), 'B')
+            || setweight(to_tsvector('simple', mcp_desk_text(left(comments_text, 200000))), 'C')
         ) STORED
     );
     CREATE INDEX tickets_updated ON tickets (updated_at DESC, seq DESC);
@@ -100,7 +106,8 @@ MIGRATIONS: tuple[str, ...] = (
         title text NOT NULL,
         content text NOT NULL,
         search tsvector GENERATED ALWAYS AS (
-            setweight(to_tsvector('simple', title), 'A') || setweight(to_tsvector('simple', left(content, 200000)), 'B')
+            setweight(to_tsvector('simple', mcp_desk_text(title)), 'A')
+            || setweight(to_tsvector('simple', mcp_desk_text(left(content, 200000))), 'B')
         ) STORED
     );
     CREATE INDEX docs_search ON docs USING gin (search);
