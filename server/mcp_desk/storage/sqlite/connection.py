@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -31,7 +32,7 @@ class Connection:
         self.conn.execute("PRAGMA foreign_keys = ON")
         self.conn.execute("PRAGMA busy_timeout = 10000")
         if not readonly:
-            self.conn.execute("PRAGMA journal_mode = WAL")
+            _switch_to_wal(self.conn)
         self.conn.execute("PRAGMA synchronous = FULL")
         self.conn.execute("PRAGMA cache_size = -16000")
         self.lock = threading.Lock()
@@ -64,6 +65,20 @@ class Connection:
     def _commit(self, batch: Sequence[Entry[Work, Any]]) -> None:
         with self.lock:
             commit_batch(self.conn, batch)
+
+
+def _switch_to_wal(conn: sqlite3.Connection, attempts: int = 500) -> None:
+    """Put the file in WAL mode. Servers starting at once on a new file race for this switch, and SQLite
+    answers `database is locked` at once to all but one (the busy timeout does not apply to it): retry
+    for up to about five seconds, until the winner has switched the file."""
+    for attempt in range(attempts):
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.01)
 
 
 def commit_batch(conn: sqlite3.Connection, batch: Sequence[Entry[Work, Any]]) -> None:
