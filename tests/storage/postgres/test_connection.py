@@ -1,4 +1,4 @@
-"""The pool's sessions: statement timeout, custom plans for prepared searches, a name in pg_stat_activity."""
+"""The pool's sessions (statement timeout, custom plans, a name), the described URL, forged cursor values."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ from typing import Any
 
 import pytest
 
+from mcp_desk.errors import InvalidInput
+from mcp_desk.storage.cursor import encode_cursor
 from mcp_desk.storage.postgres import PostgresStorage
 from mcp_desk.storage.postgres.connection import PoolConfig, describe
-from tests.storage.helpers import fresh_database
+from tests.storage.helpers import ALICE, fresh_database, note
 
 pytestmark = pytest.mark.anyio
 
@@ -34,3 +36,17 @@ def test_a_described_url_keeps_host_port_and_database_only() -> None:
         "postgresql://db.internal:6432/desk"
     )
     assert describe("postgresql:///desk") == "postgresql://localhost/desk"
+
+
+async def test_a_cursor_of_the_right_shape_with_a_forged_row_number_is_refused_not_sent_to_the_database() -> None:
+    async with fresh_database() as url:
+        store = PostgresStorage(url)
+        async with store.open():
+            await note(store)
+            forged = encode_cursor(["notes", "2026", "not a row"])
+            with pytest.raises(InvalidInput, match="cursor"):
+                await store.list_notes(ALICE, tag=None, cursor=forged, limit=1)
+            with pytest.raises(InvalidInput, match="cursor"):
+                await store.list_tickets(
+                    status=None, priority=None, assignee=None, cursor=encode_cursor(["tickets", "t", True]), limit=1
+                )

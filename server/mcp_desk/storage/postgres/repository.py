@@ -28,7 +28,7 @@ from mcp_desk.domain.models import (
 )
 from mcp_desk.storage.base import NoteScope, TicketChanges
 from mcp_desk.storage.common import check_version, fingerprint, new_id, now
-from mcp_desk.storage.cursor import decode_cursor, encode_cursor
+from mcp_desk.storage.cursor import decode_cursor, encode_cursor, invalid_cursor
 from mcp_desk.storage.postgres import rows
 from mcp_desk.storage.postgres.connection import Database, PoolConfig
 from mcp_desk.storage.postgres.migrations import MIGRATIONS, migrate
@@ -380,7 +380,5 @@ class PostgresStorage:
 def _seq(value: Any) -> int:
     """A cursor's row number (a forged cursor with another type is refused, not sent to the database)."""
     if not isinstance(value, int) or isinstance(value, bool):
-        from mcp_desk.storage.cursor import invalid_cursor
-
         raise invalid_cursor()
     return value
