@@ -67,6 +67,7 @@ from mcp_desk.sandbox.runner import CommandRunner
 from mcp_desk.sandbox.templates import Allowlist, load_allowlist
 from mcp_desk.sdk import is_span_middleware
 from mcp_desk.sessions import OwnedSessionManager, session_manager
+from mcp_desk.storage.base import Pooled, Storage
 from mcp_desk.storage.sqlite import SqliteStorage
 from mcp_desk.tools import diagnostics, docs, notes, tickets, usage
 from mcp_desk.tools.env import ToolEnv
@@ -121,7 +122,7 @@ class Core:
     limiter: RateLimit
     budget: Budget
     runner: CommandRunner
-    storage: SqliteStorage
+    storage: Storage
     redis_bus: RedisSubscriptionBus | None
     traces_endpoint: str | None = None  # OTLP/HTTP traces URL; None: tracing off
 
@@ -188,7 +189,7 @@ class App:
         return self.core.policy
 
     @property
-    def storage(self) -> SqliteStorage:
+    def storage(self) -> Storage:
         """Notes, tickets, docs index."""
         return self.core.storage
 
@@ -334,7 +335,7 @@ def _core(settings: Settings, tools: Sequence[ToolSpec], traces_endpoint: str | 
         limiter=limiter,
         budget=budget,
         runner=_runner(settings, allowlist, metrics),
-        storage=SqliteStorage(settings.database_path),
+        storage=build_storage(settings),
         redis_bus=redis_bus,
         traces_endpoint=traces_endpoint,
     )
@@ -535,7 +536,7 @@ def _checks(core: Core, sessions: OwnedSessionManager | None) -> tuple[HealthChe
         return budget.used_ratio() if limited else None
 
     checks = (
-        storage_check(core.storage.probe),
+        storage_check(core.storage.probe, shared=isinstance(core.storage, Pooled)),
         audit_check(core.audit_log.writable),
         rate_limiter_check(core.limiter.healthy),
         budget_check(budget_ratio, alert_threshold=settings.cost_alert_threshold),
@@ -556,8 +557,19 @@ def _gauges(core: Core, sessions: OwnedSessionManager | None) -> Callable[[], Aw
             core.metrics.set_sessions(sessions.open_sessions)
         core.metrics.set_tickets(await core.storage.ticket_counts())
         core.metrics.set_budget_ratio(core.budget.used_ratio())
+        if isinstance(core.storage, Pooled):
+            core.metrics.set_db_pool(core.storage.pool_state())
 
     return refresh
+
+
+def build_storage(settings: Settings) -> Storage:
+    """PostgreSQL when `MCP_DESK_DATABASE_URL` is set, else the SQLite file under the storage path."""
+    if settings.database_url is not None:
+        from mcp_desk.storage.postgres import PostgresStorage  # the driver loads only when it is used
+
+        return PostgresStorage(settings.database_url.get_secret_value())
+    return SqliteStorage(settings.database_path)
 
 
 def principal_source(

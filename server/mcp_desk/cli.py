@@ -44,6 +44,7 @@ def parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="the audit log").add_subparsers(dest="audit_command", required=True)
     verify = audit.add_parser("verify", help="verify the audit log's hash chain")
     verify.add_argument("path", nargs="?", type=Path)
+    sub.add_parser("migrate", help="apply schema migrations to the configured storage (SQLite or PostgreSQL) and exit")
     return top
 
 
@@ -69,6 +70,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings, out: TextIO, err: Te
 
         key = settings.audit_hmac_key.get_secret_value() if settings.audit_hmac_key else None
         return command_audit_verify(args.path or settings.resolved_audit_log_path, key, out)
+    if args.command == "migrate":
+        return _migrate(settings, out, err)
     from mcp_desk.app import create_app
 
     app = create_app(settings, transport="http" if args.command == "check-config" else "stdio")
@@ -108,6 +111,33 @@ def _check_config(settings: Settings, auth_configured: bool, out: TextIO) -> int
 
     check_http_security(settings, auth_configured=auth_configured)
     print(json.dumps(settings.masked(), indent=2, sort_keys=True), file=out)
+    return 0
+
+
+def _migrate(settings: Settings, out: TextIO, err: TextIO) -> int:
+    """Open the configured storage once: opening applies pending migrations (under a lock), closing ends."""
+    import anyio
+
+    from mcp_desk.app import build_storage
+    from mcp_desk.logging import configure_logging
+    from mcp_desk.policy.redaction import Redactor
+    from mcp_desk.storage.postgres.connection import describe
+
+    configure_logging(settings.log_level, settings.resolved_log_format, redact=Redactor().text)
+    url = settings.database_url
+    where = describe(url.get_secret_value()) if url is not None else str(settings.database_path)
+    storage = build_storage(settings)
+
+    async def migrate() -> None:
+        async with storage.open():
+            pass
+
+    try:
+        anyio.run(migrate)
+    except RuntimeError as exc:
+        print(f"mcp-desk: migrate failed: {exc}", file=err)
+        return 1
+    print(f"mcp-desk: the schema of {where} is current", file=out)
     return 0
 
 

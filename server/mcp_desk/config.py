@@ -8,6 +8,7 @@ import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import platformdirs
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -129,6 +130,8 @@ class Settings(BaseSettings):
     max_sessions_per_principal: int = Field(default=10, ge=1)
     max_concurrent_requests: int = Field(default=64, ge=1)
     request_body_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # --- Scale-out: PostgreSQL storage (server/mcp_desk/storage/postgres) ---
+    database_url: SecretStr | None = None
 
     @field_validator("storage_path", "docs_path", "export_path")
     @classmethod
@@ -149,6 +152,13 @@ class Settings(BaseSettings):
     def _redis_scheme(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and value.get_secret_value().split("://", 1)[0] not in {"redis", "rediss"}:
             raise ValueError("must be a redis:// or rediss:// URL")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgresql_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and urlsplit(value.get_secret_value()).scheme not in ("postgresql", "postgres"):
+            raise ValueError("must be a postgresql:// URL such as postgresql://user:password@host:5432/database")
         return value
 
     @model_validator(mode="after")

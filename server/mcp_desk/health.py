@@ -34,9 +34,6 @@ log = structlog.get_logger()
 CheckStatus = Literal["ok", "warn", "fail"]
 OverallStatus = Literal["healthy", "degraded", "unhealthy"]
 DEFAULT_TIMEOUT_SECONDS = 2.0
-# Checks of shared engines: when one fails, the replica cannot serve and readiness is 503 too, so a
-# load balancer takes it out (a spent budget or a warning sandbox never does that).
-DEPENDENCY_CHECKS = frozenset({"redis", "database"})
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -58,6 +55,9 @@ class HealthCheck:
     name: str
     probe: Probe
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    # A shared engine (PostgreSQL, Redis): when it fails the replica cannot serve, so readiness is 503 too
+    # and a load balancer takes it out (a spent budget, a warning sandbox or a full local disk never do).
+    gates_readiness: bool = False
 
 
 async def _run_one(check: HealthCheck) -> CheckResult:
@@ -99,7 +99,10 @@ async def _in_thread(fn: Callable[[], object]) -> object:
 
 
 def storage_check(
-    probe: Callable[[], Awaitable[None]], *, timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    probe: Callable[[], Awaitable[None]],
+    *,
+    shared: bool = False,
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
 ) -> HealthCheck:
     """Storage: `probe` performs a real write and read; any exception is a failure."""
 
@@ -111,7 +114,7 @@ def storage_check(
             return CheckResult(status="fail", detail="write/read probe failed")
         return CheckResult(status="ok", detail="write/read probe passed")
 
-    return HealthCheck(name="storage", probe=check, timeout_seconds=timeout_seconds)
+    return HealthCheck(name="storage", probe=check, timeout_seconds=timeout_seconds, gates_readiness=shared)
 
 
 def audit_check(writable: Callable[[], bool], *, timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> HealthCheck:
@@ -193,4 +196,4 @@ def redis_check(
             return CheckResult(status="ok", detail="reachable")
         return CheckResult(status="fail", detail="unreachable: limited calls are refused until it returns")
 
-    return HealthCheck(name="redis", probe=check, timeout_seconds=timeout_seconds)
+    return HealthCheck(name="redis", probe=check, timeout_seconds=timeout_seconds, gates_readiness=True)

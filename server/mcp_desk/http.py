@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from mcp_desk.health import DEPENDENCY_CHECKS, CheckResult, HealthCheck, overall_status, run_checks
+from mcp_desk.health import CheckResult, HealthCheck, overall_status, run_checks
 from mcp_desk.lifecycle import Lifecycle
 from mcp_desk.metrics import CONTENT_TYPE, Metrics
 
@@ -72,7 +72,7 @@ def sidecar_app(
     async def live(_: Request) -> Response:
         return JSONResponse({"status": "alive"}, headers=NO_STORE)
 
-    dependencies = [check for check in checks if check.name in DEPENDENCY_CHECKS]
+    dependencies = [check for check in checks if check.gates_readiness]
 
     async def ready(_: Request) -> Response:
         if lifecycle.ready and dependencies:

@@ -187,6 +187,12 @@ class Metrics:
             "mcp_desk_sandbox_runs", "Sandboxed diagnostic runs.", ["command", "outcome"], registry=r
         )
         self._tickets = Gauge("mcp_desk_tickets", "Tickets by status.", ["status"], registry=r)
+        self._db_pool = Gauge(
+            "mcp_desk_db_pool_connections",
+            "PostgreSQL pool connections by state (idle, in_use, max); absent on SQLite.",
+            ["state"],
+            registry=r,
+        )
         self._health = Gauge(
             "mcp_desk_health_check_status",
             "Last result of each /health check: 1 ok, 0.5 warn, 0 fail (NaN until first run).",
@@ -331,6 +337,11 @@ class Metrics:
             self._tickets.labels(status=status).set(counts.get(status, 0))
         if other:
             self._tickets.labels(status=OTHER).set(other)
+
+    def set_db_pool(self, states: Mapping[str, int]) -> None:
+        """Set the database pool's connections by state (idle, in_use, max)."""
+        for state in ("idle", "in_use", "max"):
+            self._db_pool.labels(state=state).set(states.get(state, 0))
 
     def declare_health_checks(self, names: Iterable[str]) -> None:
         """Create `mcp_desk_health_check_status` for these checks (NaN until they first run); others read "other"."""

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from mcp_desk.domain.access import NoteScope as NoteScope
 from mcp_desk.domain.models import Comment, Doc, DocSummary, Note, NoteSummary, Page, Ticket, TicketSummary
@@ -97,3 +97,10 @@ class Storage(NoteStore, TicketStore, DocIndex, Protocol):
 
     def open(self) -> AbstractAsyncContextManager[None]: ...
     async def probe(self) -> None: ...
+
+
+@runtime_checkable
+class Pooled(Protocol):
+    """A backend with a connection pool (PostgreSQL): its connections by state, for the pool gauge."""
+
+    def pool_state(self) -> Mapping[str, int]: ...

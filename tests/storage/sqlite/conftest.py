@@ -1,4 +1,4 @@
-"""A fresh SQLite store per test, in tmp_path."""
+"""SQLite's own machinery is tested on a fresh SQLite store per test, in tmp_path."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from mcp_desk.domain.models import Note
 from mcp_desk.errors import Conflict, StorageUnavailable
 from mcp_desk.storage.sqlite import SqliteStorage
 from tests.groupcommit_support import flush_in_progress
-from tests.storage.sqlite.helpers import ALICE, note
+from tests.storage.helpers import ALICE, note
 
 pytestmark = pytest.mark.anyio
 

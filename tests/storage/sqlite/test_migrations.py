@@ -11,7 +11,7 @@ import pytest
 
 from mcp_desk.storage.sqlite import SqliteStorage
 from mcp_desk.storage.sqlite.migrations import MIGRATIONS, migrate, statements
-from tests.storage.sqlite.helpers import ALICE
+from tests.storage.helpers import ALICE
 
 pytestmark = pytest.mark.anyio
 STARTS = 4

@@ -1,19 +1,18 @@
-"""The SQLite repository: visibility, versions, idempotency, pagination, tickets and comments, the probe."""
+"""The repository contract on every backend: visibility, versions, idempotency, paging, tickets, the probe."""
 
 from __future__ import annotations
 
 import pytest
 
 from mcp_desk.errors import Conflict, InvalidInput, NotFound
-from mcp_desk.storage.base import TicketChanges
+from mcp_desk.storage.base import Storage, TicketChanges
 from mcp_desk.storage.cursor import decode_cursor, encode_cursor
-from mcp_desk.storage.sqlite import SqliteStorage
-from tests.storage.sqlite.helpers import ADMIN, ALICE, BOB, note, ticket
+from tests.storage.helpers import ADMIN, ALICE, BOB, note, ticket
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_notes_are_invisible_to_other_owners_but_not_to_read_all(store: SqliteStorage) -> None:
+async def test_notes_are_invisible_to_other_owners_but_not_to_read_all(store: Storage) -> None:
     created = await note(store)
     assert (await store.get_note(created.id, ALICE)).title == "t"
     assert (await store.get_note(created.id, ADMIN)).owner == "alice"
@@ -24,7 +23,7 @@ async def test_notes_are_invisible_to_other_owners_but_not_to_read_all(store: Sq
     assert foreign.value.public.replace(created.id, "X") == missing.value.public.replace("note_0000000000000000", "X")
 
 
-async def test_a_stale_expected_version_is_a_conflict_and_changes_nothing(store: SqliteStorage) -> None:
+async def test_a_stale_expected_version_is_a_conflict_and_changes_nothing(store: Storage) -> None:
     created = await note(store)
     updated = await store.update_note(created.id, ALICE, title="new", body=None, tags=None, expected_version=1)
     assert (updated.version, updated.title, updated.body) == (2, "new", "b")
@@ -33,7 +32,7 @@ async def test_a_stale_expected_version_is_a_conflict_and_changes_nothing(store:
     assert (await store.get_note(created.id, ALICE)).title == "new"
 
 
-async def test_an_idempotency_key_returns_the_first_object_and_refuses_other_arguments(store: SqliteStorage) -> None:
+async def test_an_idempotency_key_returns_the_first_object_and_refuses_other_arguments(store: Storage) -> None:
     first = await note(store, key="k1")
     again = await note(store, key="k1")
     assert again.id == first.id
@@ -44,7 +43,7 @@ async def test_an_idempotency_key_returns_the_first_object_and_refuses_other_arg
     assert (await ticket(store, key="k1")).id == (await ticket(store, key="k1")).id
 
 
-async def test_lists_page_through_every_item_exactly_once(store: SqliteStorage) -> None:
+async def test_lists_page_through_every_item_exactly_once(store: Storage) -> None:
     ids = {(await note(store, title=f"n{i}")).id for i in range(7)}
     seen: list[str] = []
     cursor = None
@@ -58,7 +57,7 @@ async def test_lists_page_through_every_item_exactly_once(store: SqliteStorage) 
     assert len(seen) == 7
 
 
-async def test_a_forged_or_foreign_cursor_is_refused(store: SqliteStorage) -> None:
+async def test_a_forged_or_foreign_cursor_is_refused(store: Storage) -> None:
     with pytest.raises(InvalidInput, match="cursor"):
         await store.list_notes(ALICE, tag=None, cursor="garbage!!", limit=3)
     with pytest.raises(InvalidInput, match="cursor"):
@@ -74,7 +73,7 @@ async def test_a_forged_or_foreign_cursor_is_refused(store: SqliteStorage) -> No
     assert decode_cursor(None, "notes", 2) is None
 
 
-async def test_a_refused_transition_rolls_back_the_comment_that_came_with_it(store: SqliteStorage) -> None:
+async def test_a_refused_transition_rolls_back_the_comment_that_came_with_it(store: Storage) -> None:
     created = await ticket(store)
     await store.update_ticket(created.id, TicketChanges(status="closed"), expected_version=None)
     with pytest.raises(Conflict, match="allowed next: open"):
@@ -85,7 +84,7 @@ async def test_a_refused_transition_rolls_back_the_comment_that_came_with_it(sto
     assert (after.status, after.comment_count) == ("closed", 0)
 
 
-async def test_get_ticket_caps_comments_oldest_first_with_the_total(store: SqliteStorage) -> None:
+async def test_get_ticket_caps_comments_oldest_first_with_the_total(store: Storage) -> None:
     created = await ticket(store)
     for i in range(55):
         await store.add_comment(created.id, author="a", body=f"c{i}")
@@ -95,7 +94,7 @@ async def test_get_ticket_caps_comments_oldest_first_with_the_total(store: Sqlit
     assert len(got.comments) == 50
 
 
-async def test_deleting_a_note_removes_its_links(store: SqliteStorage) -> None:
+async def test_deleting_a_note_removes_its_links(store: Storage) -> None:
     created, linked = await ticket(store), await note(store)
     after_link = await store.link_note(created.id, linked.id, ALICE)
     assert after_link.linked_notes == [linked.id]
@@ -105,7 +104,7 @@ async def test_deleting_a_note_removes_its_links(store: SqliteStorage) -> None:
     assert (await store.get_ticket(created.id)).linked_notes == []
 
 
-async def test_ticket_counts_and_id_completion(store: SqliteStorage) -> None:
+async def test_ticket_counts_and_id_completion(store: Storage) -> None:
     created = await ticket(store)
     await ticket(store)
     assert await store.ticket_counts() == {"open": 2}
@@ -113,5 +112,5 @@ async def test_ticket_counts_and_id_completion(store: SqliteStorage) -> None:
     assert await store.ticket_ids("%", 10) == []
 
 
-async def test_the_health_probe_writes_and_reads(store: SqliteStorage) -> None:
+async def test_the_health_probe_writes_and_reads(store: Storage) -> None:
     await store.probe()
