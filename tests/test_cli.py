@@ -166,3 +166,26 @@ def test_bootstrap_needs_the_policy_to_define_the_admin_role(monkeypatch: pytest
     assert code == 1
     assert "MCP_DESK_BOOTSTRAP_ADMIN_KEY: the policy defines no role 'admin'" in err
     assert not (tmp_path / "api_keys").exists()
+
+
+@pytest.mark.anyio
+async def test_audit_verify_checks_every_replica_chain_in_the_configured_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    folder = tmp_path / "audit"
+    monkeypatch.setenv("MCP_DESK_AUDIT_LOG_PATH", str(folder))
+    for replica in ("a", "b"):
+        monkeypatch.setenv("MCP_DESK_REPLICA_ID", replica)
+        app = create_app(load_settings(env_file=None), transport="memory")
+        async with connected(app) as client:
+            await client.call_tool("create_note", {"title": f"from {replica}", "body": "b"})
+    assert sorted(p.name for p in folder.iterdir()) == ["a.jsonl", "b.jsonl"]
+    code, out, _ = cli("audit", "verify")
+    assert code == 0, out
+    assert f"in {folder / 'a.jsonl'}" in out
+    assert f"in {folder / 'b.jsonl'}" in out
+    lines = (folder / "b.jsonl").read_text().splitlines()
+    (folder / "b.jsonl").write_text("\n".join(lines[1:]) + "\n")
+    code, out, _ = cli("audit", "verify")
+    assert code == 1
+    assert f"FAILED: {folder / 'b.jsonl'} line 1" in out

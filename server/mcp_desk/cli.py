@@ -42,8 +42,10 @@ def parser() -> argparse.ArgumentParser:
     explain = policy.add_parser("explain", help="print which tools, scopes, paths and limits a role has")
     explain.add_argument("--role")
     audit = sub.add_parser("audit", help="the audit log").add_subparsers(dest="audit_command", required=True)
-    verify = audit.add_parser("verify", help="verify the audit log's hash chain")
-    verify.add_argument("path", nargs="?", type=Path)
+    verify = audit.add_parser("verify", help="verify audit hash chains: files, or folders of per-replica chain files")
+    verify.add_argument(
+        "path", nargs="*", type=Path, help="chain files or folders (default: the configured audit log or folder)"
+    )
     sub.add_parser("migrate", help="apply schema migrations to the configured storage (SQLite or PostgreSQL) and exit")
     return top
 
@@ -69,7 +71,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings, out: TextIO, err: Te
         from mcp_desk.policy.audit_log import command_audit_verify
 
         key = settings.audit_hmac_key.get_secret_value() if settings.audit_hmac_key else None
-        return command_audit_verify(args.path or settings.resolved_audit_log_path, key, out)
+        default = settings.audit_log_folder or settings.resolved_audit_log_path
+        return command_audit_verify(args.path or [default], key, out)
     if args.command == "migrate":
         return _migrate(settings, out, err)
     from mcp_desk.app import create_app

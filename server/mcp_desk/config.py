@@ -211,8 +211,23 @@ class Settings(BaseSettings):
 
     @property
     def resolved_audit_log_path(self) -> Path:
-        """The audit log, by default beside the database."""
+        """This replica's audit chain: by default beside the database, `<folder>/<replica_id>.jsonl` for a folder."""
+        folder = self.audit_log_folder
+        if folder is not None:
+            return folder / f"{self.replica_id}.jsonl"
         return (self.audit_log_path or self.storage_path / "audit.jsonl").expanduser().absolute()
+
+    @property
+    def audit_log_folder(self) -> Path | None:
+        """`MCP_DESK_AUDIT_LOG_PATH` when it names a folder of per-replica chains, else None.
+
+        A folder: an existing directory, or a path that does not exist yet and has no suffix
+        (`/data/audit`); a file name (`/data/audit.jsonl`) is one chain file as before.
+        """
+        if self.audit_log_path is None:
+            return None
+        path = self.audit_log_path.expanduser().absolute()
+        return path if path.is_dir() or (not path.exists() and not path.suffix) else None
 
     def resolved_health_port(self, transport: Literal["stdio", "http"]) -> int | None:
         """The sidecar port: on by default for HTTP, opt-in for stdio."""

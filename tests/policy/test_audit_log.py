@@ -361,3 +361,65 @@ async def test_close_writes_the_records_queued_behind_a_flush_before_it_closes_t
     assert sink._fd is None
     result = verify_audit_log(path)
     assert (result.ok, result.records) == (True, 4)
+
+
+async def test_replicas_sharing_a_folder_each_write_their_own_chain(tmp_path: Path) -> None:
+    from mcp_desk.config import load_settings
+
+    folder = tmp_path / "audit"
+    settings = {name: load_settings(env_file=None, audit_log_path=folder, replica_id=name) for name in ("a", "b")}
+    assert settings["a"].audit_log_folder == folder
+    assert settings["b"].resolved_audit_log_path == folder / "b.jsonl"
+    sink_a = JsonlAuditLog(settings["a"].resolved_audit_log_path, replica="a")
+    sink_b = JsonlAuditLog(settings["b"].resolved_audit_log_path, replica="b")
+    async with anyio.create_task_group() as tg:  # interleaved writes: no lock between the two chains
+        for n in range(20):
+            tg.start_soon(sink_a.write, _event(n))
+            tg.start_soon(sink_b.write, _event(n))
+    await sink_a.close()
+    await sink_b.close()
+    for name in ("a", "b"):
+        records = [json.loads(line) for line in _lines(folder / f"{name}.jsonl")]
+        assert [r["seq"] for r in records] == list(range(1, 21))
+        assert {r["replica"] for r in records} == {name}
+    out = io.StringIO()
+    assert command_audit_verify(folder, None, out) == 0
+    assert out.getvalue().count("ok: 20 records verified") == 2
+
+
+def test_a_file_name_or_an_existing_file_stays_one_chain(tmp_path: Path) -> None:
+    from mcp_desk.config import load_settings
+
+    named = load_settings(env_file=None, audit_log_path=tmp_path / "audit.jsonl", replica_id="a")
+    assert (named.audit_log_folder, named.resolved_audit_log_path) == (None, tmp_path / "audit.jsonl")
+    existing = tmp_path / "auditlog"
+    existing.write_text("")
+    plain = load_settings(env_file=None, audit_log_path=existing, replica_id="a")
+    assert (plain.audit_log_folder, plain.resolved_audit_log_path) == (None, existing)
+    default = load_settings(env_file=None, storage_path=tmp_path / "data", replica_id="a")
+    assert default.resolved_audit_log_path == tmp_path / "data" / "audit.jsonl"
+
+
+async def test_verify_names_the_broken_chain_among_several(tmp_path: Path) -> None:
+    folder = tmp_path / "chains"
+    for name in ("r1", "r2", "r3"):
+        await _write_log(folder / f"{name}.jsonl", 3)
+    (folder / "notes.txt").write_text("not a chain")
+    lines = _lines(folder / "r2.jsonl")
+    _rewrite(folder / "r2.jsonl", [lines[0], lines[2]])
+    extra = tmp_path / "old.jsonl"
+    await _write_log(extra, 2)
+    out = io.StringIO()
+    assert command_audit_verify([folder, extra], None, out) == 1
+    report = out.getvalue()
+    assert f"FAILED: {folder / 'r2.jsonl'} line 2: sequence 3 where 2" in report
+    assert f"ok: 3 records verified in {folder / 'r1.jsonl'}" in report
+    assert f"ok: 3 records verified in {folder / 'r3.jsonl'}" in report
+    assert f"ok: 2 records verified in {extra}" in report
+    assert "notes.txt" not in report
+
+
+def test_verify_refuses_a_folder_without_chains(tmp_path: Path) -> None:
+    out = io.StringIO()
+    assert command_audit_verify([tmp_path], None, out) == 2
+    assert f"no chain files (*.jsonl) in {tmp_path}" in out.getvalue()

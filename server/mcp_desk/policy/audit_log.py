@@ -16,6 +16,10 @@ truncated back off the file and every record of its batch is refused. After a cr
 next record carries `torn_after_seq`, which lets `verify_audit_log` report the torn line as a
 warning instead of tampering. Removing records from the *end* of the log cannot be detected by a
 chain alone; ship the log off-host for that.
+
+Several replicas: each writes a chain of its own (`MCP_DESK_AUDIT_LOG_PATH` naming a folder gives
+`<folder>/<replica_id>.jsonl`), so no lock is shared between them, and `verify_audit_log` walks one
+chain file while `command_audit_verify` walks every file or folder of chains it is given.
 """
 
 from __future__ import annotations
@@ -370,15 +374,42 @@ class _Checker:
         return None
 
 
-def command_audit_verify(path: Path, hmac_key: str | None, out: TextIO) -> int:
-    """`mcp-desk audit verify [PATH]`: 0 when the chain holds, 1 naming the first bad line, 2 if unreadable."""
+def chain_files(path: Path) -> list[Path]:
+    """The chain files `path` names: itself, or every `*.jsonl` directly in it when it is a folder."""
+    if path.is_dir():
+        return sorted(child for child in path.glob("*.jsonl") if child.is_file())
+    return [path]
+
+
+def command_audit_verify(paths: Path | Sequence[Path], hmac_key: str | None, out: TextIO) -> int:
+    """`mcp-desk audit verify [PATH ...]`: every chain in every file or folder given.
+
+    0 when every chain holds, 1 when one does not (naming each broken chain's first bad line),
+    2 when a path cannot be read or a folder holds no chain file.
+    """
+    key = hmac_key.encode() if hmac_key else None
+    worst = 0
+    for path in [paths] if isinstance(paths, Path) else paths:
+        files = chain_files(path)
+        if not files:
+            out.write(f"error: no chain files (*.jsonl) in {path}\n")
+            worst = max(worst, 2)
+        for file in files:
+            code = _verify_one(file, key, out)
+            worst = 1 if 1 in (worst, code) else max(worst, code)
+    return worst
+
+
+def _verify_one(path: Path, key: bytes | None, out: TextIO) -> int:
     try:
-        result = verify_audit_log(path, hmac_key.encode() if hmac_key else None)
+        result = verify_audit_log(path, key)
     except OSError as exc:
         out.write(f"error: cannot read {path}: {exc.strerror}\n")
         return 2
     for line in result.torn_lines:
-        out.write(f"warning: line {line} is a torn record left by a crash during a write (never acknowledged)\n")
+        out.write(
+            f"warning: line {line} is a torn record left by a crash during a write (never acknowledged): {path}\n"
+        )
     if not result.ok:
         out.write(f"FAILED: {path} line {result.first_bad_line}: {result.reason}\n")
         out.write(f"{result.records} records verified before it\n")
