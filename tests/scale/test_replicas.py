@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import re
-import shutil
 import subprocess
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -20,15 +17,13 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.conftest import REPO, ok
-from tests.e2e.conftest import HttpServer, free_port, launch
+from tests.conftest import ok
+from tests.e2e.conftest import HttpServer, launch
 from tests.e2e.support import Era, connect, http_client_for, log_lines
 from tests.redis_support import REDIS_URL, own_prefix
+from tests.scale.haproxy_support import HAPROXY_CFG, haproxy_binary, running_haproxy
 
 pytestmark = pytest.mark.anyio
-
-HAPROXY_CFG = REPO / "deploy" / "haproxy.cfg"
-INSTALL = REPO / "tests" / "scale" / "install_haproxy.sh"
 
 
 @dataclass
@@ -83,58 +78,11 @@ async def connect_with(url: str, *, mode: Era, **options: Any) -> AsyncIterator[
         yield client
 
 
-def haproxy_binary() -> str:
-    subprocess.run(["bash", str(INSTALL)], check=False, capture_output=True, timeout=600)
-    found = shutil.which("haproxy") or ("/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None)
-    if found is None:
-        pytest.fail("haproxy is not installed and could not be (Debian package haproxy; needs root)")
-    return found
-
-
-def loopback_config(pair: Pair, port: int) -> str:
-    """The shipped configuration with only its listen address and servers pointed at loopback ports."""
-    text = HAPROXY_CFG.read_text()
-    servers = "\n".join(
-        f"    server {name} 127.0.0.1:{server.port} port {server.health_port}"
-        for name, server in (("replica-a", pair.a), ("replica-b", pair.b))
-    )
-    text, binds = re.subn(r"(?m)^    bind :8000$", f"    bind 127.0.0.1:{port}", text)
-    text, templates = re.subn(r"(?m)^    server-template .*$", servers, text)
-    assert (binds, templates) == (1, 1), "the shipped haproxy.cfg changed shape"
-    return text
-
-
 @pytest.fixture
 def balanced(replicas: Pair, tmp_path: Path) -> Iterator[tuple[Pair, str]]:
     """The replicas behind a real HAProxy running the shipped configuration; yields them and its /mcp URL."""
-    binary = haproxy_binary()
-    port = free_port()
-    config = tmp_path / "haproxy.cfg"
-    config.write_text(loopback_config(replicas, port))
-    log = tmp_path / "haproxy.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen([binary, "-db", "-f", str(config)], stdout=sink, stderr=subprocess.STDOUT)
-    try:
-        wait_until_routed(port, process, log)
-        yield replicas, f"http://127.0.0.1:{port}/mcp"
-    finally:
-        process.kill()
-        process.wait()
-
-
-def wait_until_routed(port: int, process: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
-    """Wait until HAProxy listens and forwards (a replica's 4xx for a bare GET means it got through)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"haproxy exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/mcp", timeout=1).status_code < 500:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    pytest.fail(f"haproxy did not start:\n{log.read_text()[-3000:]}")
+    with running_haproxy([("replica-a", replicas.a), ("replica-b", replicas.b)], tmp_path) as url:
+        yield replicas, url
 
 
 def test_the_shipped_haproxy_configuration_is_valid() -> None:
