@@ -39,6 +39,8 @@ MAX_ARGUMENT_BYTES = 2048
 MAX_ARGUMENT_CHARS = 256
 MAX_ARGUMENT_ITEMS = 50
 _SECURITY_REASONS = frozenset({"blocked_path", "path_escape"})
+# CallState.confirmation -> the record's `confirmed`; unavailable and requested stay null (nobody answered).
+_CONFIRMED = {"accepted": True, "declined": False, "cancelled": False}
 log = structlog.get_logger()
 
 
@@ -62,6 +64,7 @@ class AuditEvent:
     detail: str | None = None
     transport: str | None = None
     trace_id: str | None = None
+    confirmed: bool | None = None  # a destructive call the user confirmed (true), refused (false), or never asked
     timestamp: str = field(default_factory=utc_now)
 
     def fields(self) -> dict[str, Any]:
@@ -179,8 +182,13 @@ class Audit:
     async def _record(self, call: ToolCall, start: float, exc: Exception | None, *, cancelled: bool = False) -> None:
         event_type, outcome = classify(RuntimeError() if cancelled else exc)
         detail = "cancelled" if cancelled else self._detail(exc)
+        confirmation = call.state.confirmation
+        if detail is None and confirmation is not None:
+            detail = f"confirmation {confirmation}"
         duration = round((self.clock() - start) * 1000, 3)
-        await self._write(self._event(call, event_type, outcome, duration_ms=duration, detail=detail))
+        confirmed = _CONFIRMED.get(confirmation) if confirmation is not None else None
+        event = self._event(call, event_type, outcome, duration_ms=duration, detail=detail, confirmed=confirmed)
+        await self._write(event)
         if isinstance(exc, PermissionDenied):
             await self._security_checks(call, exc)
 
