@@ -84,6 +84,8 @@ EnvFactory = Callable[[Principal, ClientChannel], ToolEnv]
 
 
 # Every shipped tool, in the order clients see them.
+# Outcome and read records nobody waits for reach the disk within this many seconds (power durability).
+AUDIT_SYNC_INTERVAL = 0.2
 SHIPPED_TOOLS: tuple[ToolSpec, ...] = (*notes.TOOLS, *tickets.TOOLS, *docs.TOOLS, *diagnostics.TOOLS, *usage.TOOLS)
 
 
@@ -134,6 +136,7 @@ class Core:
             await self.storage.index_docs(indexed)
             await self.audit_log.open()
             stack.push_async_callback(self.audit_log.close)
+            await stack.enter_async_context(self.audit_log.syncing(AUDIT_SYNC_INTERVAL))
             await stack.enter_async_context(self.alerter.running())
             stack.push_async_callback(self._drain_alerts)
             state_file = settings.resolved_rate_limit_state_file
@@ -299,7 +302,10 @@ def _core(settings: Settings, tools: Sequence[ToolSpec]) -> Core:
     )
     hmac_key = settings.audit_hmac_key.get_secret_value().encode() if settings.audit_hmac_key else None
     audit_log = JsonlAuditLog(
-        settings.resolved_audit_log_path, hmac_key=hmac_key, fsync=settings.audit_fsync, replica=settings.replica_id
+        settings.resolved_audit_log_path,
+        hmac_key=hmac_key,
+        fsync=settings.resolved_audit_fsync,
+        replica=settings.replica_id,
     )
     redis_bus = _redis_bus(settings, metrics)
     limiter, budget = _limits(settings, policy, specs, metrics, alerter, _counter_store(settings, redis_bus))
@@ -317,7 +323,7 @@ def _core(settings: Settings, tools: Sequence[ToolSpec]) -> Core:
         limiter=limiter,
         budget=budget,
         runner=_runner(settings, allowlist, metrics),
-        storage=SqliteStorage(settings.database_path),
+        storage=SqliteStorage(settings.database_path, durability=settings.durability),
         redis_bus=redis_bus,
     )
 

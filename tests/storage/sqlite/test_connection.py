@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import Literal
 
 import anyio
 import pytest
@@ -145,3 +146,14 @@ async def test_a_batch_whose_transaction_cannot_start_refuses_every_write_in_it_
         assert not await storage.w.run(lambda c: c.in_transaction)
         kept = await note(storage, title="after")
         assert [n.id for n in (await storage.list_notes(ALICE, tag=None, cursor=None, limit=10)).items] == [kept.id]
+
+
+@pytest.mark.parametrize(("durability", "synchronous"), [("power", 2), ("process", 1)])
+async def test_the_durability_level_sets_how_commits_reach_the_disk(
+    tmp_path: Path, durability: Literal["power", "process"], synchronous: int
+) -> None:
+    """power: FULL (every commit fsynced); process: NORMAL in WAL (a commit survives a crash of the process)."""
+    storage = SqliteStorage(tmp_path / "desk.db", durability=durability)
+    async with storage.open():
+        assert await storage.w.run(lambda c: c.execute("PRAGMA synchronous").fetchone()[0]) == synchronous
+        assert await storage.w.run(lambda c: c.execute("PRAGMA journal_mode").fetchone()[0]) == "wal"

@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
 import anyio
 import anyio.to_thread
@@ -20,12 +20,15 @@ from mcp_desk.storage.common import UNAVAILABLE
 log = structlog.get_logger()
 R = TypeVar("R")
 Work = Callable[[sqlite3.Connection], Any]
+# FULL: a commit is fsynced before it returns (survives a power loss); NORMAL in WAL: a commit survives a
+# crash of the process, and the WAL is fsynced at checkpoints only.
+Synchronous = Literal["FULL", "NORMAL"]
 
 
 class Connection:
     """A sqlite3 connection used from worker threads, one statement batch at a time."""
 
-    def __init__(self, path: Path, *, readonly: bool) -> None:
+    def __init__(self, path: Path, *, readonly: bool, synchronous: Synchronous = "FULL") -> None:
         uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
         self.conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None, timeout=10)
         self.conn.row_factory = sqlite3.Row
@@ -33,7 +36,7 @@ class Connection:
         self.conn.execute("PRAGMA busy_timeout = 10000")
         if not readonly:
             _enable_wal(self.conn)
-        self.conn.execute("PRAGMA synchronous = FULL")
+        self.conn.execute(f"PRAGMA synchronous = {synchronous}")
         self.conn.execute("PRAGMA cache_size = -16000")
         self.lock = threading.Lock()
         self.limiter = anyio.CapacityLimiter(1)

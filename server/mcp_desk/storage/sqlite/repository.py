@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Literal
 
 import structlog
 
@@ -40,9 +41,16 @@ log = structlog.get_logger()
 class SqliteStorage:
     """Notes, tickets and the docs index in one SQLite file. Satisfies `mcp_desk.storage.base.Storage`."""
 
-    def __init__(self, path: Path, *, search_window: int = SEARCH_WINDOW) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        search_window: int = SEARCH_WINDOW,
+        durability: Literal["power", "process"] = "power",
+    ) -> None:
         self.path = path
         self.search_window = search_window
+        self.durability = durability
         self._writer: Connection | None = None
         self._reader: Connection | None = None
 
@@ -50,7 +58,7 @@ class SqliteStorage:
     async def open(self) -> AsyncIterator[None]:
         """Create the file, apply migrations, and close cleanly (with a WAL checkpoint) on exit."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        writer = Connection(self.path, readonly=False)
+        writer = Connection(self.path, readonly=False, synchronous="FULL" if self.durability == "power" else "NORMAL")
         try:
             await writer.run(migrate)
         except BaseException:
