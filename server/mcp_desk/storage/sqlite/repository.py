@@ -1,6 +1,6 @@
 """SQLite storage (WAL): notes, tickets, comments, the docs index, idempotency keys and versions.
 
-One writer connection (group commit) and one reader connection, each used from a worker thread.
+One writer connection (group commit) and a pool of read-only connections, used from worker threads.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from mcp_desk.storage.common import check_version, fingerprint, new_id, now
 from mcp_desk.storage.cursor import decode_cursor, encode_cursor
 from mcp_desk.storage.search import SEARCH_WINDOW
 from mcp_desk.storage.sqlite import rows
-from mcp_desk.storage.sqlite.connection import Connection
+from mcp_desk.storage.sqlite.connection import READERS, Connection, ReaderPool
 from mcp_desk.storage.sqlite.migrations import MIGRATIONS, migrate
 from mcp_desk.storage.sqlite.search import docs_page, fts_query, note_expression, note_search, ticket_search
 
@@ -47,12 +47,14 @@ class SqliteStorage:
         *,
         search_window: int = SEARCH_WINDOW,
         durability: Literal["power", "process"] = "power",
+        readers: int = READERS,
     ) -> None:
         self.path = path
         self.search_window = search_window
         self.durability = durability
+        self.readers = readers
         self._writer: Connection | None = None
-        self._reader: Connection | None = None
+        self._reader: ReaderPool | None = None
 
     @asynccontextmanager
     async def open(self) -> AsyncIterator[None]:
@@ -64,7 +66,7 @@ class SqliteStorage:
         except BaseException:
             writer.close()
             raise
-        self._writer, self._reader = writer, Connection(self.path, readonly=True)
+        self._writer, self._reader = writer, ReaderPool(self.path, size=self.readers)
         log.info("storage_opened", schema_version=len(MIGRATIONS))
         try:
             yield
@@ -83,7 +85,7 @@ class SqliteStorage:
         return self._writer
 
     @property
-    def r(self) -> Connection:
+    def r(self) -> ReaderPool:
         if self._reader is None:
             raise RuntimeError("storage is not open")
         return self._reader
