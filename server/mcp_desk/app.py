@@ -11,7 +11,7 @@ import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import structlog
@@ -29,7 +29,6 @@ from starlette.types import ASGIApp
 from mcp_desk import knowledge
 from mcp_desk.auth import HttpAuth, http_auth, principal_of, protect
 from mcp_desk.auth.failures import ReportAuthFailures
-from mcp_desk.bus import RedisSubscriptionBus, connect_redis
 from mcp_desk.config import Settings
 from mcp_desk.domain.principal import Principal
 from mcp_desk.errors import PermissionDenied
@@ -71,6 +70,9 @@ from mcp_desk.storage.sqlite import SqliteStorage
 from mcp_desk.tools import diagnostics, docs, notes, tickets, usage
 from mcp_desk.tools.env import ToolEnv
 from mcp_desk.transport_guards import harden
+
+if TYPE_CHECKING:
+    from mcp_desk.bus import RedisSubscriptionBus
 
 log = structlog.get_logger()
 Transport = Literal["stdio", "http", "memory"]
@@ -384,6 +386,8 @@ def _redis_bus(settings: Settings, metrics: Metrics) -> RedisSubscriptionBus | N
     """With MCP_DESK_REDIS_URL: the fan-out bus, whose connection pool the limit counters share too."""
     if settings.redis_url is None:
         return None
+    from mcp_desk.bus import RedisSubscriptionBus, connect_redis  # the redis client costs ~0.1 s to import
+
     client = connect_redis(settings.redis_url.get_secret_value(), timeout_seconds=settings.redis_timeout_seconds)
     return RedisSubscriptionBus(client, key_prefix=settings.redis_key_prefix, on_error=metrics.redis_error)
 
