@@ -326,16 +326,16 @@ async def test_syncs_queued_behind_an_fsync_share_the_next_one_and_fail_together
 async def test_a_record_that_cannot_be_written_is_refused_alone_and_the_file_cut_back(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     sink = JsonlAuditLog(path, fsync=False)
-    sink.append(_event(0))
+    await sink.append(_event(0))
     fd = sink._fd
     assert fd is not None
     os.close(fd)
     sink._fd = os.open(path, os.O_RDONLY)  # writes now fail like a read-only volume
     with pytest.raises(StorageUnavailable):
-        sink.append(_event(1))
+        await sink.append(_event(1))
     os.close(sink._fd)
     sink._fd = None
-    sink.append(_event(2))
+    await sink.append(_event(2))
     await sink.close()
     result = verify_audit_log(path)
     assert (result.ok, result.records) == (True, 2)
@@ -343,7 +343,7 @@ async def test_a_record_that_cannot_be_written_is_refused_alone_and_the_file_cut
 
 async def test_periodic_sync_makes_unawaited_records_durable(tmp_path: Path) -> None:
     sink = JsonlAuditLog(tmp_path / "audit.jsonl")
-    sink.append(_event(0))
+    sink.append_now(_event(0))
     assert sink.unsynced == 1
     with anyio.fail_after(10):
         async with sink.syncing(0.001):

@@ -14,7 +14,7 @@ class MemoryAuditSink:
         self.fail = False
         self.fail_sync = False
 
-    def append(self, event: AuditEvent) -> None:
+    async def append(self, event: AuditEvent) -> None:
         """Append, or raise StorageUnavailable when `fail` is set."""
         if self.fail:
             raise StorageUnavailable("audit log unavailable")
@@ -27,7 +27,7 @@ class MemoryAuditSink:
 
     async def write(self, event: AuditEvent) -> None:
         """Append, or raise StorageUnavailable when `fail` is set."""
-        self.append(event)
+        await self.append(event)
 
     async def flush(self) -> None:
         """Nothing to flush."""

@@ -77,8 +77,11 @@ class AuditEvent:
 class AuditSink(Protocol):
     """Where audit events go (`JsonlAuditLog`); tests use an in-memory sink with the same shape."""
 
-    def append(self, event: AuditEvent) -> None:
-        """Record one event now (it survives a crash of the process). Raises StorageUnavailable on failure."""
+    async def append(self, event: AuditEvent) -> None:
+        """Record one event so that it survives a crash of the process, without waiting for a power-loss flush.
+
+        Raises StorageUnavailable on failure.
+        """
         ...
 
     async def sync(self) -> None:
@@ -172,7 +175,7 @@ class Audit:
         if call.spec.annotations.read_only:
             return await call_next(call)
         try:
-            self.sink.append(self._event(call, "tool_invocation", "started"))
+            await self.sink.append(self._event(call, "tool_invocation", "started"))
             if self.on_event is not None:
                 self.on_event("tool_invocation")
         except Exception as exc:
@@ -258,7 +261,7 @@ class Audit:
 
     async def _write(self, event: AuditEvent) -> None:
         try:
-            self.sink.append(event)  # durable with the next sync: nobody waits for an outcome's fsync
+            await self.sink.append(event)  # durable with the next sync: nobody waits for an outcome's fsync
             if self.on_event is not None:
                 self.on_event(event.event_type)
         except Exception as exc:

@@ -145,8 +145,15 @@ class JsonlAuditLog:
         """Open the file and resume the chain (idempotent; `append` opens it on first use)."""
         await self.syncs.exclusive(self._open, thread=True)
 
-    def append(self, event: AuditEvent) -> None:
-        """Chain and write one record now: it survives a crash of the process; `sync` makes it durable.
+    async def append(self, event: AuditEvent) -> None:
+        """Chain and write one record now (no thread hop, no yield): it survives a crash of the process.
+
+        `sync` makes it durable. Raises StorageUnavailable (and the file is cut back) when it could not be written.
+        """
+        self.append_now(event)
+
+    def append_now(self, event: AuditEvent) -> None:
+        """What `append` and `write` run: chain and write one record, on the calling thread.
 
         Raises StorageUnavailable (and the file is cut back) when the record could not be written.
         """
@@ -167,7 +174,7 @@ class JsonlAuditLog:
 
     async def write(self, event: AuditEvent) -> None:
         """Append one record and return once it is durable; StorageUnavailable if it could not be."""
-        self.append(event)
+        self.append_now(event)
         await self.sync()
 
     async def flush(self) -> None:
