@@ -36,6 +36,8 @@ from mcp_desk.storage.sqlite.migrations import MIGRATIONS, migrate
 from mcp_desk.storage.sqlite.search import docs_page, fts_query, note_expression, note_search, ticket_search
 
 log = structlog.get_logger()
+# What a list item shows: never the body (up to 64 KiB a note, read for nothing).
+SUMMARY_COLUMNS = "n.id, n.title, n.tags, n.version, n.updated_at, n.seq"
 
 
 class SqliteStorage:
@@ -185,7 +187,7 @@ class SqliteStorage:
         if after is not None:
             where += " AND (n.updated_at, n.seq) < (?, ?)"
             args.extend(after)
-        sql = f"SELECT n.* FROM notes n WHERE {where} ORDER BY n.updated_at DESC, n.seq DESC LIMIT ?"  # noqa: S608  # clauses are constants; values are bound
+        sql = f"SELECT {SUMMARY_COLUMNS} FROM notes n WHERE {where} ORDER BY n.updated_at DESC, n.seq DESC LIMIT ?"  # noqa: S608  # clauses are constants; values are bound
         found = await self.r.run(lambda c: c.execute(sql, (*args, limit + 1)).fetchall())
         items = [rows.note_summary(r) for r in found[:limit]]
         nxt = (
