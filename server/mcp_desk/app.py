@@ -92,6 +92,8 @@ EnvFactory = Callable[[Principal, ClientChannel], ToolEnv]
 
 
 # Every shipped tool, in the order clients see them.
+# Outcome and read records nobody waits for reach the disk within this many seconds (power durability).
+AUDIT_SYNC_INTERVAL = 0.2
 SHIPPED_TOOLS: tuple[ToolSpec, ...] = (*notes.TOOLS, *tickets.TOOLS, *docs.TOOLS, *diagnostics.TOOLS, *usage.TOOLS)
 
 
@@ -145,6 +147,7 @@ class Core:
             await self.storage.index_docs(indexed)
             await self.audit_log.open()
             stack.push_async_callback(self.audit_log.close)
+            await stack.enter_async_context(self.audit_log.syncing(AUDIT_SYNC_INTERVAL))
             await stack.enter_async_context(self.alerter.running())
             stack.push_async_callback(self._drain_alerts)
             state_file = settings.resolved_rate_limit_state_file
@@ -320,7 +323,10 @@ def _core(settings: Settings, tools: Sequence[ToolSpec], traces_endpoint: str | 
     )
     hmac_key = settings.audit_hmac_key.get_secret_value().encode() if settings.audit_hmac_key else None
     audit_log = JsonlAuditLog(
-        settings.resolved_audit_log_path, hmac_key=hmac_key, fsync=settings.audit_fsync, replica=settings.replica_id
+        settings.resolved_audit_log_path,
+        hmac_key=hmac_key,
+        fsync=settings.resolved_audit_fsync,
+        replica=settings.replica_id,
     )
     redis_bus = _redis_bus(settings, metrics)
     limiter, budget = _limits(settings, policy, specs, metrics, alerter, _counter_store(settings, redis_bus))
@@ -579,7 +585,7 @@ def build_storage(settings: Settings) -> Storage:
         from mcp_desk.storage.postgres import PostgresStorage  # the driver loads only when it is used
 
         return PostgresStorage(settings.database_url.get_secret_value())
-    return SqliteStorage(settings.database_path)
+    return SqliteStorage(settings.database_path, durability=settings.durability)
 
 
 def principal_source(
