@@ -1,4 +1,4 @@
-"""The bare-SDK baseline: `create_note` / `get_note` on SQLite (WAL), nothing else.
+"""The bare-SDK baseline: `create_note` / `get_note` / `list_notes` on SQLite (WAL), nothing else.
 
 This is what a competent developer writes with the official `mcp` SDK alone: sync tools (the
 SDK runs them in a worker thread), one SQLite writer connection behind a lock (no busy-wait sleeps)
@@ -120,6 +120,19 @@ def build_server(db_path: Path, synchronous: str = "FULL") -> MCPServer[Any]:
             "version": row[4],
             "created_at": row[5],
         }
+
+    @mcp.tool()
+    def list_notes(limit: int = 20) -> dict[str, Any]:
+        """The caller's newest notes (as mcp-desk's list_notes pages them: newest first, then by seq)."""
+        rows = db.reader.execute(
+            "SELECT id, title, tags, version, updated_at FROM notes WHERE owner = ? "
+            "ORDER BY updated_at DESC, seq DESC LIMIT ?",
+            (OWNER, min(max(limit, 1), 100)),
+        ).fetchall()
+        items = [
+            {"id": r[0], "title": r[1], "tags": json.loads(r[2]), "version": r[3], "updated_at": r[4]} for r in rows
+        ]
+        return {"items": items, "next_cursor": None}
 
     return mcp
 

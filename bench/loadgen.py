@@ -35,6 +35,7 @@ ENVELOPE_META = {
     "io.modelcontextprotocol/clientInfo": {"name": "mcp-desk-loadgen", "version": "1"},
     "io.modelcontextprotocol/clientCapabilities": {},
 }
+LIST_LIMIT = 20  # list_notes: the 20 newest notes on both sides
 NOTE_BODY = (
     "Customer reports the VPN client drops every few minutes on hotel Wi-Fi. Switched transport to TCP 443, "
     "disabled Wi-Fi power saving; stable for 20 minutes. Follow up tomorrow."
@@ -210,7 +211,7 @@ class Client:
         create = {"title": title, "body": NOTE_BODY, "tags": ["bench", "vpn"]}
         if self.args.tool == "create_note":
             return create
-        if self.args.tool != "get_note":
+        if self.args.tool not in ("get_note", "list_notes"):
             raise ProtocolError(f"unknown tool {self.args.tool}")
         prefix, suffix = call_body("create_note", create, self.modern)
         hdr = {**extra, "mcp-name": "create_note"} if self.modern else extra
@@ -220,6 +221,8 @@ class Client:
         text = resp.body.decode()
         start = text.index("{", text.index("data:")) if text.lstrip().startswith("event") else 0
         message = json.loads(text[start:].strip().splitlines()[0] if start else text)
+        if self.args.tool == "list_notes":
+            return {"limit": LIST_LIMIT}  # the newest notes, whatever the other clients created
         return {"note_id": message["result"]["structuredContent"]["id"]}
 
     def request(self) -> bytes:
@@ -348,7 +351,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=5.0, help="measured seconds (after warm-up)")
     p.add_argument("--warmup", type=float, default=1.0, help="seconds of unmeasured calls first")
     p.add_argument("--max-calls", type=int, default=200_000, help="stop the window early after this many calls")
-    p.add_argument("--tool", choices=["create_note", "get_note"], default="create_note")
+    p.add_argument("--tool", choices=["create_note", "get_note", "list_notes"], default="create_note")
     p.add_argument("--api-key", default="", help="sent as Authorization: Bearer KEY")
     p.add_argument("--no-uvloop", action="store_true")
     args = p.parse_args(argv)

@@ -189,3 +189,29 @@ async def test_audit_verify_checks_every_replica_chain_in_the_configured_folder(
     code, out, _ = cli("audit", "verify")
     assert code == 1
     assert f"FAILED: {folder / 'b.jsonl'} line 1" in out
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("[tools.create_note]\nrequire_confirmation = true", "tools.create_note.require_confirmation: create_note"),
+        ("[tools.delete_note]\nrequire_confirmation = 1", "tools.delete_note.require_confirmation: Input should be"),
+    ],
+)
+def test_check_config_refuses_require_confirmation_where_it_cannot_apply(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, table: str, message: str
+) -> None:
+    policy = tmp_path / "policy.toml"
+    default = (KB.parents[1] / "server" / "mcp_desk" / "policy" / "default_policy.toml").read_text()
+    policy.write_text(f"{default}\n{table}\n")
+    monkeypatch.setenv("MCP_DESK_POLICY_FILE", str(policy))
+    code, _, err = cli("check-config")
+    assert code == 1
+    assert message in err
+
+
+def test_policy_explain_marks_the_tools_that_require_confirmation() -> None:
+    code, out, _ = cli("policy", "explain", "--role", "admin")
+    assert code == 0
+    [line] = [line for line in out.splitlines() if line.strip().startswith("delete_ticket")]
+    assert "require_confirmation" in line

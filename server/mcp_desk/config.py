@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     rate_limit_rpm: int = Field(default=60, ge=1)
     rate_limit_tpm: int = Field(default=100_000, ge=1)
 
+    # power: every acknowledged write (and its write-ahead audit record) is fsynced before the answer;
+    # process: nothing waits for the disk, so what was acknowledged survives a crash of the process only.
+    durability: Literal["power", "process"] = "power"
+
     audit_log_path: Path | None = None
     audit_hmac_key: SecretStr | None = None
     alert_webhook_url: str | None = None
@@ -88,7 +92,8 @@ class Settings(BaseSettings):
     # --- policy area: security alerts and the audit log ---
     alert_denial_burst: int = Field(default=5, ge=1)
     alert_denial_window_seconds: float = Field(default=60.0, gt=0)
-    audit_fsync: bool = True
+    # Deprecated: MCP_DESK_DURABILITY decides. Set, it overrides only whether audit records are fsynced.
+    audit_fsync: bool | None = None
     # --- Sandbox / diagnostics (server/mcp_desk/sandbox) ---
     diagnostics_log_root: Path = Path("/var/log")
     sandbox_mode: Literal["auto", "bwrap", "none"] = "auto"
@@ -228,6 +233,11 @@ class Settings(BaseSettings):
             return None
         path = self.audit_log_path.expanduser().absolute()
         return path if path.is_dir() or (not path.exists() and not path.suffix) else None
+
+    @property
+    def resolved_audit_fsync(self) -> bool:
+        """Whether audit records are fsynced: the durability level, unless the deprecated audit_fsync says."""
+        return self.durability == "power" if self.audit_fsync is None else self.audit_fsync
 
     def resolved_health_port(self, transport: Literal["stdio", "http"]) -> int | None:
         """The sidecar port: on by default for HTTP, opt-in for stdio."""

@@ -113,6 +113,13 @@ class CommandRejected(AppError):
     outcome = "denied"
 
 
+class ConfirmationRequired(AppError):
+    """The policy requires the user's confirmation for this call and the client cannot ask for it: nothing ran."""
+
+    code = "confirmation_required"
+    outcome = "denied"
+
+
 class MissingClientCapability(AppError):
     """The call needs a capability the client did not declare (a protocol error -32021, not a tool error)."""
 

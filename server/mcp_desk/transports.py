@@ -77,9 +77,13 @@ async def serve_stdio(app: App) -> None:
     to_server, server_in = anyio.create_memory_object_stream[Any](64)
     server_out, from_server = anyio.create_memory_object_stream[Any](64)
 
+    opened, release, closed = anyio.Event(), anyio.Event(), anyio.Event()
+
     async def read(stdin: Any) -> None:
         async for item in stdin:
             pending.received(item)
+            if not opened.is_set() and not _answerable_before_open(item):
+                await opened.wait()  # the first call that needs storage waits for it (messages keep their order)
             await to_server.send(item)
         with anyio.move_on_after(grace):
             await pending.empty.wait()
@@ -101,8 +105,10 @@ async def serve_stdio(app: App) -> None:
         await tg.start(partial(stop_on_signals, app.lifecycle, grace_seconds=grace, stop=stop))
         await tg.start(_sidecar, app, app.settings.resolved_health_port("stdio"))
         stdin_file = cast("anyio.AsyncFile[str]", lines)  # the SDK only iterates over it
-        async with app.lifespan(), stdio_server(stdin=stdin_file) as (stdin, stdout), anyio.create_task_group() as io:
-            settle_heap()
+        # `initialize` is answered while storage, the audit log, the docs index and the sandbox probe open
+        # in the background: a desktop host waits for that answer before it shows the server as started.
+        tg.start_soon(_keep_open, app, opened, release, closed)
+        async with stdio_server(stdin=stdin_file) as (stdin, stdout), anyio.create_task_group() as io:
             written = anyio.Event()
             io.start_soon(read, stdin)
             io.start_soon(write, stdout, written)
@@ -113,9 +119,31 @@ async def serve_stdio(app: App) -> None:
             server_out.close()
             await written.wait()
             io.cancel_scope.cancel()
+        release.set()
+        await closed.wait()
         lines.close()
         log.info("stdio_finished")
         tg.cancel_scope.cancel()
+
+
+_BEFORE_OPEN = frozenset({"initialize", "notifications/initialized", "server/discover", "ping"})
+
+
+def _answerable_before_open(item: object) -> bool:
+    """True for the handshake and pings: the messages that need nothing `lifespan` opens."""
+    message = getattr(item, "message", None)
+    return getattr(message, "method", None) in _BEFORE_OPEN
+
+
+async def _keep_open(app: App, opened: anyio.Event, release: anyio.Event, closed: anyio.Event) -> None:
+    """Open the app (storage, audit, docs index, sandbox probe), hold it open until `release`, then close it."""
+    try:
+        async with app.lifespan():
+            settle_heap()
+            opened.set()
+            await release.wait()
+    finally:
+        closed.set()
 
 
 async def _sidecar(app: App, port: int | None, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:

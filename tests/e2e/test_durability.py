@@ -29,10 +29,12 @@ async def create_notes(url: str, count: int, prefix: str) -> dict[str, str]:
     return acknowledged
 
 
+@pytest.mark.parametrize("durability", ["power", "process"])
 async def test_acknowledged_notes_survive_sigkill_a_torn_audit_line_is_tolerated_and_tampering_is_named(
-    start_http: StartHttp, tmp_path: Path
+    start_http: StartHttp, tmp_path: Path, durability: str
 ) -> None:
-    env = {"MCP_DESK_RATE_LIMIT_RPM": "10000"}
+    """Both durability levels promise that a crash of the process loses no acknowledged write or record."""
+    env = {"MCP_DESK_RATE_LIMIT_RPM": "10000", "MCP_DESK_DURABILITY": durability}
     audit = tmp_path / "data" / "audit.jsonl"
     first = start_http(**env)
     with anyio.fail_after(60):
@@ -58,6 +60,8 @@ async def test_acknowledged_notes_survive_sigkill_a_torn_audit_line_is_tolerated
     records = [json.loads(line) for line in audit.read_text().splitlines() if line.endswith("}")]
     results = [r for r in records if r.get("event_type") == "tool_result" and r.get("tool") == "create_note"]
     assert len(results) >= NOTES + len(more)
+    intents = [r for r in records if r.get("event_type") == "tool_invocation" and r.get("tool") == "create_note"]
+    assert len(intents) >= NOTES + len(more)
     tamper_and_verify(tmp_path, audit)
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import subprocess
 from pathlib import Path
 
+import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
@@ -29,6 +31,30 @@ async def test_a_stdio_client_lists_and_calls_tools_and_gets_a_protocol_error_fo
         assert ok(await client.call_tool("get_note", {"note_id": created["id"]}))["title"] == "from stdio"
         with pytest.raises(MCPError):
             await client.call_tool("rm_rf", {})
+
+
+async def test_initialize_is_answered_while_storage_is_still_opening_and_the_first_call_waits_for_it(
+    tmp_path: Path,
+) -> None:
+    """The database is held locked by another writer: the handshake completes, the first tool call waits."""
+    database = tmp_path / "data" / "mcp-desk.db"
+    database.parent.mkdir(parents=True)
+    holder = sqlite3.connect(database, isolation_level=None)
+    holder.execute("PRAGMA journal_mode = WAL")
+    holder.execute("BEGIN EXCLUSIVE")  # the server's migrations wait for this lock (its busy timeout is 10 s)
+    released = False
+    try:
+        with anyio.fail_after(30):
+            async with Client(params(tmp_path)) as client:
+                assert client.server_info is not None  # initialize answered: storage cannot be open yet
+                holder.execute("COMMIT")
+                released = True
+                created = ok(await client.call_tool("create_note", {"title": "after open", "body": "b"}))
+                assert ok(await client.call_tool("get_note", {"note_id": created["id"]}))["title"] == "after open"
+    finally:
+        if not released:
+            holder.execute("ROLLBACK")
+        holder.close()
 
 
 async def test_the_readme_claude_desktop_entry_starts_a_working_server(tmp_path: Path) -> None:

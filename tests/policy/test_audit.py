@@ -252,3 +252,33 @@ async def test_the_guard_and_the_file_log_together_verify(tmp_path: Path) -> Non
     await MemoryAuditSink().flush()
     await MemoryAuditSink().close()
     assert AuditEvent(event_type="error", outcome="error").timestamp.endswith("+00:00")
+
+
+async def test_a_write_whose_intent_record_cannot_be_made_durable_is_reported_as_saved_but_not_durable() -> None:
+    """The intent is fsynced while the tool runs, so a failed fsync is known only after the change was made."""
+    sink, ran = MemoryAuditSink(), list[str]()
+    sink.fail_sync = True
+    audit = _audit(sink)
+
+    async def endpoint(call: ToolCall) -> Any:
+        ran.append(call.spec.name)
+        return {"id": "n1"}
+
+    chain = build_chain([audit, audit.intent], endpoint)
+    with capture_logs() as logs, pytest.raises(StorageUnavailable, match="change was made"):
+        await chain(_call(CREATE, title="t"))
+    assert ran == ["create_note"]
+    assert [e.event_type for e in sink.events] == ["tool_invocation", "tool_result"]
+    assert any(entry["event"] == "audit_write_failed" for entry in logs)
+
+
+async def test_a_write_that_fails_raises_its_own_error_after_its_intent_record_is_synced() -> None:
+    sink = MemoryAuditSink()
+    audit = _audit(sink)
+    chain = build_chain([audit, audit.intent], _endpoint(exc=NotFound("no such note")))
+    with pytest.raises(NotFound):
+        await chain(_call(CREATE, title="t"))
+    assert [(e.event_type, e.outcome) for e in sink.events] == [
+        ("tool_invocation", "started"),
+        ("tool_result", "error"),
+    ]

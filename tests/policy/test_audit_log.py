@@ -290,9 +290,9 @@ async def test_cost_of_a_durable_record_is_reported(tmp_path: Path) -> None:
     )
 
 
-async def test_records_queued_behind_a_flush_are_written_as_one_batch_and_fail_together(tmp_path: Path) -> None:
+async def test_syncs_queued_behind_an_fsync_share_the_next_one_and_fail_together(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
-    sink = JsonlAuditLog(path, fsync=False)
+    sink = JsonlAuditLog(path)
     await sink.write(_event(0))
     errors: list[Exception] = []
 
@@ -302,30 +302,64 @@ async def test_records_queued_behind_a_flush_are_written_as_one_batch_and_fail_t
         except StorageUnavailable as exc:
             errors.append(exc)
 
-    fd = sink._fd
-    assert fd is not None
-    os.close(fd)
-    sink._fd = os.open(path, os.O_RDONLY)  # the next batch fails like a read-only volume
     with anyio.fail_after(10):
-        # As if a flush were running: the records queue up behind it.
-        async with anyio.create_task_group() as tg, flush_in_progress(sink._commits):
+        # As if an fsync were running: the records are in the file, their syncs queue up behind it.
+        async with anyio.create_task_group() as tg, flush_in_progress(sink.syncs):
             for n in range(1, 6):
                 tg.start_soon(write, n)
             await anyio.wait_all_tasks_blocked()
-            assert sink._commits.queued == 5
+            assert (sink.syncs.queued, sink.unsynced) == (5, 5)
+            assert len(_lines(path)) == 6
+            real_fd = sink._fd
+            assert real_fd is not None
+            sink._fd = 1_000_000  # not an open descriptor: the shared fsync fails like a failing disk
+        sink._fd = real_fd
     assert len(errors) == 5
     assert not sink.writable()
+    await sink.write(_event(6))
+    assert (sink.writable(), sink.unsynced) == (True, 0)
+    await sink.close()
+    result = verify_audit_log(path)
+    assert (result.ok, result.records) == (True, 7)
+
+
+async def test_a_record_that_cannot_be_written_is_refused_alone_and_the_file_cut_back(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    sink = JsonlAuditLog(path, fsync=False)
+    await sink.append(_event(0))
+    fd = sink._fd
+    assert fd is not None
+    os.close(fd)
+    sink._fd = os.open(path, os.O_RDONLY)  # writes now fail like a read-only volume
+    with pytest.raises(StorageUnavailable):
+        await sink.append(_event(1))
     os.close(sink._fd)
     sink._fd = None
-    with anyio.fail_after(10):
-        async with anyio.create_task_group() as tg, flush_in_progress(sink._commits):
-            for n in range(6, 11):
-                tg.start_soon(write, n)
-            await anyio.wait_all_tasks_blocked()
+    await sink.append(_event(2))
     await sink.close()
-    assert len(errors) == 5
     result = verify_audit_log(path)
-    assert (result.ok, result.records) == (True, 6)
+    assert (result.ok, result.records) == (True, 2)
+
+
+async def test_periodic_sync_makes_unawaited_records_durable(tmp_path: Path) -> None:
+    sink = JsonlAuditLog(tmp_path / "audit.jsonl")
+    sink.append_now(_event(0))
+    assert sink.unsynced == 1
+    with anyio.fail_after(10):
+        async with sink.syncing(0.001):
+            while sink.unsynced:
+                await anyio.wait_all_tasks_blocked()  # the background round is the only one that can sync
+    assert sink.unsynced == 0
+    await sink.close()
+
+
+async def test_without_fsync_sync_returns_at_once_and_nothing_runs_in_the_background(tmp_path: Path) -> None:
+    sink = JsonlAuditLog(tmp_path / "audit.jsonl", fsync=False)
+    async with sink.syncing(0.001):
+        await sink.write(_event(0))
+        assert (sink.unsynced, sink.syncs.queued) == (1, 0)
+    await sink.close()
+    assert sink.unsynced == 0
 
 
 _JSONISH = st.recursive(
@@ -352,7 +386,7 @@ async def test_close_writes_the_records_queued_behind_a_flush_before_it_closes_t
     sink = JsonlAuditLog(path)
     await sink.write(_event(0))
     with anyio.fail_after(10):
-        async with anyio.create_task_group() as tg, flush_in_progress(sink._commits):
+        async with anyio.create_task_group() as tg, flush_in_progress(sink.syncs):
             for n in range(1, 4):
                 tg.start_soon(sink.write, _event(n))
             await anyio.wait_all_tasks_blocked()

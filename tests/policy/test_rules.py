@@ -165,3 +165,12 @@ def test_policy_explain_shows_how_far_a_role_reads_and_changes_notes(policy: Pol
     out = io.StringIO()
     assert command_policy_explain(auditor, "auditor", TOOLS, out) == 0
     assert "notes: reads every owner's, changes own only" in out.getvalue()
+
+
+def test_policy_explain_shows_which_tools_require_confirmation(policy: Policy) -> None:
+    out = io.StringIO()
+    assert command_policy_explain(policy, "admin", TOOLS, out) == 0
+    [line] = [line for line in out.getvalue().splitlines() if line.strip().startswith("delete_ticket")]
+    assert "require_confirmation (refused when the client cannot ask the user)" in line
+    [note] = [line for line in out.getvalue().splitlines() if line.strip().startswith("delete_note")]
+    assert "require_confirmation" not in note

@@ -7,17 +7,27 @@ from mcp_desk.policy.audit import AuditEvent
 
 
 class MemoryAuditSink:
-    """An in-memory sink for tests; `fail` makes writes raise like a full disk."""
+    """An in-memory sink for tests; `fail` makes writes raise like a full disk, `fail_sync` its syncs."""
 
     def __init__(self) -> None:
         self.events: list[AuditEvent] = []
         self.fail = False
+        self.fail_sync = False
 
-    async def write(self, event: AuditEvent) -> None:
+    async def append(self, event: AuditEvent) -> None:
         """Append, or raise StorageUnavailable when `fail` is set."""
         if self.fail:
             raise StorageUnavailable("audit log unavailable")
         self.events.append(event)
+
+    async def sync(self) -> None:
+        """Nothing to sync; raise StorageUnavailable when `fail_sync` is set, like a failing disk."""
+        if self.fail_sync:
+            raise StorageUnavailable("audit log unavailable")
+
+    async def write(self, event: AuditEvent) -> None:
+        """Append, or raise StorageUnavailable when `fail` is set."""
+        await self.append(event)
 
     async def flush(self) -> None:
         """Nothing to flush."""

@@ -38,7 +38,7 @@ async def test_export_writes_a_markdown_report_and_never_overwrites(make_app: Ma
         exported = ok(await client.call_tool("export_ticket", {"ticket_id": ticket["id"], "filename": "disk.md"}))
         report = (app.settings.export_path / "disk.md").read_text()
         assert exported == {"ticket_id": ticket["id"], "path": "disk.md", "bytes": len(report.encode())}
-        assert "# Disk full" in report and "rotated logs" in report
+        assert "\n| Disk full\n" in report and "\n| rotated logs\n" in report
         again = error(await client.call_tool("export_ticket", {"ticket_id": ticket["id"], "filename": "disk.md"}))
         assert again.startswith("conflict:")
         bad = error(await client.call_tool("export_ticket", {"ticket_id": ticket["id"], "filename": "../x.md"}))

@@ -37,6 +37,8 @@ async def test_delete_then_get_is_not_found(make_app: MakeApp) -> None:
         assert ok(await client.call_tool("delete_note", {"note_id": created["id"]})) == {
             "id": created["id"],
             "deleted": True,
+            "confirmed": None,
+            "reason": None,
         }
         assert error(await client.call_tool("get_note", {"note_id": created["id"]})).startswith("not_found:")
 

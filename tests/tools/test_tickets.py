@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import mcp_types as types
 import pytest
 from mcp import Client
+from mcp.client.context import ClientRequestContext
 
 from tests.conftest import MakeApp, connected, error, ok
 
@@ -76,8 +78,12 @@ async def test_list_returns_all_statuses_newest_first_and_filters(client: Client
     assert [t["id"] for t in urgent["items"]] == [second["id"]]
 
 
+async def _confirm(context: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
+    return types.ElicitResult(action="accept", content={"confirm": True})
+
+
 async def test_update_and_search_and_delete(make_app: MakeApp) -> None:
-    async with connected(make_app(stdio_role="admin")) as client:
+    async with connected(make_app(stdio_role="admin"), elicitation_callback=_confirm) as client:
         await _update_search_delete(client)
 
 

@@ -4,6 +4,12 @@ Records are written after the decision, so each carries its outcome. For calls t
 `Audit.intent` (placed innermost, just before the endpoint) also writes a `tool_invocation` record
 *before* the tool runs: it is write-ahead evidence that survives a crash mid-call, and if it cannot
 be written the call is refused with nothing done. Read-only calls and refusals get one record only.
+
+Waiting for the disk: the intent record is fsynced while the tool runs (its database commit fsyncs
+in parallel), and the call is answered only once both are on disk: one fsync's latency on the path
+of a write. Outcome records (every call's, so every read's) are written before the answer, so they
+survive a crash of the process, and reach the disk with the next fsync of the audit log: the next
+write's, or the sink's periodic sync. No read waits for an fsync.
 Arguments are redacted and size-capped in one walk; raw arguments never reach a sink.
 """
 
@@ -39,6 +45,8 @@ MAX_ARGUMENT_BYTES = 2048
 MAX_ARGUMENT_CHARS = 256
 MAX_ARGUMENT_ITEMS = 50
 _SECURITY_REASONS = frozenset({"blocked_path", "path_escape"})
+# CallState.confirmation -> the record's `confirmed`; unavailable and requested stay null (nobody answered).
+_CONFIRMED = {"accepted": True, "declined": False, "cancelled": False}
 log = structlog.get_logger()
 
 
@@ -62,6 +70,7 @@ class AuditEvent:
     detail: str | None = None
     transport: str | None = None
     trace_id: str | None = None
+    confirmed: bool | None = None  # a destructive call the user confirmed (true), refused (false), or never asked
     timestamp: str = field(default_factory=utc_now)
 
     def fields(self) -> dict[str, Any]:
@@ -72,8 +81,19 @@ class AuditEvent:
 class AuditSink(Protocol):
     """Where audit events go (`JsonlAuditLog`); tests use an in-memory sink with the same shape."""
 
+    async def append(self, event: AuditEvent) -> None:
+        """Record one event so that it survives a crash of the process, without waiting for a power-loss flush.
+
+        Raises StorageUnavailable on failure.
+        """
+        ...
+
+    async def sync(self) -> None:
+        """Return once every event appended so far is as durable as the configured durability promises."""
+        ...
+
     async def write(self, event: AuditEvent) -> None:
-        """Persist one event; return only when it is durable. Raises StorageUnavailable on failure."""
+        """`append`, then `sync`."""
         ...
 
     async def flush(self) -> None:
@@ -156,15 +176,41 @@ class Audit:
 
     async def intent(self, call: ToolCall, call_next: Next) -> Any:
         """Innermost guard: write `tool_invocation` before a state-changing tool runs, or refuse the call."""
-        if not call.spec.annotations.read_only:
+        if call.spec.annotations.read_only:
+            return await call_next(call)
+        try:
+            await self.sink.append(self._event(call, "tool_invocation", "started"))
+            if self.on_event is not None:
+                self.on_event("tool_invocation")
+        except Exception as exc:
+            log.error("audit_write_failed", event_type="tool_invocation", error=type(exc).__name__)
+            raise StorageUnavailable("the audit log is unavailable, so the call was not run") from None
+        return await self._run_while_syncing(call, call_next)
+
+    async def _run_while_syncing(self, call: ToolCall, call_next: Next) -> Any:
+        """Run the tool while the intent record is fsynced; answer once both are done."""
+        failed: list[Exception] = []
+
+        async def sync() -> None:
+            with anyio.CancelScope(shield=True):  # the record reaches the disk even if the call fails
+                try:
+                    await self.sink.sync()
+                except Exception as exc:
+                    failed.append(exc)
+
+        outcome: list[Any] = []  # the tool's result, or the exception it raised (kept out of the task group)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sync)
             try:
-                await self.sink.write(self._event(call, "tool_invocation", "started"))
-                if self.on_event is not None:
-                    self.on_event("tool_invocation")
+                outcome.append(await call_next(call))
             except Exception as exc:
-                log.error("audit_write_failed", event_type="tool_invocation", error=type(exc).__name__)
-                raise StorageUnavailable("the audit log is unavailable, so the call was not run") from None
-        return await call_next(call)
+                outcome.append(exc)
+        if isinstance(outcome[0], Exception):
+            raise outcome[0]
+        if failed:
+            log.error("audit_write_failed", event_type="tool_invocation", error=type(failed[0]).__name__)
+            raise StorageUnavailable("the change was made, but its audit record could not be made durable")
+        return outcome[0]
 
     async def auth_failed(self, *, reason: str, transport: str, request_id: str | None = None) -> None:
         """Record a refused credential (HTTP 401) and raise the `auth_failed` alert."""
@@ -179,8 +225,13 @@ class Audit:
     async def _record(self, call: ToolCall, start: float, exc: Exception | None, *, cancelled: bool = False) -> None:
         event_type, outcome = classify(RuntimeError() if cancelled else exc)
         detail = "cancelled" if cancelled else self._detail(exc)
+        confirmation = call.state.confirmation
+        if detail is None and confirmation is not None:
+            detail = f"confirmation {confirmation}"
         duration = round((self.clock() - start) * 1000, 3)
-        await self._write(self._event(call, event_type, outcome, duration_ms=duration, detail=detail))
+        confirmed = _CONFIRMED.get(confirmation) if confirmation is not None else None
+        event = self._event(call, event_type, outcome, duration_ms=duration, detail=detail, confirmed=confirmed)
+        await self._write(event)
         if isinstance(exc, PermissionDenied):
             await self._security_checks(call, exc)
 
@@ -220,7 +271,7 @@ class Audit:
 
     async def _write(self, event: AuditEvent) -> None:
         try:
-            await self.sink.write(event)
+            await self.sink.append(event)  # durable with the next sync: nobody waits for an outcome's fsync
             if self.on_event is not None:
                 self.on_event(event.event_type)
         except Exception as exc:

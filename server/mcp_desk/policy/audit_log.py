@@ -6,12 +6,13 @@ record's `hash`, 64 zeros for the first) and `hash` = SHA-256, or HMAC-SHA256 wi
 The line itself is that canonical JSON with `hash` appended as its last key (one serialisation).
 JSON escapes every control character, so an argument holding newlines cannot forge a record.
 
-Durability: records are appended to an O_APPEND descriptor and fsynced in a worker thread, and
-`write` returns only once its record is on disk, so an acknowledged event survives SIGKILL and power
-loss. Group commit (`mcp_desk.groupcommit`): records queued while a flush is in progress are chained,
-written and fsynced together by the next flush (one `write()`, one `fsync`, one thread hop for the
-batch), so concurrent calls share the disk's latency instead of queueing behind it. A failed write is
-truncated back off the file and every record of its batch is refused. After a crash a torn
+Durability: `append` chains a record and writes it to an O_APPEND descriptor at once, on the event
+loop, so it is in the file (and survives SIGKILL) before the call that made it is answered. `sync`
+fsyncs in a worker thread and returns once every record appended before it is on disk (power loss);
+fsyncs are group-committed (`mcp_desk.groupcommit`): callers arriving while one runs share the next,
+so concurrent calls share the disk's latency instead of queueing behind it. `write` is both. Records
+nobody waits for (reads, outcomes) are synced by the next fsync anyone asks for, or by `syncing`
+within its interval. A failed write is truncated back off the file and its record refused. After a crash a torn
 (partial) last line may remain: on start the chain resumes from the last complete record and the
 next record carries `torn_after_seq`, which lets `verify_audit_log` report the torn line as a
 warning instead of tampering. Removing records from the *end* of the log cannot be detected by a
@@ -24,15 +25,19 @@ chain file while `command_audit_verify` walks every file or folder of chains it 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
 import os
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import anyio
 import orjson
 import structlog
 
@@ -120,7 +125,7 @@ class _Tail:
 
 
 class JsonlAuditLog:
-    """An `AuditSink` appending hash-chained JSON lines to `path`, fsynced per record."""
+    """An `AuditSink` appending hash-chained JSON lines to `path`; `sync` makes them durable (group commit)."""
 
     def __init__(
         self, path: Path, *, hmac_key: bytes | None = None, fsync: bool = True, replica: str | None = None
@@ -132,63 +137,126 @@ class JsonlAuditLog:
         self._fd: int | None = None
         self._tail = _Tail()
         self._healthy = True
-        # Without fsync a record is one small append to the page cache, cheaper than a thread hop, and
-        # an uncontended flush need not yield to the loop (a whole loop iteration per record); with
-        # fsync the flush runs in a worker thread and the yield lets concurrent records join the batch.
-        self._commits: GroupCommit[AuditEvent, None] = GroupCommit(self._flush, thread=fsync, fast_acquire=not fsync)
+        self._appended = 0  # records written to the file so far
+        self._synced = 0  # of those, records known to be on disk
+        # Appends run on the event loop (one small write() to the page cache, cheaper than a thread hop);
+        # the lock only keeps them apart from opening and closing, which run in worker threads.
+        self._lock = threading.Lock()
+        # fsyncs are group-committed: callers arriving while one runs share the next.
+        self.syncs: GroupCommit[int, None] = GroupCommit(self._sync_batch)
 
     async def open(self) -> None:
-        """Open the file and resume the chain (idempotent; `write` calls it on first use)."""
-        await self._commits.exclusive(self._open, thread=True)
+        """Open the file and resume the chain (idempotent; `append` opens it on first use)."""
+        await self.syncs.exclusive(self._open, thread=True)
+
+    async def append(self, event: AuditEvent) -> None:
+        """Chain and write one record now (no thread hop, no yield): it survives a crash of the process.
+
+        `sync` makes it durable. Raises StorageUnavailable (and the file is cut back) when it could not be written.
+        """
+        self.append_now(event)
+
+    def append_now(self, event: AuditEvent) -> None:
+        """What `append` and `write` run: chain and write one record, on the calling thread.
+
+        Raises StorageUnavailable (and the file is cut back) when the record could not be written.
+        """
+        with self._lock:
+            try:
+                self._open_locked()
+                self._tail = self._append_record(event)
+            except OSError as exc:
+                self._healthy = False
+                raise StorageUnavailable("audit log unavailable", errno=exc.errno) from None
+            self._appended += 1
+            self._healthy = True
+
+    async def sync(self) -> None:
+        """Return once every record appended so far is on disk (at once when records are not fsynced)."""
+        if self._fsync and self._synced < self._appended:
+            await self.syncs.submit(self._appended)
 
     async def write(self, event: AuditEvent) -> None:
-        """Append one record and return once it is on disk; StorageUnavailable if it could not be."""
-        await self._commits.submit(event)
+        """Append one record and return once it is durable; StorageUnavailable if it could not be."""
+        self.append_now(event)
+        await self.sync()
 
     async def flush(self) -> None:
-        """Records are fsynced as they are written; this syncs once more for callers that ask."""
-        await self._commits.exclusive(self._sync, thread=True)
+        """Sync everything appended so far, whatever the durability level."""
+        await self.syncs.exclusive(self._sync_all, thread=True)
 
     async def close(self) -> None:
-        """Write what is queued, then flush and close the file (a later `write` opens it again)."""
-        await self._commits.exclusive(self._close, thread=True)
+        """Sync and close the file (a later `append` opens it again)."""
+        await self.syncs.exclusive(self._close, thread=True)
+
+    @asynccontextmanager
+    async def syncing(self, interval: float) -> AsyncIterator[None]:
+        """While open, sync records nobody waited for (reads, outcomes) at least every `interval` seconds."""
+        async with anyio.create_task_group() as tg:
+            if self._fsync:
+                tg.start_soon(self._sync_every, interval)
+            try:
+                yield
+            finally:
+                tg.cancel_scope.cancel()
+
+    async def _sync_every(self, interval: float) -> None:
+        while True:
+            await anyio.sleep(interval)
+            with contextlib.suppress(StorageUnavailable):  # logged and reported unhealthy; next round retries
+                await self.sync()
 
     def writable(self) -> bool:
-        """False after a failed write, until a write succeeds again."""
+        """False after a failed write or sync, until one succeeds again."""
         return self._healthy
+
+    @property
+    def unsynced(self) -> int:
+        """Records written to the file but not yet known to be on disk."""
+        return self._appended - self._synced
 
     @property
     def last_hash(self) -> str:
         """The hash of the last record written (an anchor to export elsewhere)."""
         return self._tail.hash
 
-    def _flush(self, batch: Sequence[Entry[AuditEvent, None]]) -> None:
-        """(One flush at a time.) Write the batch chained in order, one write, one fsync; an error fails it all."""
+    def _sync_batch(self, batch: Sequence[Entry[int, None]]) -> None:
+        """(Worker thread, one sync at a time.) One fsync covers every record appended before it starts."""
+        upto = self._appended
         try:
-            self._open()
-            self._tail = self._append_batch([entry.item for entry in batch])
+            self._sync_all()
         except OSError as exc:
             self._healthy = False
+            log.error("audit_log_sync_failed", errno=exc.errno)
             error = StorageUnavailable("audit log unavailable", errno=exc.errno)
             for entry in batch:
                 entry.error = error
         else:
-            self._healthy = True
+            self._synced = max(self._synced, upto)
 
     def _open(self) -> None:
+        with self._lock:
+            self._open_locked()
+
+    def _open_locked(self) -> None:
         if self._fd is None:
             self._fd, self._tail = _open_and_resume(self.path)
             if self._tail.torn:
                 log.warning("audit_log_torn_tail", path=str(self.path), resumed_after_seq=self._tail.seq)
 
-    def _sync(self) -> None:
-        if self._fd is not None:
-            os.fsync(self._fd)
+    def _sync_all(self) -> None:
+        fd, upto = self._fd, self._appended
+        if fd is not None:
+            os.fsync(fd)
+            self._synced = max(self._synced, upto)
 
     def _close(self) -> None:
-        if self._fd is not None:
+        with self._lock:
             fd, self._fd = self._fd, None
+            upto = self._appended
+        if fd is not None:
             _sync_and_close(fd)
+            self._synced = max(self._synced, upto)
 
     def _next_line(self, event: AuditEvent, tail: _Tail) -> tuple[bytes, str]:
         """One record as its line (the canonical JSON with `hash` appended) and its hash.
@@ -206,23 +274,20 @@ class JsonlAuditLog:
         digest = _digest(tail.hash.encode() + b"\n" + body, self._key)
         return body[:-1] + b',"hash":"' + digest.encode() + b'"}\n', digest
 
-    def _append_batch(self, events: list[AuditEvent]) -> _Tail:
-        """Chain, write and fsync `events`; the new tail once durable (the file is cut back on failure)."""
-        assert self._fd is not None  # noqa: S101  # _flush opened it just before
-        tail, lines = self._tail, [b"\n"] if self._tail.needs_newline else []
-        for event in events:
-            line, digest = self._next_line(event, tail)
-            lines.append(line)
-            tail = _Tail(seq=tail.seq + 1, hash=digest)
+    def _append_record(self, event: AuditEvent) -> _Tail:
+        """Chain and write `event`; the new tail once written (the file is cut back on failure)."""
+        assert self._fd is not None  # noqa: S101  # the caller opened it just before
+        tail = self._tail
+        line, digest = self._next_line(event, tail)
+        if tail.needs_newline:
+            line = b"\n" + line
         size = os.fstat(self._fd).st_size
         try:
-            _write_all(self._fd, b"".join(lines))
-            if self._fsync:
-                os.fsync(self._fd)
+            _write_all(self._fd, line)
         except OSError:
             _truncate_quietly(self._fd, size)
             raise
-        return tail
+        return _Tail(seq=tail.seq + 1, hash=digest)
 
 
 def _write_all(fd: int, data: bytes) -> None:

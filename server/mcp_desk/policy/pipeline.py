@@ -9,7 +9,8 @@ import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, partial
-from typing import Any, Protocol, get_type_hints
+from types import UnionType
+from typing import Any, Protocol, Union, get_args, get_origin, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, create_model
 
@@ -142,6 +143,9 @@ class CallState:
     - `output_tokens`: the result's token estimate, computed once (OutputCap, then RateLimit and Budget).
     - `truncation_note`: set by OutputCap when it shortened the result; the registry shows it to the client.
     - `trace_id`: the call's 32-hex trace id when tracing is on, for its log line and audit records.
+    - `confirmation`: how a destructive tool's request for the user's confirmation went (`accepted`, `declined`,
+      `cancelled`, `unavailable` when the client cannot ask, `requested` while a multi-round call waits for the
+      answer); None when the tool asked nothing. Set by the tool, recorded by Audit.
     """
 
     client: ClientChannel = field(default_factory=lambda: NO_CLIENT)
@@ -149,6 +153,7 @@ class CallState:
     output_tokens: int | None = None
     truncation_note: str | None = None
     trace_id: str | None = None
+    confirmation: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -191,8 +196,14 @@ def arguments_model(fn: Callable[..., Any], name: str) -> type[BaseModel]:
 
 
 def result_model(fn: Callable[..., Any]) -> type[BaseModel]:
-    """The pydantic model a tool returns (its return annotation)."""
+    """The pydantic model a tool returns (its return annotation).
+
+    A tool that may also hand back an MCP result as-is (`Deleted | InputRequiredResult`: a multi-round call)
+    names its own model first; that first member is the one its output schema describes.
+    """
     returned = get_type_hints(fn)["return"]
+    if get_origin(returned) in (Union, UnionType):
+        returned = get_args(returned)[0]
     if not (isinstance(returned, type) and issubclass(returned, BaseModel)):
         raise TypeError(f"{fn.__name__} must be annotated to return a pydantic model")
     return returned

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 
 from mcp_desk.domain.principal import ALL_SCOPES, Principal
 from mcp_desk.errors import ConfigError
@@ -47,6 +47,7 @@ class ToolRule(BaseModel):
     scope: str | None = None
     rate_per_minute: int | None = Field(default=None, ge=1)
     paths: PathRule | None = None
+    require_confirmation: StrictBool = False
 
     @field_validator("scope")
     @classmethod
@@ -116,11 +117,25 @@ class Policy:
             raise ConfigError(f"{source}: {_first_error(exc)}") from None
         return cls(roles=parsed.roles, tools=parsed.tools, diagnostics=parsed.diagnostics, source=source)
 
-    def check(self, tools: Mapping[str, str | None], *, roles_in_use: Mapping[str, str] | None = None) -> None:
-        """Start-up cross-checks: `[tools.X]` must name real tools; roles named in settings must exist."""
-        for name in self.tools:
+    def check(
+        self,
+        tools: Mapping[str, str | None],
+        *,
+        roles_in_use: Mapping[str, str] | None = None,
+        confirming: Collection[str] | None = None,
+    ) -> None:
+        """Start-up cross-checks: `[tools.X]` must name real tools; roles named in settings must exist.
+
+        With `confirming` (the tools that ask the user to confirm), `require_confirmation` is accepted on those only.
+        """
+        for name, rule in self.tools.items():
             if name not in tools:
                 raise ConfigError(f"{self.source}: tools.{name}: unknown tool (known: {', '.join(sorted(tools))})")
+            if confirming is not None and rule.require_confirmation and name not in confirming:
+                raise ConfigError(
+                    f"{self.source}: tools.{name}.require_confirmation: {name} never asks the user to confirm "
+                    f"(only {', '.join(sorted(confirming)) or 'no tool'} can)"
+                )
         for setting, role in (roles_in_use or {}).items():
             if role not in self.roles:
                 raise ConfigError(f"{setting}: unknown role {role!r} (policy defines: {', '.join(self.roles)})")
@@ -149,6 +164,10 @@ class Policy:
         """The tool's own per-minute limit, if the policy sets one."""
         rule = self.tools.get(tool)
         return rule.rate_per_minute if rule is not None else None
+
+    def confirmation_required(self) -> frozenset[str]:
+        """The tools refused when the client cannot ask the user to confirm them."""
+        return frozenset(name for name, rule in self.tools.items() if rule.require_confirmation)
 
     def path_rule(self, tool: str) -> PathRule | None:
         """Where the tool's path arguments live, if it takes any."""
@@ -214,4 +233,6 @@ def _limits(policy: Policy, tool: str, default_rpm: int | None) -> str:
     rule = policy.path_rule(tool)
     if rule is not None:
         parts.append(f"paths under {rule.root}" + (f", also denied: {', '.join(rule.deny)}" if rule.deny else ""))
+    if tool in policy.confirmation_required():
+        parts.append("require_confirmation (refused when the client cannot ask the user)")
     return "; ".join(parts)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +12,7 @@ from pydantic import Field
 from mcp_desk.domain.principal import Principal
 from mcp_desk.policy.paths import DEFAULT_BLOCKED
 from mcp_desk.policy.permissions import note_read_scope
-from mcp_desk.policy.pipeline import NO_CLIENT, ClientChannel
+from mcp_desk.policy.pipeline import NO_CLIENT, CallState, ClientChannel
 from mcp_desk.sandbox.runner import CommandRunner
 from mcp_desk.storage.base import NoteScope, Storage
 from mcp_desk.tools.usage import DailyBudget, Limiter
@@ -42,6 +42,8 @@ class ToolEnv:
     docs_blocked: tuple[str, ...] = DEFAULT_BLOCKED
     export_blocked: tuple[str, ...] = DEFAULT_BLOCKED
     client: ClientChannel = NO_CLIENT
+    state: CallState = field(default_factory=CallState)  # this call's typed facts (the endpoint passes its own)
+    confirmation_required: frozenset[str] = frozenset()  # tools the policy refuses when the client cannot confirm
 
     @property
     def note_scope(self) -> NoteScope:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from mcp_types import InputRequiredResult
+from pydantic import Field
+
 from mcp_desk.domain.access import NoteScope
 from mcp_desk.domain.models import Model, Note, NoteSummary, Page
 from mcp_desk.policy.permissions import ensure_note_writable, note_write_scope
 from mcp_desk.policy.pipeline import DESTRUCTIVE, READ_ONLY, WRITE, ToolAnnotationsSpec, ToolSpec
+from mcp_desk.tools.confirm import Asked, confirm, describe
 from mcp_desk.tools.env import (
     Body,
     Cursor,
@@ -21,10 +25,21 @@ from mcp_desk.tools.env import (
 
 
 class Deleted(Model):
-    """Confirmation that an object is gone."""
+    """What a delete did: gone (`deleted: true`), or kept because the user did not confirm (with the reason)."""
 
     id: str
     deleted: bool = True
+    confirmed: bool | None = Field(
+        default=None, description="true: the user confirmed; false: they declined or cancelled; null: not asked."
+    )
+    reason: str | None = Field(default=None, description="Why nothing was deleted, when deleted is false.")
+
+    @classmethod
+    def outcome(cls, object_id: str, asked: Asked) -> Deleted:
+        """The result for `object_id` once asking went as `asked` (deleted only when it may proceed)."""
+        if asked.proceed:
+            return cls(id=object_id, confirmed=asked.confirmed)
+        return cls(id=object_id, deleted=False, confirmed=asked.confirmed, reason=asked.reason)
 
 
 async def create_note(
@@ -55,21 +70,37 @@ async def update_note(
     )
 
 
-async def delete_note(env: ToolEnv, note_id: NoteId) -> Deleted:
-    """Delete one of your notes permanently (links from tickets are removed too)."""
-    await env.storage.delete_note(note_id, await _writable(env, note_id))
-    return Deleted(id=note_id)
+async def delete_note(env: ToolEnv, note_id: NoteId) -> Deleted | InputRequiredResult:
+    """Delete one of your notes permanently (links from tickets are removed too).
+
+    The user is asked to confirm first when the client can ask; if they decline or cancel, nothing is deleted
+    and the result says so (deleted: false, with the reason). Do not retry a declined delete on your own.
+    """
+    note = await _writable_note(env, note_id)
+    question = describe("note", note_id, note.title)
+    asked = await confirm(env, tool="delete_note", target=note_id, question=question)
+    if asked.pending is not None:
+        return asked.pending
+    if asked.proceed:
+        await env.storage.delete_note(note_id, note_write_scope(env.principal))
+    return Deleted.outcome(note_id, asked)
 
 
 async def _writable(env: ToolEnv, note_id: str) -> NoteScope:
-    """The write scope for a change to `note_id`, once the permissions policy allows the change.
+    """The write scope for a change to `note_id`, once the permissions policy allows the change."""
+    await _writable_note(env, note_id)
+    return note_write_scope(env.principal)
+
+
+async def _writable_note(env: ToolEnv, note_id: str) -> Note:
+    """The note `note_id`, once the permissions policy allows the caller to change it.
 
     Reading first tells "not yours and invisible" (NotFound) from "visible but not yours to change"
     (PermissionDenied naming notes:write_all); storage then applies the write scope itself as well.
     """
     note = await env.storage.get_note(note_id, env.note_scope)
     ensure_note_writable(env.principal, owner=note.owner, note_id=note_id)
-    return note_write_scope(env.principal)
+    return note
 
 
 async def list_notes(

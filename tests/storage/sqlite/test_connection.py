@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
+import threading
 from pathlib import Path
+from typing import Literal
 
 import anyio
 import pytest
@@ -12,6 +15,7 @@ import pytest
 from mcp_desk.domain.models import Note
 from mcp_desk.errors import Conflict, StorageUnavailable
 from mcp_desk.storage.sqlite import SqliteStorage
+from mcp_desk.storage.sqlite.connection import READER_CACHE_KIB, READERS, WRITER_CACHE_KIB
 from tests.groupcommit_support import flush_in_progress
 from tests.storage.helpers import ALICE, note
 
@@ -145,3 +149,68 @@ async def test_a_batch_whose_transaction_cannot_start_refuses_every_write_in_it_
         assert not await storage.w.run(lambda c: c.in_transaction)
         kept = await note(storage, title="after")
         assert [n.id for n in (await storage.list_notes(ALICE, tag=None, cursor=None, limit=10)).items] == [kept.id]
+
+
+@pytest.mark.parametrize(("durability", "synchronous"), [("power", 2), ("process", 1)])
+async def test_the_durability_level_sets_how_commits_reach_the_disk(
+    tmp_path: Path, durability: Literal["power", "process"], synchronous: int
+) -> None:
+    """power: FULL (every commit fsynced); process: NORMAL in WAL (a commit survives a crash of the process)."""
+    storage = SqliteStorage(tmp_path / "desk.db", durability=durability)
+    async with storage.open():
+        assert await storage.w.run(lambda c: c.execute("PRAGMA synchronous").fetchone()[0]) == synchronous
+        assert await storage.w.run(lambda c: c.execute("PRAGMA journal_mode").fetchone()[0]) == "wal"
+
+
+async def test_reads_run_side_by_side_on_the_reader_pool(tmp_path: Path) -> None:
+    """Each read below waits for the other inside its worker thread: one reader connection would deadlock."""
+    storage = SqliteStorage(tmp_path / "desk.db", readers=3)
+    meeting = threading.Barrier(3, timeout=10)
+
+    def meet(conn: sqlite3.Connection) -> int:
+        meeting.wait()
+        return int(conn.execute("SELECT count(*) FROM notes").fetchone()[0])
+
+    async with storage.open():
+        await note(storage)
+        counts: list[int] = []
+
+        async def read() -> None:
+            counts.append(await storage.r.run(meet))
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                for _ in range(3):
+                    tg.start_soon(read)
+        assert counts == [1, 1, 1]
+        assert storage.r.busy == 0
+
+
+async def test_a_read_waits_for_a_free_reader_when_all_are_busy(tmp_path: Path) -> None:
+    storage = SqliteStorage(tmp_path / "desk.db", readers=1)
+    release = threading.Event()
+
+    def hold(conn: sqlite3.Connection) -> None:
+        release.wait(10)
+
+    async with storage.open():
+        kept = await note(storage)
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(storage.r.run, hold)
+                await anyio.wait_all_tasks_blocked()
+                assert storage.r.busy == 1
+                tg.start_soon(storage.get_note, kept.id, ALICE)
+                await anyio.wait_all_tasks_blocked()
+                assert storage.r.busy == 1  # the second read queues for the one reader
+                release.set()
+        assert storage.r.busy == 0
+
+
+async def test_page_caches_are_capped_per_connection(tmp_path: Path) -> None:
+    """The cache is what each worker thread's malloc arena may copy: small, so threads x cache stays small."""
+    storage = SqliteStorage(tmp_path / "desk.db")
+    async with storage.open():
+        assert await storage.w.run(lambda c: c.execute("PRAGMA cache_size").fetchone()[0]) == -WRITER_CACHE_KIB
+        assert await storage.r.run(lambda c: c.execute("PRAGMA cache_size").fetchone()[0]) == -READER_CACHE_KIB
+        assert len(storage.r.connections) == READERS

@@ -9,8 +9,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from mcp_desk.storage.sqlite import SqliteStorage
+from mcp_desk.storage.base import NoteScope
+from mcp_desk.storage.sqlite import SqliteStorage, rows
 from mcp_desk.storage.sqlite.migrations import MIGRATIONS, migrate, statements
+from mcp_desk.storage.sqlite.repository import SUMMARY_COLUMNS
 from tests.storage.helpers import ALICE
 
 pytestmark = pytest.mark.anyio
@@ -107,3 +109,17 @@ def test_scripts_split_into_whole_statements_triggers_included() -> None:
     assert statements("SELECT ';'; ") == ["SELECT ';';"]
     with pytest.raises(ValueError, match="incomplete statement"):
         statements("CREATE TRIGGER t AFTER INSERT ON a BEGIN SELECT 1;")
+
+
+@pytest.mark.parametrize("scope", [ALICE, NoteScope(owner="admin", all_owners=True)])
+def test_listing_notes_newest_first_reads_an_index_instead_of_sorting_the_table(
+    tmp_path: Path, scope: NoteScope
+) -> None:
+    """For one owner and for notes:read_all alike: a page costs its own rows, not a sort of every note."""
+    conn = sqlite3.connect(tmp_path / "desk.db", isolation_level=None)
+    migrate(conn)
+    where, args = rows.note_visibility(scope, "n")
+    sql = f"SELECT {SUMMARY_COLUMNS} FROM notes n WHERE {where} ORDER BY n.updated_at DESC, n.seq DESC LIMIT 21"  # noqa: S608  # constants only
+    plan = " ".join(str(step[3]) for step in conn.execute(f"EXPLAIN QUERY PLAN {sql}", args))
+    assert "USING INDEX" in plan
+    assert "TEMP B-TREE" not in plan

@@ -135,6 +135,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     INSERT INTO docs_fts (path, title, content) SELECT path, title, content FROM docs;
     """,
+    # list_notes for a principal with notes:read_all: newest first over every owner's notes, by index
+    # (without it each page sorted the whole table; 7 ms of server CPU a call at ~10k notes).
+    """
+    CREATE INDEX notes_updated ON notes (updated_at DESC, seq DESC);
+    """,
 )
 
 

@@ -1,6 +1,6 @@
 """SQLite storage (WAL): notes, tickets, comments, the docs index, idempotency keys and versions.
 
-One writer connection (group commit) and one reader connection, each used from a worker thread.
+One writer connection (group commit) and a pool of read-only connections, used from worker threads.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Literal
 
 import structlog
 
@@ -30,33 +31,44 @@ from mcp_desk.storage.common import check_version, fingerprint, new_id, now
 from mcp_desk.storage.cursor import decode_cursor, encode_cursor
 from mcp_desk.storage.search import SEARCH_WINDOW
 from mcp_desk.storage.sqlite import rows
-from mcp_desk.storage.sqlite.connection import Connection
+from mcp_desk.storage.sqlite.connection import READERS, Connection, ReaderPool
 from mcp_desk.storage.sqlite.migrations import MIGRATIONS, migrate
 from mcp_desk.storage.sqlite.search import docs_page, fts_query, note_expression, note_search, ticket_search
 
 log = structlog.get_logger()
+# What a list item shows: never the body (up to 64 KiB a note, read for nothing).
+SUMMARY_COLUMNS = "n.id, n.title, n.tags, n.version, n.updated_at, n.seq"
 
 
 class SqliteStorage:
     """Notes, tickets and the docs index in one SQLite file. Satisfies `mcp_desk.storage.base.Storage`."""
 
-    def __init__(self, path: Path, *, search_window: int = SEARCH_WINDOW) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        search_window: int = SEARCH_WINDOW,
+        durability: Literal["power", "process"] = "power",
+        readers: int = READERS,
+    ) -> None:
         self.path = path
         self.search_window = search_window
+        self.durability = durability
+        self.readers = readers
         self._writer: Connection | None = None
-        self._reader: Connection | None = None
+        self._reader: ReaderPool | None = None
 
     @asynccontextmanager
     async def open(self) -> AsyncIterator[None]:
         """Create the file, apply migrations, and close cleanly (with a WAL checkpoint) on exit."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        writer = Connection(self.path, readonly=False)
+        writer = Connection(self.path, readonly=False, synchronous="FULL" if self.durability == "power" else "NORMAL")
         try:
             await writer.run(migrate)
         except BaseException:
             writer.close()
             raise
-        self._writer, self._reader = writer, Connection(self.path, readonly=True)
+        self._writer, self._reader = writer, ReaderPool(self.path, size=self.readers)
         log.info("storage_opened", schema_version=len(MIGRATIONS))
         try:
             yield
@@ -75,7 +87,7 @@ class SqliteStorage:
         return self._writer
 
     @property
-    def r(self) -> Connection:
+    def r(self) -> ReaderPool:
         if self._reader is None:
             raise RuntimeError("storage is not open")
         return self._reader
@@ -175,7 +187,7 @@ class SqliteStorage:
         if after is not None:
             where += " AND (n.updated_at, n.seq) < (?, ?)"
             args.extend(after)
-        sql = f"SELECT n.* FROM notes n WHERE {where} ORDER BY n.updated_at DESC, n.seq DESC LIMIT ?"  # noqa: S608  # clauses are constants; values are bound
+        sql = f"SELECT {SUMMARY_COLUMNS} FROM notes n WHERE {where} ORDER BY n.updated_at DESC, n.seq DESC LIMIT ?"  # noqa: S608  # clauses are constants; values are bound
         found = await self.r.run(lambda c: c.execute(sql, (*args, limit + 1)).fetchall())
         items = [rows.note_summary(r) for r in found[:limit]]
         nxt = (
