@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from mcp_desk.domain.models import Comment, Note, NoteSummary, Ticket, TicketSummary
+from mcp_desk.domain.models import Comment, Note, NoteSummary, Ticket
 from mcp_desk.errors import NotFound
+from mcp_desk.storage import mapping
 from mcp_desk.storage.base import NoteScope
 from mcp_desk.storage.common import check_idempotent_reuse, new_id, now
 
@@ -98,28 +99,12 @@ async def reindex_comments(conn: Any, seq: int) -> None:
 
 def note(row: Any) -> Note:
     """A notes row as the domain model."""
-    return Note(
-        id=row["id"],
-        title=row["title"],
-        body=row["body"],
-        tags=list(row["tags"]),
-        owner=row["owner"],
-        version=row["version"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
+    return mapping.note(row, tags=list(row["tags"]))
 
 
 def note_summary(row: Any, snippet: str | None = None) -> NoteSummary:
     """A notes row as a list or search item."""
-    return NoteSummary(
-        id=row["id"],
-        title=row["title"],
-        tags=list(row["tags"]),
-        version=row["version"],
-        updated_at=row["updated_at"],
-        snippet=snippet,
-    )
+    return mapping.note_summary(row, tags=list(row["tags"]), snippet=snippet)
 
 
 async def ticket(conn: Any, row: Any) -> Ticket:
@@ -133,36 +118,8 @@ async def ticket(conn: Any, row: Any) -> Ticket:
     links = await conn.fetch(
         "SELECT note_id FROM ticket_notes WHERE ticket_seq = $1 ORDER BY created_at, note_id", row["seq"]
     )
-    return Ticket(
-        id=row["id"],
-        title=row["title"],
-        description=row["description"],
-        status=row["status"],
-        priority=row["priority"],
-        assignee=row["assignee"],
-        tags=list(row["tags"]),
-        created_by=row["created_by"],
-        version=row["version"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        comments=[
-            Comment(id=c["id"], ticket_id=row["id"], author=c["author"], body=c["body"], created_at=c["created_at"])
-            for c in comments
-        ],
-        comment_count=count,
-        linked_notes=[link["note_id"] for link in links],
-    )
+    linked = [link["note_id"] for link in links]
+    return mapping.ticket(row, tags=list(row["tags"]), comments=comments, comment_count=count, linked_notes=linked)
 
 
-def ticket_summary(row: Any, snippet: str | None = None) -> TicketSummary:
-    """A tickets row as a list or search item."""
-    return TicketSummary(
-        id=row["id"],
-        title=row["title"],
-        status=row["status"],
-        priority=row["priority"],
-        assignee=row["assignee"],
-        version=row["version"],
-        updated_at=row["updated_at"],
-        snippet=snippet,
-    )
+ticket_summary = mapping.ticket_summary

@@ -6,8 +6,9 @@ import json
 import sqlite3
 from typing import Any
 
-from mcp_desk.domain.models import Comment, Note, NoteSummary, Ticket, TicketSummary
+from mcp_desk.domain.models import Comment, Note, NoteSummary, Ticket
 from mcp_desk.errors import NotFound
+from mcp_desk.storage import mapping
 from mcp_desk.storage.base import NoteScope
 from mcp_desk.storage.common import check_idempotent_reuse, new_id, now
 
@@ -78,28 +79,12 @@ def reindex_ticket(conn: sqlite3.Connection, seq: int) -> None:
 
 def note(row: sqlite3.Row) -> Note:
     """A notes row as the domain model."""
-    return Note(
-        id=row["id"],
-        title=row["title"],
-        body=row["body"],
-        tags=json.loads(row["tags"]),
-        owner=row["owner"],
-        version=row["version"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
+    return mapping.note(row, tags=json.loads(row["tags"]))
 
 
 def note_summary(row: sqlite3.Row, snippet: str | None = None) -> NoteSummary:
     """A notes row as a list or search item."""
-    return NoteSummary(
-        id=row["id"],
-        title=row["title"],
-        tags=json.loads(row["tags"]),
-        version=row["version"],
-        updated_at=row["updated_at"],
-        snippet=snippet,
-    )
+    return mapping.note_summary(row, tags=json.loads(row["tags"]), snippet=snippet)
 
 
 def ticket(conn: sqlite3.Connection, row: sqlite3.Row) -> Ticket:
@@ -109,36 +94,10 @@ def ticket(conn: sqlite3.Connection, row: sqlite3.Row) -> Ticket:
     ).fetchall()
     count = conn.execute("SELECT count(*) FROM comments WHERE ticket_seq = ?", (row["seq"],)).fetchone()[0]
     links = conn.execute("SELECT note_id FROM ticket_notes WHERE ticket_seq = ? ORDER BY created_at", (row["seq"],))
-    return Ticket(
-        id=row["id"],
-        title=row["title"],
-        description=row["description"],
-        status=row["status"],
-        priority=row["priority"],
-        assignee=row["assignee"],
-        tags=json.loads(row["tags"]),
-        created_by=row["created_by"],
-        version=row["version"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        comments=[
-            Comment(id=c["id"], ticket_id=row["id"], author=c["author"], body=c["body"], created_at=c["created_at"])
-            for c in comments
-        ],
-        comment_count=count,
-        linked_notes=[link[0] for link in links.fetchall()],
+    linked = [link[0] for link in links.fetchall()]
+    return mapping.ticket(
+        row, tags=json.loads(row["tags"]), comments=comments, comment_count=count, linked_notes=linked
     )
 
 
-def ticket_summary(row: sqlite3.Row, snippet: str | None = None) -> TicketSummary:
-    """A tickets row as a list or search item."""
-    return TicketSummary(
-        id=row["id"],
-        title=row["title"],
-        status=row["status"],
-        priority=row["priority"],
-        assignee=row["assignee"],
-        version=row["version"],
-        updated_at=row["updated_at"],
-        snippet=snippet,
-    )
+ticket_summary = mapping.ticket_summary

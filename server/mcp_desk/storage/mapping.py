@@ -1,0 +1,79 @@
+"""Rows as domain models, the same for every backend: each backend decodes its own column types first."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
+
+from mcp_desk.domain.models import Comment, Note, NoteSummary, Ticket, TicketSummary
+
+
+class Row(Protocol):
+    """A result row read by column name (sqlite3.Row, asyncpg.Record, a dict)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+def note(row: Row, *, tags: list[str]) -> Note:
+    """A notes row as the domain model."""
+    return Note(
+        id=row["id"],
+        title=row["title"],
+        body=row["body"],
+        tags=tags,
+        owner=row["owner"],
+        version=row["version"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def note_summary(row: Row, *, tags: list[str], snippet: str | None) -> NoteSummary:
+    """A notes row as a list or search item."""
+    return NoteSummary(
+        id=row["id"],
+        title=row["title"],
+        tags=tags,
+        version=row["version"],
+        updated_at=row["updated_at"],
+        snippet=snippet,
+    )
+
+
+def ticket(
+    row: Row, *, tags: list[str], comments: Iterable[Row], comment_count: int, linked_notes: Sequence[str]
+) -> Ticket:
+    """A tickets row with its oldest comments (capped), the comment count and linked note ids."""
+    return Ticket(
+        id=row["id"],
+        title=row["title"],
+        description=row["description"],
+        status=row["status"],
+        priority=row["priority"],
+        assignee=row["assignee"],
+        tags=tags,
+        created_by=row["created_by"],
+        version=row["version"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        comments=[
+            Comment(id=c["id"], ticket_id=row["id"], author=c["author"], body=c["body"], created_at=c["created_at"])
+            for c in comments
+        ],
+        comment_count=comment_count,
+        linked_notes=list(linked_notes),
+    )
+
+
+def ticket_summary(row: Row, snippet: str | None = None) -> TicketSummary:
+    """A tickets row as a list or search item."""
+    return TicketSummary(
+        id=row["id"],
+        title=row["title"],
+        status=row["status"],
+        priority=row["priority"],
+        assignee=row["assignee"],
+        version=row["version"],
+        updated_at=row["updated_at"],
+        snippet=snippet,
+    )
