@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -9,7 +10,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -236,3 +237,20 @@ def cv(values: Sequence[float]) -> float:
     if len(values) < 2 or statistics.mean(values) == 0:
         return 0.0
     return statistics.stdev(values) / statistics.mean(values)
+
+
+async def drive(concurrency: int, seconds: float, op: Callable[[int], Awaitable[Any]]) -> dict[str, Any]:
+    """Run `op(i)` from `concurrency` tasks for `seconds`; calls/s and latency percentiles (ms)."""
+    latencies: list[float] = []
+    counter = iter(range(10**9))
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        while time.perf_counter() < deadline:
+            start = time.perf_counter()
+            await op(next(counter))
+            latencies.append(time.perf_counter() - start)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return {"calls_per_s": round(len(latencies) / (time.perf_counter() - started), 1), **summarize_ms(latencies)}

@@ -17,8 +17,6 @@ import asyncio
 import json
 import secrets
 import statistics
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -26,7 +24,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from bench.common import summarize_ms
+from bench.common import drive
 from bench.loadgen import NOTE_BODY
 from mcp_desk.storage.postgres.migrations import MIGRATIONS
 
@@ -114,23 +112,6 @@ class Asyncpg:
     async def list(self) -> None:
         async with self.pool.acquire() as conn:
             assert len(await conn.fetch(LIST.format("$1"), "bench")) == 21
-
-
-async def drive(concurrency: int, seconds: float, op: Callable[[int], Awaitable[None]]) -> dict[str, Any]:
-    latencies: list[float] = []
-    counter = iter(range(10**9))
-    deadline = time.perf_counter() + seconds
-
-    async def worker() -> None:
-        while time.perf_counter() < deadline:
-            start = time.perf_counter()
-            await op(next(counter))
-            latencies.append(time.perf_counter() - start)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    return {"calls_per_s": round(len(latencies) / elapsed, 1), **summarize_ms(latencies)}
 
 
 async def one_round(driver_cls: Any, url: str, args: argparse.Namespace) -> dict[str, Any]:

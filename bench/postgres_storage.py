@@ -24,13 +24,12 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 
-from bench.common import summarize_ms
+from bench.common import drive, summarize_ms
 from bench.loadgen import NOTE_BODY
 from bench.search_notes import KINDS, TAGS, note_rows, queries, vocabulary
 from mcp_desk.logging import configure_logging
@@ -70,22 +69,6 @@ async def seed(store: Storage, count: int) -> None:
             await conn.execute("ANALYZE notes")
 
         await store.db.transaction(copy)
-
-
-async def drive(concurrency: int, seconds: float, op: Callable[[int], Awaitable[Any]]) -> dict[str, Any]:
-    latencies: list[float] = []
-    counter = iter(range(10**9))
-    deadline = time.perf_counter() + seconds
-
-    async def worker() -> None:
-        while time.perf_counter() < deadline:
-            start = time.perf_counter()
-            await op(next(counter))
-            latencies.append(time.perf_counter() - start)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return {"calls_per_s": round(len(latencies) / (time.perf_counter() - started), 1), **summarize_ms(latencies)}
 
 
 async def exercise(store: Storage, args: argparse.Namespace) -> dict[str, Any]:

@@ -18,14 +18,13 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from bench.common import summarize_ms
+from bench import common
 from bench.loadgen import NOTE_BODY
 
 INSERT = "INSERT INTO notes (id, owner, title, body, tags, created_at, updated_at) VALUES (?,?,?,?,?,?,?)"
@@ -38,24 +37,9 @@ def row(i: int) -> tuple[Any, ...]:
 
 
 async def drive(concurrency: int, seconds: float, one: Any) -> dict[str, Any]:
-    """Closed loop: `concurrency` tasks call `one(i)` back to back for `seconds`."""
-    latencies: list[float] = []
-    counter = [0]
-    deadline = time.perf_counter() + seconds
-
-    async def worker() -> None:
-        while time.perf_counter() < deadline:
-            counter[0] += 1
-            t0 = time.perf_counter()
-            await one(counter[0])
-            latencies.append(time.perf_counter() - t0)
-
-    t0 = time.perf_counter()
-    async with anyio.create_task_group() as tg:
-        for _ in range(concurrency):
-            tg.start_soon(worker)
-    elapsed = time.perf_counter() - t0
-    return {"notes_per_s": round(len(latencies) / elapsed, 1), **summarize_ms(latencies)}
+    """Closed loop: `concurrency` tasks call `one(i)` back to back for `seconds`; notes/s and latencies."""
+    result = await common.drive(concurrency, seconds, one)
+    return {"notes_per_s": result.pop("calls_per_s"), **result}
 
 
 async def run(concurrency: int, seconds: float) -> dict[str, Any]:
