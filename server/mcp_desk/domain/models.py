@@ -10,9 +10,11 @@ from mcp_desk.errors import Conflict
 
 TicketStatus = Literal["open", "in_progress", "waiting", "resolved", "closed"]
 Priority = Literal["low", "normal", "high", "urgent"]
+SlaState = Literal["on_track", "due_soon", "breached", "met", "paused"]
 
 STATUSES: tuple[TicketStatus, ...] = ("open", "in_progress", "waiting", "resolved", "closed")
 PRIORITIES: tuple[Priority, ...] = ("low", "normal", "high", "urgent")
+SLA_STATES: tuple[SlaState, ...] = ("on_track", "due_soon", "breached", "met", "paused")
 
 TRANSITIONS: dict[str, tuple[TicketStatus, ...]] = {
     "open": ("in_progress", "waiting", "resolved", "closed"),
@@ -117,6 +119,18 @@ class Doc(Model):
     title: str
     content: str
     bytes: int
+
+
+class Sla(Model):
+    """A ticket's service-level targets and where it stands against them (rules: `domain/sla.py`)."""
+
+    state: SlaState = Field(
+        description="on_track; due_soon (20% of a target left); breached (a target was missed); "
+        "met (resolved within the targets); paused (waiting on the requester)."
+    )
+    first_response_due_at: str = Field(description="When the first public reply is due.")
+    resolution_due_at: str = Field(description="When resolution is due; later by the time spent waiting.")
+    first_responded_at: str | None = Field(default=None, description="The first public reply, if any.")
 
 
 T = TypeVar("T", bound=Model)

@@ -1,0 +1,126 @@
+"""Service-level targets: when a ticket's first reply and its resolution are due, and how it stands now.
+
+Pure computation over the facts storage keeps about a ticket's clock and a `now` the caller passes
+in; every time is UTC. The rules (DESIGN.md §4 "SLA"):
+
+- Both due times count from `created_at`. The resolution due time moves later by every second the
+  ticket spent `waiting`, the wait in progress included; the first-response target never pauses.
+- A target is met when its event happens at or before its due time: the first public comment by
+  someone other than the requester, or the resolution. A ticket resolved or closed without any public
+  reply has its first-response target judged at the resolution time.
+- A missed target stays missed. A late first reply leaves the ticket `breached` while it stays open,
+  and a ticket resolved after any missed target is `breached`, never `met`. Reopening clears
+  `resolved_at`, so the ticket is judged as open again; its due times do not restart.
+- The state is the first that applies: `breached` (a target was missed), `met` (resolved or closed),
+  `paused` (waiting), `due_soon` (a pending target has at most 20% of its time left), `on_track`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from mcp_desk.domain.models import Priority, Sla, SlaState
+
+FINISHED_STATUSES = frozenset({"resolved", "closed"})
+# due_soon: at most DUE_SOON_PARTS-th of a target's time is left (1/5 = 20%).
+DUE_SOON_PARTS = 5
+MAX_TARGET_MINUTES = 366 * 24 * 60
+
+
+@dataclass(frozen=True, kw_only=True)
+class SlaTerms:
+    """The targets for one priority, in minutes from the ticket's creation."""
+
+    first_response_minutes: int
+    resolution_minutes: int
+
+    @property
+    def first_response(self) -> timedelta:
+        """The first-response target as a duration."""
+        return timedelta(minutes=self.first_response_minutes)
+
+    @property
+    def resolution(self) -> timedelta:
+        """The resolution target as a duration (working time: waits do not count)."""
+        return timedelta(minutes=self.resolution_minutes)
+
+
+DEFAULT_TERMS: Mapping[Priority, SlaTerms] = {
+    "urgent": SlaTerms(first_response_minutes=30, resolution_minutes=240),
+    "high": SlaTerms(first_response_minutes=120, resolution_minutes=1440),
+    "normal": SlaTerms(first_response_minutes=480, resolution_minutes=4320),
+    "low": SlaTerms(first_response_minutes=1440, resolution_minutes=10080),
+}
+
+
+class ClockFacts(Protocol):
+    """What storage records about a ticket's clock (`TicketClock` on a ticket has exactly these)."""
+
+    @property
+    def first_responded_at(self) -> str | None: ...  # first public comment by anyone but the requester
+    @property
+    def waiting_since(self) -> str | None: ...  # when the wait in progress began
+    @property
+    def paused_seconds(self) -> int: ...  # time spent waiting before the wait in progress
+    @property
+    def resolved_at(self) -> str | None: ...  # when it was resolved or closed; cleared on reopen
+
+
+def compute_sla(*, terms: SlaTerms, status: str, created_at: str, clock: ClockFacts, now: datetime) -> Sla:
+    """Where a ticket stands against `terms` at `now` (an aware datetime)."""
+    created = parse_time(created_at)
+    finished = status in FINISHED_STATUSES
+    # A finished ticket is judged at its resolution; one without a recorded time (never expected) as of now.
+    as_of = parse_time(clock.resolved_at) if finished and clock.resolved_at else now
+    responded = parse_time(clock.first_responded_at) if clock.first_responded_at else None
+    first_due = created + terms.first_response
+    resolution_due = created + terms.resolution + paused(clock, as_of)
+    pending = [(resolution_due, terms.resolution)]
+    if responded is None:
+        pending.append((first_due, terms.first_response))
+    return Sla(
+        state=_state(
+            missed=(responded or as_of) > first_due or as_of > resolution_due,
+            finished=finished,
+            waiting=status == "waiting",
+            due_soon=any(_due_soon(due, target, now) for due, target in pending),
+        ),
+        first_response_due_at=format_time(first_due),
+        resolution_due_at=format_time(resolution_due),
+        first_responded_at=clock.first_responded_at,
+    )
+
+
+def _state(*, missed: bool, finished: bool, waiting: bool, due_soon: bool) -> SlaState:
+    if missed:
+        return "breached"
+    if finished:
+        return "met"
+    if waiting:
+        return "paused"
+    return "due_soon" if due_soon else "on_track"
+
+
+def _due_soon(due: datetime, target: timedelta, now: datetime) -> bool:
+    return (due - now) * DUE_SOON_PARTS <= target
+
+
+def paused(clock: ClockFacts, as_of: datetime) -> timedelta:
+    """Time spent waiting up to `as_of`: the finished waits plus the one in progress."""
+    total = timedelta(seconds=max(clock.paused_seconds, 0))
+    if clock.waiting_since:
+        total += max(as_of - parse_time(clock.waiting_since), timedelta(0))
+    return total
+
+
+def parse_time(text: str) -> datetime:
+    """An aware UTC datetime from a stored timestamp (ISO 8601, trailing Z)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def format_time(moment: datetime) -> str:
+    """A timestamp in the stored format: ISO 8601 in UTC with microseconds and a trailing Z."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
