@@ -215,3 +215,21 @@ def test_policy_explain_marks_the_tools_that_require_confirmation() -> None:
     assert code == 0
     [line] = [line for line in out.splitlines() if line.strip().startswith("delete_ticket")]
     assert "require_confirmation" in line
+
+
+def test_check_config_refuses_sla_targets_in_the_wrong_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    default = (KB.parents[1] / "server" / "mcp_desk" / "policy" / "default_policy.toml").read_text()
+    policy.write_text(default.replace("first_response_minutes = 30\n", "first_response_minutes = 300\n"))
+    monkeypatch.setenv("MCP_DESK_POLICY_FILE", str(policy))
+    code, _, err = cli("check-config")
+    assert code == 1
+    assert f"{policy}: sla.urgent: first_response_minutes (300) is more than resolution_minutes (240)" in err
+
+
+def test_policy_explain_lists_the_sla_targets_by_priority() -> None:
+    code, out, _ = cli("policy", "explain", "--role", "agent")
+    assert code == 0
+    targets = out.split("sla targets")[1].split("\n\n")[0].splitlines()[1:]
+    assert [line.split()[0] for line in targets] == ["urgent", "high", "normal", "low"]
+    assert "  high    first response 2 h, resolution 1 d" in targets

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mcp_desk.domain.principal import ALL_SCOPES
+from mcp_desk.domain.sla import DEFAULT_TERMS, SlaTerms
 from mcp_desk.errors import ConfigError
 from mcp_desk.policy.paths import DEFAULT_BLOCKED
 from mcp_desk.policy.rules import Policy, command_policy_explain
@@ -111,11 +112,54 @@ def test_overrides_and_raw_diagnostics_are_read() -> None:
         ('[roles.v]\nscopes = []\n[tools.x]\npaths = { root = "/etc" }', r"tools.x.paths.root"),
         ("[roles.v]\nscopes = []\n[extra]\na = 1", r"extra: unknown key"),
         ("[roles.v\n", r"not valid TOML"),
+        (
+            "[roles.v]\nscopes = []\n[sla.critical]\nfirst_response_minutes = 5\nresolution_minutes = 60",
+            r"test.toml: sla: unknown priority 'critical' \(priorities: low, normal, high, urgent\)",
+        ),
+        (
+            "[roles.v]\nscopes = []\n[sla.high]\nfirst_response_minutes = 5",
+            r"sla.high.resolution_minutes: Field required",
+        ),
+        (
+            "[roles.v]\nscopes = []\n[sla.high]\nfirst_response_minutes = 0\nresolution_minutes = 60",
+            r"sla.high.first_response_minutes: Input should be greater than or equal to 1",
+        ),
+        (
+            '[roles.v]\nscopes = []\n[sla.high]\nfirst_response_minutes = "30"\nresolution_minutes = 60',
+            r"sla.high.first_response_minutes: Input should be a valid integer",
+        ),
+        (
+            "[roles.v]\nscopes = []\n[sla.low]\nfirst_response_minutes = 60\nresolution_minutes = 9999999",
+            r"sla.low.resolution_minutes: Input should be less than or equal to 527040",
+        ),
+        (
+            "[roles.v]\nscopes = []\n[sla.low]\nfirst_response_minutes = 120\nresolution_minutes = 60",
+            r"sla.low: first_response_minutes \(120\) is more than resolution_minutes \(60\)",
+        ),
+        (
+            "[roles.v]\nscopes = []\n[sla.low]\nfirst_response_minutes = 1\nresolution_minutes = 2\nwarn = 1",
+            r"sla.low.warn: unknown key",
+        ),
     ],
 )
 def test_invalid_policy_files_are_config_errors_naming_the_key(text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         _from(text)
+
+
+def test_the_built_in_sla_targets_are_the_shipped_defaults(policy: Policy) -> None:
+    assert set(policy.sla) == {"urgent", "high", "normal", "low"}
+    assert policy.sla_terms() == DEFAULT_TERMS
+
+
+def test_a_priority_without_its_sla_table_gets_the_shipped_targets() -> None:
+    policy = _from("[roles.v]\nscopes = []\n[sla.urgent]\nfirst_response_minutes = 15\nresolution_minutes = 120\n")
+    terms = policy.sla_terms()
+    assert terms["urgent"] == SlaTerms(first_response_minutes=15, resolution_minutes=120)
+    assert {priority: terms[priority] for priority in ("high", "normal", "low")} == {
+        priority: DEFAULT_TERMS[priority] for priority in ("high", "normal", "low")
+    }
+    assert _from("[roles.v]\nscopes = []").sla_terms() == DEFAULT_TERMS
 
 
 def test_check_refuses_unknown_tools_and_unknown_roles_in_settings(policy: Policy) -> None:
@@ -145,6 +189,21 @@ def test_policy_explain_prints_each_roles_tools_scopes_limits_and_paths(policy: 
     assert "10/min; paths under exports" in text
     assert "60/min (global)" in text
     assert "create_note (notes:write)" in text.split("not allowed: ")[1]
+
+
+def test_policy_explain_shows_the_sla_targets_and_which_are_shipped_defaults() -> None:
+    out = io.StringIO()
+    assert command_policy_explain(Policy.load(), "viewer", TOOLS, out) == 0
+    text = out.getvalue()
+    assert "sla targets (from creation; time spent waiting does not count toward resolution):" in text
+    assert "  urgent  first response 30 min, resolution 4 h\n" in text
+    assert "  low     first response 1 d, resolution 7 d\n" in text
+    assert "shipped default" not in text
+    custom = _from("[roles.v]\nscopes = []\n[sla.high]\nfirst_response_minutes = 45\nresolution_minutes = 90\n")
+    out = io.StringIO()
+    assert command_policy_explain(custom, None, TOOLS, out) == 0
+    assert "  high    first response 45 min, resolution 90 min\n" in out.getvalue()
+    assert "  normal  first response 8 h, resolution 3 d  (shipped default)\n" in out.getvalue()
 
 
 def test_policy_explain_for_one_role_and_for_an_unknown_role(policy: Policy) -> None:

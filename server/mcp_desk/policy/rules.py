@@ -1,4 +1,4 @@
-"""The policy file: roles as bundles of scopes, per-tool overrides, and the raw diagnostics table.
+"""The policy file: roles as bundles of scopes, per-tool overrides, SLA targets and the raw diagnostics table.
 
 TOML, loaded with `tomllib` and validated with pydantic at start: an unknown scope, role, tool or
 key is a ConfigError naming the file and the key. The built-in default is `default_policy.toml`
@@ -10,14 +10,25 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from mcp_desk.domain.models import PRIORITIES, Priority
 from mcp_desk.domain.principal import ALL_SCOPES, Principal
+from mcp_desk.domain.sla import DEFAULT_TERMS, MAX_TARGET_MINUTES, SlaTerms
 from mcp_desk.errors import ConfigError
 from mcp_desk.policy.paths import DEFAULT_BLOCKED
 from mcp_desk.policy.permissions import READ_ALL_NOTES, WRITE_ALL_NOTES, has_scope
@@ -68,13 +79,43 @@ class RoleRule(BaseModel):
         return tuple(_known_scope(scope) for scope in value)
 
 
+class SlaRule(BaseModel):
+    """`[sla.PRIORITY]`: the targets for tickets of one priority, in minutes from creation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    first_response_minutes: StrictInt = Field(ge=1, le=MAX_TARGET_MINUTES)
+    resolution_minutes: StrictInt = Field(ge=1, le=MAX_TARGET_MINUTES)
+
+    @model_validator(mode="after")
+    def _first_response_comes_first(self) -> SlaRule:
+        if self.first_response_minutes > self.resolution_minutes:
+            raise ValueError(
+                f"first_response_minutes ({self.first_response_minutes}) is more than resolution_minutes "
+                f"({self.resolution_minutes}): a ticket cannot be resolved in time yet answered late"
+            )
+        return self
+
+    def terms(self) -> SlaTerms:
+        """The domain's view of these targets."""
+        return SlaTerms(first_response_minutes=self.first_response_minutes, resolution_minutes=self.resolution_minutes)
+
+
 class PolicyFile(BaseModel):
     """The whole file as written."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     roles: dict[str, RoleRule] = Field(min_length=1)
     tools: dict[str, ToolRule] = {}
+    sla: dict[str, SlaRule] = {}
     diagnostics: dict[str, Any] = {}
+
+    @field_validator("sla", mode="before")
+    @classmethod
+    def _sla_priorities(cls, value: object) -> object:
+        for name in value if isinstance(value, dict) else ():
+            if name not in PRIORITIES:
+                raise ValueError(f"unknown priority {name!r} (priorities: {', '.join(PRIORITIES)})")
+        return value
 
     @field_validator("roles")
     @classmethod
@@ -93,6 +134,7 @@ class Policy:
     tools: Mapping[str, ToolRule]
     diagnostics: Mapping[str, Any]
     source: str
+    sla: Mapping[str, SlaRule] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path | None = None) -> Policy:
@@ -115,7 +157,9 @@ class Policy:
             raise ConfigError(f"{source}: not valid TOML: {exc}") from None
         except ValidationError as exc:
             raise ConfigError(f"{source}: {_first_error(exc)}") from None
-        return cls(roles=parsed.roles, tools=parsed.tools, diagnostics=parsed.diagnostics, source=source)
+        return cls(
+            roles=parsed.roles, tools=parsed.tools, diagnostics=parsed.diagnostics, source=source, sla=parsed.sla
+        )
 
     def check(
         self,
@@ -139,6 +183,13 @@ class Policy:
         for setting, role in (roles_in_use or {}).items():
             if role not in self.roles:
                 raise ConfigError(f"{setting}: unknown role {role!r} (policy defines: {', '.join(self.roles)})")
+
+    def sla_terms(self) -> dict[Priority, SlaTerms]:
+        """The SLA targets of every priority: `[sla.PRIORITY]` where the file has it, else the shipped default."""
+        return {
+            priority: rule.terms() if (rule := self.sla.get(priority)) is not None else DEFAULT_TERMS[priority]
+            for priority in PRIORITIES
+        }
 
     def role_names(self) -> list[str]:
         """The defined roles, in file order."""
@@ -199,7 +250,28 @@ def command_policy_explain(
     out.write(f"policy: {policy.source}\n")
     for name in [role] if role is not None else policy.role_names():
         out.write("\n" + "\n".join(_explain_role(policy, name, tools, default_rpm)) + "\n")
+    out.write("\n" + "\n".join(_explain_sla(policy)) + "\n")
     return 0
+
+
+def _explain_sla(policy: Policy) -> list[str]:
+    lines = ["sla targets (from creation; time spent waiting does not count toward resolution):"]
+    for priority in reversed(PRIORITIES):
+        terms = policy.sla_terms()[priority]
+        origin = "" if priority in policy.sla else "  (shipped default)"
+        lines.append(
+            f"  {priority:<7} first response {_duration(terms.first_response_minutes)}, "
+            f"resolution {_duration(terms.resolution_minutes)}{origin}"
+        )
+    return lines
+
+
+def _duration(minutes: int) -> str:
+    if minutes % (24 * 60) == 0:
+        return f"{minutes // (24 * 60)} d"
+    if minutes % 60 == 0:
+        return f"{minutes // 60} h"
+    return f"{minutes} min"
 
 
 def _explain_role(policy: Policy, role: str, tools: Mapping[str, str | None], default_rpm: int | None) -> list[str]:
