@@ -25,6 +25,7 @@ DOCUMENTED_METRICS = {
     "mcp_desk_budget_used_ratio": "gauge",
     "mcp_desk_sandbox_runs": "counter",
     "mcp_desk_tickets": "gauge",
+    "mcp_desk_sla_tickets": "gauge",
     "mcp_desk_build_info": "gauge",
     "mcp_server_session_duration_seconds": "histogram",
 }
@@ -208,6 +209,22 @@ def test_ticket_counts_replace_the_previous_ones_and_missing_statuses_read_zero(
     assert value(metrics, "mcp_desk_tickets", status="open") == 1.0
     assert value(metrics, "mcp_desk_tickets", status="closed") == 0.0
     assert value(metrics, "mcp_desk_tickets", status="other") == 7.0
+
+
+def test_sla_counts_exist_for_every_priority_and_open_state_and_replace_the_previous_ones() -> None:
+    metrics = make_metrics()
+    pairs = {(s.labels["priority"], s.labels["state"]) for s in samples(metrics) if s.name == "mcp_desk_sla_tickets"}
+    assert pairs == {
+        (priority, state)
+        for priority in ("low", "normal", "high", "urgent")
+        for state in ("on_track", "due_soon", "breached", "paused")
+    }
+
+    metrics.set_sla_tickets({("urgent", "breached"): 3, ("low", "on_track"): 5})
+    metrics.set_sla_tickets({("urgent", "breached"): 1})
+
+    assert value(metrics, "mcp_desk_sla_tickets", priority="urgent", state="breached") == 1.0
+    assert value(metrics, "mcp_desk_sla_tickets", priority="low", state="on_track") == 0.0
 
 
 def test_no_created_series_double_the_exposition() -> None:

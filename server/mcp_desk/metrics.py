@@ -25,7 +25,7 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from mcp_desk.domain.models import STATUSES
+from mcp_desk.domain.models import PRIORITIES, SLA_STATES, STATUSES
 from mcp_desk.errors import INTERNAL, error_codes
 from mcp_desk.policy.audit import EventType
 
@@ -82,6 +82,8 @@ ALERT_KINDS: tuple[str, ...] = (
 )
 SANDBOX_OUTCOMES: tuple[str, ...] = ("ok", "failed", "timeout", "killed", "truncated", "rejected")
 TICKET_STATUSES: tuple[str, ...] = STATUSES
+# mcp_desk_sla_tickets{priority,state} counts open tickets only (not resolved or closed), so `met` never shows.
+SLA_OPEN_STATES: tuple[str, ...] = tuple(state for state in SLA_STATES if state != "met")
 # mcp_desk_health_check_status{check}: a check's last verdict as a number alerts can compare against.
 HEALTH_VALUES: Mapping[str, float] = {"ok": 1.0, "warn": 0.5, "fail": 0.0}
 NOT_CHECKED = float("nan")
@@ -187,6 +189,12 @@ class Metrics:
             "mcp_desk_sandbox_runs", "Sandboxed diagnostic runs.", ["command", "outcome"], registry=r
         )
         self._tickets = Gauge("mcp_desk_tickets", "Tickets by status.", ["status"], registry=r)
+        self._sla_tickets = Gauge(
+            "mcp_desk_sla_tickets",
+            "Open tickets (not resolved or closed) by priority and SLA state.",
+            ["priority", "state"],
+            registry=r,
+        )
         self._db_pool = Gauge(
             "mcp_desk_db_pool_connections",
             "PostgreSQL pool connections by state (idle, in_use, max); absent on SQLite.",
@@ -228,6 +236,7 @@ class Metrics:
             for sandbox_outcome in self._sandbox_outcomes:
                 self._sandbox.labels(command=command, outcome=sandbox_outcome)
         self.set_tickets({})
+        self.set_sla_tickets({})
 
     def _transport_versions(self) -> list[tuple[str, str]]:
         versions = [v for v in PRECREATED_PROTOCOL_VERSIONS if v in self._versions]
@@ -337,6 +346,12 @@ class Metrics:
             self._tickets.labels(status=status).set(counts.get(status, 0))
         if other:
             self._tickets.labels(status=OTHER).set(other)
+
+    def set_sla_tickets(self, counts: Mapping[tuple[str, str], int]) -> None:
+        """Set open-ticket counts by (priority, SLA state); pairs not in `counts` are zero, unknown pairs dropped."""
+        for priority in PRIORITIES:
+            for state in SLA_OPEN_STATES:
+                self._sla_tickets.labels(priority=priority, state=state).set(counts.get((priority, state), 0))
 
     def set_db_pool(self, states: Mapping[str, int]) -> None:
         """Set the database pool's connections by state (idle, in_use, max)."""

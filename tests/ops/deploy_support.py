@@ -48,6 +48,7 @@ DOCUMENTED_METRICS = frozenset(
         "mcp_desk_budget_used_ratio",
         "mcp_desk_sandbox_runs_total",
         "mcp_desk_tickets",
+        "mcp_desk_sla_tickets",
         "mcp_desk_build_info",
         "mcp_server_session_duration_seconds",
     }

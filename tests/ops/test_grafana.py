@@ -143,6 +143,7 @@ def test_panels_do_not_overlap() -> None:
         "sandbox",
         "health",
         "tickets",
+        "sla",
     ],
 )
 def test_dashboard_covers_what_on_call_needs(topic: str) -> None:

@@ -31,6 +31,7 @@ REQUIRED_ALERTS = {
     "McpDeskBudgetThreshold",
     "McpDeskSandboxDegraded",
     "McpDeskStorageUnhealthy",
+    "McpDeskSlaBreached",
 }
 
 
