@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from datetime import datetime, timedelta
 
-from mcp_desk.domain.models import Priority, Sla, SlaState
+from mcp_desk.domain.clock import format_ts, parse_ts
+from mcp_desk.domain.models import Priority, Sla, SlaState, TicketClock
 
 FINISHED_STATUSES = frozenset({"resolved", "closed"})
 # due_soon: at most DUE_SOON_PARTS-th of a target's time is left (1/5 = 20%).
@@ -56,26 +56,13 @@ DEFAULT_TERMS: Mapping[Priority, SlaTerms] = {
 }
 
 
-class ClockFacts(Protocol):
-    """What storage records about a ticket's clock (`TicketClock` on a ticket has exactly these)."""
-
-    @property
-    def first_responded_at(self) -> str | None: ...  # first public comment by anyone but the requester
-    @property
-    def waiting_since(self) -> str | None: ...  # when the wait in progress began
-    @property
-    def paused_seconds(self) -> int: ...  # time spent waiting before the wait in progress
-    @property
-    def resolved_at(self) -> str | None: ...  # when it was resolved or closed; cleared on reopen
-
-
-def compute_sla(*, terms: SlaTerms, status: str, created_at: str, clock: ClockFacts, now: datetime) -> Sla:
+def compute_sla(*, terms: SlaTerms, status: str, created_at: str, clock: TicketClock, now: datetime) -> Sla:
     """Where a ticket stands against `terms` at `now` (an aware datetime)."""
-    created = parse_time(created_at)
+    created = parse_ts(created_at)
     finished = status in FINISHED_STATUSES
     # A finished ticket is judged at its resolution; one without a recorded time (never expected) as of now.
-    as_of = parse_time(clock.resolved_at) if finished and clock.resolved_at else now
-    responded = parse_time(clock.first_responded_at) if clock.first_responded_at else None
+    as_of = parse_ts(clock.resolved_at) if finished and clock.resolved_at else now
+    responded = parse_ts(clock.first_responded_at) if clock.first_responded_at else None
     first_due = created + terms.first_response
     resolution_due = created + terms.resolution + paused(clock, as_of)
     pending = [(resolution_due, terms.resolution)]
@@ -88,8 +75,8 @@ def compute_sla(*, terms: SlaTerms, status: str, created_at: str, clock: ClockFa
             waiting=status == "waiting",
             due_soon=any(_due_soon(due, target, now) for due, target in pending),
         ),
-        first_response_due_at=format_time(first_due),
-        resolution_due_at=format_time(resolution_due),
+        first_response_due_at=format_ts(first_due),
+        resolution_due_at=format_ts(resolution_due),
         first_responded_at=clock.first_responded_at,
     )
 
@@ -108,19 +95,9 @@ def _due_soon(due: datetime, target: timedelta, now: datetime) -> bool:
     return (due - now) * DUE_SOON_PARTS <= target
 
 
-def paused(clock: ClockFacts, as_of: datetime) -> timedelta:
+def paused(clock: TicketClock, as_of: datetime) -> timedelta:
     """Time spent waiting up to `as_of`: the finished waits plus the one in progress."""
     total = timedelta(seconds=max(clock.paused_seconds, 0))
     if clock.waiting_since:
-        total += max(as_of - parse_time(clock.waiting_since), timedelta(0))
+        total += max(as_of - parse_ts(clock.waiting_since), timedelta(0))
     return total
-
-
-def parse_time(text: str) -> datetime:
-    """An aware UTC datetime from a stored timestamp (ISO 8601, trailing Z)."""
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
-
-
-def format_time(moment: datetime) -> str:
-    """A timestamp in the stored format: ISO 8601 in UTC with microseconds and a trailing Z."""
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
