@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -31,7 +31,9 @@ from mcp_desk.auth import HttpAuth, http_auth, principal_of, protect
 from mcp_desk.auth.failures import ReportAuthFailures
 from mcp_desk.config import Settings
 from mcp_desk.domain.clock import Clock, utc_now
+from mcp_desk.domain.models import Priority
 from mcp_desk.domain.principal import Principal
+from mcp_desk.domain.sla import DEFAULT_TERMS, SlaTerms
 from mcp_desk.errors import PermissionDenied
 from mcp_desk.health import (
     HealthCheck,
@@ -349,7 +351,7 @@ def _core(
         limiter=limiter,
         budget=budget,
         runner=_runner(settings, allowlist, metrics),
-        storage=build_storage(settings, clock=clock),
+        storage=build_storage(settings, clock=clock, sla_terms=policy.sla_terms()),
         redis_bus=redis_bus,
         traces_endpoint=traces_endpoint,
     )
@@ -571,12 +573,13 @@ def _checks(core: Core, sessions: OwnedSessionManager | None) -> tuple[HealthChe
 
 
 def _gauges(core: Core, sessions: OwnedSessionManager | None) -> Callable[[], Awaitable[None]]:
-    """Gauges read at scrape time: tickets by status, the budget ratio and (HTTP) open sessions."""
+    """Gauges read at scrape time: tickets by status and SLA state, the budget ratio and (HTTP) open sessions."""
 
     async def refresh() -> None:
         if sessions is not None:
             core.metrics.set_sessions(sessions.open_sessions)
         core.metrics.set_tickets(await core.storage.ticket_counts())
+        core.metrics.set_sla_tickets(await core.storage.sla_counts())
         core.metrics.set_budget_ratio(core.budget.used_ratio())
         if isinstance(core.storage, Pooled):
             core.metrics.set_db_pool(core.storage.pool_state())
@@ -584,13 +587,15 @@ def _gauges(core: Core, sessions: OwnedSessionManager | None) -> Callable[[], Aw
     return refresh
 
 
-def build_storage(settings: Settings, *, clock: Clock = utc_now) -> Storage:
+def build_storage(
+    settings: Settings, *, clock: Clock = utc_now, sla_terms: Mapping[Priority, SlaTerms] = DEFAULT_TERMS
+) -> Storage:
     """PostgreSQL when `MCP_DESK_DATABASE_URL` is set, else the SQLite file under the storage path."""
     if settings.database_url is not None:
         from mcp_desk.storage.postgres import PostgresStorage  # the driver loads only when it is used
 
-        return PostgresStorage(settings.database_url.get_secret_value(), clock=clock)
-    return SqliteStorage(settings.database_path, durability=settings.durability, clock=clock)
+        return PostgresStorage(settings.database_url.get_secret_value(), clock=clock, sla_terms=sla_terms)
+    return SqliteStorage(settings.database_path, durability=settings.durability, clock=clock, sla_terms=sla_terms)
 
 
 def principal_source(

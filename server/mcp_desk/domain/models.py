@@ -86,6 +86,18 @@ class TicketClock(Model):
     resolved_at: str | None = Field(default=None, description="When it was resolved or closed; cleared on reopen.")
 
 
+class Sla(Model):
+    """A ticket's service-level targets and where it stands against them (rules: `domain/sla.py`)."""
+
+    state: SlaState = Field(
+        description="on_track; due_soon (20% of a target left); breached (a target was missed); "
+        "met (resolved within the targets); paused (waiting on the requester)."
+    )
+    first_response_due_at: str = Field(description="When the first public reply is due.")
+    resolution_due_at: str = Field(description="When resolution is due; later by the time spent waiting.")
+    first_responded_at: str | None = Field(default=None, description="The first public reply, if any.")
+
+
 class Ticket(Model):
     """A ticket in the shared queue, with its oldest comments and linked notes."""
 
@@ -105,6 +117,7 @@ class Ticket(Model):
     comment_count: int = 0
     linked_notes: list[str] = Field(default_factory=list)
     clock: TicketClock = Field(default_factory=TicketClock)
+    sla: Sla | None = Field(default=None, description="Service-level targets and state, as of when it was read.")
 
 
 class TicketSummary(Model):
@@ -118,6 +131,7 @@ class TicketSummary(Model):
     version: int
     updated_at: str
     snippet: str | None = None
+    sla_state: SlaState | None = Field(default=None, description="The ticket's SLA state when it was read.")
 
 
 FieldValue = str | list[str] | None
@@ -157,18 +171,6 @@ class Doc(Model):
     title: str
     content: str
     bytes: int
-
-
-class Sla(Model):
-    """A ticket's service-level targets and where it stands against them (rules: `domain/sla.py`)."""
-
-    state: SlaState = Field(
-        description="on_track; due_soon (20% of a target left); breached (a target was missed); "
-        "met (resolved within the targets); paused (waiting on the requester)."
-    )
-    first_response_due_at: str = Field(description="When the first public reply is due.")
-    resolution_due_at: str = Field(description="When resolution is due; later by the time spent waiting.")
-    first_responded_at: str | None = Field(default=None, description="The first public reply, if any.")
 
 
 T = TypeVar("T", bound=Model)

@@ -24,10 +24,12 @@ from mcp_desk.domain.models import (
     Note,
     NoteSummary,
     Page,
+    Priority,
     Ticket,
     TicketSummary,
     Visibility,
 )
+from mcp_desk.domain.sla import DEFAULT_TERMS, SlaTerms
 from mcp_desk.storage import history
 from mcp_desk.storage.base import NewComment, NoteScope, TicketChanges
 from mcp_desk.storage.common import check_version, fingerprint, new_id
@@ -44,6 +46,7 @@ from mcp_desk.storage.postgres.rows import (
 )
 from mcp_desk.storage.postgres.search import docs_page, note_search, ticket_search
 from mcp_desk.storage.search import SEARCH_WINDOW
+from mcp_desk.storage.sla import SlaJudge, clock_table, counts_sql, micros_of, state_clauses, state_sql
 
 log = structlog.get_logger()
 
@@ -58,10 +61,13 @@ class PostgresStorage:
         pool: PoolConfig | None = None,
         search_window: int = SEARCH_WINDOW,
         clock: Clock = utc_now,
+        sla_terms: Mapping[Priority, SlaTerms] = DEFAULT_TERMS,
     ) -> None:
         self.db = Database(url, pool)
         self.search_window = search_window
         self.clock = clock
+        self.sla = SlaJudge(terms=sla_terms, clock=clock)
+        self._sla_state = state_sql(sla_terms, rows.micros)
 
     def now(self) -> str:
         """The clock's current time as stored."""
@@ -240,15 +246,15 @@ class PostgresStorage:
             )
             return await rows.ticket(conn, row)
 
-        return await self.db.transaction(tx)
+        return self.sla.ticket(await self.db.transaction(tx))
 
     async def get_ticket(self, ticket_id: str) -> Ticket:
-        """A ticket with its oldest comments (capped), the total count and linked note ids."""
+        """A ticket with its oldest comments (capped), the total count, linked note ids and its SLA as of now."""
 
         async def read(conn: Any) -> Ticket:
             return await rows.ticket(conn, await rows.ticket_row(conn, ticket_id))
 
-        return await self.db.read(read)
+        return self.sla.ticket(await self.db.read(read))
 
     async def update_ticket(
         self,
@@ -283,7 +289,7 @@ class PostgresStorage:
                 row = await rows.apply_plan(conn, row, plan, comment)
             return await rows.ticket(conn, row)
 
-        return await self.db.transaction(tx)
+        return self.sla.ticket(await self.db.transaction(tx))
 
     async def add_comment(
         self, ticket_id: str, *, author: str, body: str, visibility: Visibility = "internal"
@@ -326,7 +332,7 @@ class PostgresStorage:
                 await rows.insert_history(conn, row["seq"], entry)
             return await rows.ticket(conn, row)
 
-        return await self.db.transaction(tx)
+        return self.sla.ticket(await self.db.transaction(tx))
 
     async def ticket_history(self, ticket_id: str, *, cursor: str | None, limit: int) -> Page[HistoryEntry]:
         """A ticket's history, oldest first (NotFound for a missing ticket)."""
@@ -356,22 +362,33 @@ class PostgresStorage:
         await self.db.transaction(tx)
 
     async def list_tickets(
-        self, *, status: str | None, priority: str | None, assignee: str | None, cursor: str | None, limit: int
+        self,
+        *,
+        status: str | None,
+        priority: str | None,
+        assignee: str | None,
+        cursor: str | None,
+        limit: int,
+        sla_state: str | None = None,
     ) -> Page[TicketSummary]:
-        """Tickets of every status by default, most recently updated first."""
+        """Tickets of every status by default, most recently updated first; `sla_state` filters on the SLA now."""
         after = decode_cursor(cursor, "tickets", 2)
-        p, clauses = Params(), ["true"]
+        now = self.clock()
+        p, tables, clauses = Params(), "tickets", ["true"]
+        if sla_state is not None:
+            tables = f"tickets, {clock_table(p(micros_of(now)) + '::bigint')}"
+            clauses += state_clauses(sla_state, self._sla_state, p(sla_state))
         for column, value in (("status", status), ("priority", priority), ("assignee", assignee)):
             if value is not None:
                 clauses.append(f"{column} = {p(value)}")
         if after is not None:
             clauses.append(f"(updated_at, seq) < ({p(str(after[0]))}, {p(_seq(after[1]))})")
         sql = (
-            f"SELECT {TICKET_SUMMARY_COLUMNS} FROM tickets WHERE {' AND '.join(clauses)} "  # noqa: S608  # constant clauses
+            f"SELECT {TICKET_SUMMARY_COLUMNS} FROM {tables} WHERE {' AND '.join(clauses)} "  # noqa: S608  # constant clauses
             f"ORDER BY updated_at DESC, seq DESC LIMIT {p(limit + 1)}"
         )
         found = await self.db.read(lambda conn: conn.fetch(sql, *p.values))
-        items = [rows.ticket_summary(r) for r in found[:limit]]
+        items = [self.sla.summary(rows.ticket_summary(r), r, now) for r in found[:limit]]
         last = found[limit - 1] if len(found) > limit else None
         nxt = encode_cursor(["tickets", last["updated_at"], last["seq"]]) if last is not None else None
         return Page[TicketSummary](items=items, next_cursor=nxt)
@@ -379,13 +396,21 @@ class PostgresStorage:
     async def search_tickets(self, query: str, *, cursor: str | None, limit: int) -> Page[TicketSummary]:
         """Full-text search over title, description and comments, best match first."""
         search = ticket_search(TICKET_SUMMARY_COLUMNS, window=self.search_window)
+        now = self.clock()
         found, nxt = await self.db.read(lambda conn: search.page(conn, query, cursor, limit))
-        return Page[TicketSummary](items=[rows.ticket_summary(r, r["snip"]) for r in found], next_cursor=nxt)
+        items = [self.sla.summary(rows.ticket_summary(r, r["snip"]), r, now) for r in found]
+        return Page[TicketSummary](items=items, next_cursor=nxt)
 
     async def ticket_counts(self) -> dict[str, int]:
         """Number of tickets in each status (for the mcp_desk_tickets gauge)."""
         found = await self.db.read(lambda conn: conn.fetch("SELECT status, count(*) FROM tickets GROUP BY status"))
         return {row[0]: row[1] for row in found}
+
+    async def sla_counts(self) -> dict[tuple[str, str], int]:
+        """Open tickets (not resolved or closed) by (priority, SLA state) now, for the mcp_desk_sla_tickets gauge."""
+        sql, now = counts_sql(self._sla_state, "$1::bigint"), micros_of(self.clock())
+        found = await self.db.read(lambda conn: conn.fetch(sql, now))
+        return {(row["priority"], row["sla_state"]): row["n"] for row in found}
 
     async def ticket_ids(self, prefix: str, limit: int) -> list[str]:
         """Ticket ids starting with `prefix`, newest first (for completions)."""

@@ -18,7 +18,16 @@ TICKET_COLUMNS = (
     " requester, first_responded_at, waiting_since, paused_seconds, resolved_at"
 )
 NOTE_SUMMARY_COLUMNS = "seq, id, title, tags, version, updated_at"
-TICKET_SUMMARY_COLUMNS = "seq, id, title, status, priority, assignee, version, updated_at"
+# The summary's own columns, and those its SLA state is computed from.
+TICKET_SUMMARY_COLUMNS = (
+    "seq, id, title, status, priority, assignee, version, updated_at,"
+    " created_at, first_responded_at, waiting_since, paused_seconds, resolved_at"
+)
+
+
+def micros(column: str) -> str:
+    """SQL for a stored timestamp column (`2026-01-05T09:00:00.123456Z`) as whole microseconds since the epoch."""
+    return f"(extract(epoch FROM ({column})::timestamptz) * 1000000)::bigint"
 
 
 class Params:

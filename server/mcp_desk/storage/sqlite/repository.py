@@ -24,15 +24,18 @@ from mcp_desk.domain.models import (
     Note,
     NoteSummary,
     Page,
+    Priority,
     Ticket,
     TicketSummary,
     Visibility,
 )
+from mcp_desk.domain.sla import DEFAULT_TERMS, SlaTerms
 from mcp_desk.storage import history
 from mcp_desk.storage.base import NewComment, NoteScope, TicketChanges
 from mcp_desk.storage.common import check_version, fingerprint, new_id
 from mcp_desk.storage.cursor import decode_cursor, encode_cursor, invalid_cursor
 from mcp_desk.storage.search import SEARCH_WINDOW
+from mcp_desk.storage.sla import SlaJudge, clock_table, counts_sql, micros_of, state_clauses, state_sql
 from mcp_desk.storage.sqlite import rows
 from mcp_desk.storage.sqlite.connection import READERS, Connection, ReaderPool
 from mcp_desk.storage.sqlite.migrations import MIGRATIONS, migrate
@@ -54,9 +57,12 @@ class SqliteStorage:
         durability: Literal["power", "process"] = "power",
         readers: int = READERS,
         clock: Clock = utc_now,
+        sla_terms: Mapping[Priority, SlaTerms] = DEFAULT_TERMS,
     ) -> None:
         self.path = path
         self.clock = clock
+        self.sla = SlaJudge(terms=sla_terms, clock=clock)
+        self._sla_state = state_sql(sla_terms, rows.micros)
         self.search_window = search_window
         self.durability = durability
         self.readers = readers
@@ -258,9 +264,9 @@ class SqliteStorage:
         return await self.get_ticket(ticket_id, writer=True)
 
     async def get_ticket(self, ticket_id: str, *, writer: bool = False) -> Ticket:
-        """A ticket with its oldest comments (capped), the total count and linked note ids."""
+        """A ticket with its oldest comments (capped), the total count, linked note ids and its SLA as of now."""
         conn = self.w if writer else self.r
-        return await conn.run(lambda c: rows.ticket(c, rows.ticket_row(c, ticket_id)))
+        return self.sla.ticket(await conn.run(lambda c: rows.ticket(c, rows.ticket_row(c, ticket_id))))
 
     async def update_ticket(
         self,
@@ -382,11 +388,23 @@ class SqliteStorage:
         await self.w.transaction(tx)
 
     async def list_tickets(
-        self, *, status: str | None, priority: str | None, assignee: str | None, cursor: str | None, limit: int
+        self,
+        *,
+        status: str | None,
+        priority: str | None,
+        assignee: str | None,
+        cursor: str | None,
+        limit: int,
+        sla_state: str | None = None,
     ) -> Page[TicketSummary]:
-        """Tickets of every status by default, most recently updated first."""
+        """Tickets of every status by default, most recently updated first; `sla_state` filters on the SLA now."""
         after = decode_cursor(cursor, "tickets", 2)
-        clauses, args = ["1 = 1"], []
+        now = self.clock()
+        tables, clauses, args = "tickets", ["1 = 1"], list[object]()
+        if sla_state is not None:  # the clock's placeholder comes first in the statement, so its value does too
+            tables, args = f"tickets, {clock_table('?')}", [micros_of(now)]
+            clauses += state_clauses(sla_state, self._sla_state, "?")
+            args.append(sla_state)
         for column, value in (("status", status), ("priority", priority), ("assignee", assignee)):
             if value is not None:
                 clauses.append(f"{column} = ?")
@@ -394,9 +412,9 @@ class SqliteStorage:
         if after is not None:
             clauses.append("(updated_at, seq) < (?, ?)")
             args.extend(after)
-        sql = f"SELECT * FROM tickets WHERE {' AND '.join(clauses)} ORDER BY updated_at DESC, seq DESC LIMIT ?"  # noqa: S608  # constant clauses
+        sql = f"SELECT tickets.* FROM {tables} WHERE {' AND '.join(clauses)} ORDER BY updated_at DESC, seq DESC LIMIT ?"  # noqa: S608  # constant clauses
         found = await self.r.run(lambda c: c.execute(sql, (*args, limit + 1)).fetchall())
-        items = [rows.ticket_summary(r) for r in found[:limit]]
+        items = [self.sla.summary(rows.ticket_summary(r), r, now) for r in found[:limit]]
         last = found[limit - 1] if len(found) > limit else None
         nxt = encode_cursor(["tickets", last["updated_at"], last["seq"]]) if last is not None else None
         return Page[TicketSummary](items=items, next_cursor=nxt)
@@ -404,13 +422,21 @@ class SqliteStorage:
     async def search_tickets(self, query: str, *, cursor: str | None, limit: int) -> Page[TicketSummary]:
         """Full-text search over title, description and comments, best match first."""
         search, expression = ticket_search(window=self.search_window), fts_query(query)
+        now = self.clock()
         found, nxt = await self.r.run(lambda c: search.page(c, expression, query, cursor, limit))
-        return Page[TicketSummary](items=[rows.ticket_summary(r, r["snip"]) for r in found], next_cursor=nxt)
+        items = [self.sla.summary(rows.ticket_summary(r, r["snip"]), r, now) for r in found]
+        return Page[TicketSummary](items=items, next_cursor=nxt)
 
     async def ticket_counts(self) -> dict[str, int]:
         """Number of tickets in each status (for the mcp_desk_tickets gauge)."""
         found = await self.r.run(lambda c: c.execute("SELECT status, count(*) FROM tickets GROUP BY status").fetchall())
         return {row[0]: row[1] for row in found}
+
+    async def sla_counts(self) -> dict[tuple[str, str], int]:
+        """Open tickets (not resolved or closed) by (priority, SLA state) now, for the mcp_desk_sla_tickets gauge."""
+        sql, now = counts_sql(self._sla_state, "?"), micros_of(self.clock())
+        found = await self.r.run(lambda c: c.execute(sql, (now,)).fetchall())
+        return {(row["priority"], row["sla_state"]): row["n"] for row in found}
 
     async def ticket_ids(self, prefix: str, limit: int) -> list[str]:
         """Ticket ids starting with `prefix`, newest first (for completions)."""

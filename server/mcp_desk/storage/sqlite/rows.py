@@ -15,6 +15,12 @@ from mcp_desk.storage.common import check_idempotent_reuse
 COMMENTS_SHOWN = 50
 
 
+def micros(column: str) -> str:
+    """SQL for a stored timestamp column (`2026-01-05T09:00:00.123456Z`) as whole microseconds since the epoch."""
+    seconds = f"CAST(strftime('%s', substr({column}, 1, 19)) AS INTEGER)"
+    return f"({seconds} * 1000000 + CAST(substr({column}, 21, 6) AS INTEGER))"
+
+
 def idempotent(conn: sqlite3.Connection, scope: str, key: str | None, fingerprint: str) -> str | None:
     """The id an idempotency key already created, None if it is new (Conflict if its arguments differ)."""
     if key is None:
