@@ -45,6 +45,7 @@ DOCUMENTED_TOOL_SCOPES: dict[str, str | None] = {
     "transition_ticket": "tickets:write",
     "assign_ticket": "tickets:write",
     "comment_ticket": "tickets:write",
+    "get_ticket_history": "tickets:read",
     "link_note": "tickets:write",
     "list_tickets": "tickets:read",
     "search_tickets": "tickets:read",

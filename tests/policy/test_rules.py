@@ -19,6 +19,7 @@ READS = {
     "list_notes",
     "search_notes",
     "get_ticket",
+    "get_ticket_history",
     "list_tickets",
     "search_tickets",
     "search_docs",
@@ -184,7 +185,7 @@ def test_policy_explain_prints_each_roles_tools_scopes_limits_and_paths(policy: 
     assert [line for line in text.splitlines() if line.startswith("role ")] == [
         f"role {name}: {policy.roles[name].description}" for name in ("viewer", "agent", "admin")
     ]
-    assert "tools (9 of 21)" in text
+    assert "tools (10 of 22)" in text
     assert "export_ticket" in text
     assert "10/min; paths under exports" in text
     assert "60/min (global)" in text
