@@ -21,7 +21,7 @@ from mcp.server.subscriptions import ListenHandler, ResourceUpdated, Subscriptio
 from mcp.shared.exceptions import MCPError
 
 from mcp_desk import knowledge
-from mcp_desk.domain.models import STATUSES
+from mcp_desk.domain.models import SLA_STATES, STATUSES
 from mcp_desk.domain.principal import Principal
 from mcp_desk.errors import AppError, NotFound, quote
 from mcp_desk.policy.permissions import has_scope, note_read_scope, require_scope
@@ -334,7 +334,7 @@ class Resources:
     async def complete(
         self, ctx: ServerRequestContext[Any], params: types.CompleteRequestParams
     ) -> types.CompleteResult:
-        """Completions for ticket ids, statuses, note ids and doc paths: only values the caller could read."""
+        """Completions for ticket ids, statuses, SLA states, note ids and doc paths: only what the caller could read."""
         name, prefix = params.argument.name, params.argument.value
         values = [value for value in await self._candidates(name, prefix) if value.startswith(prefix)]
         return types.CompleteResult(
@@ -346,6 +346,8 @@ class Resources:
         principal = self.principal()
         if name == "status":
             return list(STATUSES)
+        if name == "sla_state":
+            return list(SLA_STATES)
         if name == "ticket_id" and has_scope(principal, _SCOPES["ticket"]):
             return await self.storage.ticket_ids(prefix, MAX_COMPLETIONS)
         if name == "note_id" and has_scope(principal, _SCOPES["note"]):
