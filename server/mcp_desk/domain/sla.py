@@ -20,9 +20,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from mcp_desk.domain.clock import format_ts, parse_ts
-from mcp_desk.domain.models import Priority, Sla, SlaState, TicketClock
+from mcp_desk.domain.models import Priority, Sla, SlaState
 
 FINISHED_STATUSES = frozenset({"resolved", "closed"})
 # due_soon: at most DUE_SOON_PARTS-th of a target's time is left (1/5 = 20%).
@@ -56,8 +57,41 @@ DEFAULT_TERMS: Mapping[Priority, SlaTerms] = {
 }
 
 
-def compute_sla(*, terms: SlaTerms, status: str, created_at: str, clock: TicketClock, now: datetime) -> Sla:
-    """Where a ticket stands against `terms` at `now` (an aware datetime)."""
+class ClockFacts(Protocol):
+    """What storage records about a ticket's clock: `TicketClock`, or a backend's lighter view of a row."""
+
+    @property
+    def first_responded_at(self) -> str | None: ...
+    @property
+    def waiting_since(self) -> str | None: ...
+    @property
+    def paused_seconds(self) -> int: ...
+    @property
+    def resolved_at(self) -> str | None: ...
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Judgement:
+    """A ticket's SLA state and due times at one moment."""
+
+    state: SlaState
+    first_response_due: datetime
+    resolution_due: datetime
+
+
+def compute_sla(*, terms: SlaTerms, status: str, created_at: str, clock: ClockFacts, now: datetime) -> Sla:
+    """Where a ticket stands against `terms` at `now` (an aware datetime), as clients see it."""
+    judged = judge(terms=terms, status=status, created_at=created_at, clock=clock, now=now)
+    return Sla(
+        state=judged.state,
+        first_response_due_at=format_ts(judged.first_response_due),
+        resolution_due_at=format_ts(judged.resolution_due),
+        first_responded_at=clock.first_responded_at,
+    )
+
+
+def judge(*, terms: SlaTerms, status: str, created_at: str, clock: ClockFacts, now: datetime) -> Judgement:
+    """The state and due times of `compute_sla`, without building the client-facing model."""
     created = parse_ts(created_at)
     finished = status in FINISHED_STATUSES
     # A finished ticket is judged at its resolution; one without a recorded time (never expected) as of now.
@@ -65,20 +99,16 @@ def compute_sla(*, terms: SlaTerms, status: str, created_at: str, clock: TicketC
     responded = parse_ts(clock.first_responded_at) if clock.first_responded_at else None
     first_due = created + terms.first_response
     resolution_due = created + terms.resolution + paused(clock, as_of)
-    pending = [(resolution_due, terms.resolution)]
-    if responded is None:
-        pending.append((first_due, terms.first_response))
-    return Sla(
-        state=_state(
-            missed=(responded or as_of) > first_due or as_of > resolution_due,
-            finished=finished,
-            waiting=status == "waiting",
-            due_soon=any(_due_soon(due, target, now) for due, target in pending),
-        ),
-        first_response_due_at=format_ts(first_due),
-        resolution_due_at=format_ts(resolution_due),
-        first_responded_at=clock.first_responded_at,
+    due_soon = _due_soon(resolution_due, terms.resolution, now) or (
+        responded is None and _due_soon(first_due, terms.first_response, now)
     )
+    state = _state(
+        missed=(responded or as_of) > first_due or as_of > resolution_due,
+        finished=finished,
+        waiting=status == "waiting",
+        due_soon=due_soon,
+    )
+    return Judgement(state=state, first_response_due=first_due, resolution_due=resolution_due)
 
 
 def _state(*, missed: bool, finished: bool, waiting: bool, due_soon: bool) -> SlaState:
@@ -95,7 +125,7 @@ def _due_soon(due: datetime, target: timedelta, now: datetime) -> bool:
     return (due - now) * DUE_SOON_PARTS <= target
 
 
-def paused(clock: TicketClock, as_of: datetime) -> timedelta:
+def paused(clock: ClockFacts, as_of: datetime) -> timedelta:
     """Time spent waiting up to `as_of`: the finished waits plus the one in progress."""
     total = timedelta(seconds=max(clock.paused_seconds, 0))
     if clock.waiting_since:

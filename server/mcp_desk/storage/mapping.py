@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
-from mcp_desk.domain.models import Comment, Note, NoteSummary, Ticket, TicketClock, TicketSummary
+from mcp_desk.domain.models import Comment, Note, NoteSummary, SlaState, Ticket, TicketClock, TicketSummary
 
 
 class Row(Protocol):
@@ -81,8 +81,8 @@ def comment(row: Row, *, ticket_id: str) -> Comment:
     )
 
 
-def ticket_summary(row: Row, snippet: str | None = None) -> TicketSummary:
-    """A tickets row as a list or search item."""
+def ticket_summary(row: Row, snippet: str | None = None, sla_state: SlaState | None = None) -> TicketSummary:
+    """A tickets row as a list or search item (with its SLA state, when the backend judged it)."""
     return TicketSummary(
         id=row["id"],
         title=row["title"],
@@ -92,4 +92,5 @@ def ticket_summary(row: Row, snippet: str | None = None) -> TicketSummary:
         version=row["version"],
         updated_at=row["updated_at"],
         snippet=snippet,
+        sla_state=sla_state,
     )

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from mcp_desk.domain.clock import Clock
-from mcp_desk.domain.models import Priority, Sla, Ticket, TicketClock, TicketSummary
-from mcp_desk.domain.sla import DUE_SOON_PARTS, FINISHED_STATUSES, SlaTerms, compute_sla
+from mcp_desk.domain.models import Priority, SlaState, Ticket
+from mcp_desk.domain.sla import DUE_SOON_PARTS, FINISHED_STATUSES, SlaTerms, compute_sla, judge
 from mcp_desk.storage.mapping import Row
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -30,23 +30,22 @@ STATUSES_FOR_STATE: Mapping[str, tuple[str, ...]] = {
 NOW = "sla_clock.now_us"
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RowClock:
+    """A tickets row's SLA clock facts, read without building a model (list items are judged by the hundred)."""
+
+    first_responded_at: str | None
+    waiting_since: str | None
+    paused_seconds: int
+    resolved_at: str | None
+
+
 @dataclass(frozen=True, kw_only=True)
 class SlaJudge:
     """The SLA targets by priority and the clock a backend judges tickets by."""
 
     terms: Mapping[Priority, SlaTerms]
     clock: Clock
-
-    def sla(self, row: Row, now: datetime) -> Sla:
-        """The SLA of a tickets row at `now`."""
-        facts = TicketClock(
-            first_responded_at=row["first_responded_at"],
-            waiting_since=row["waiting_since"],
-            paused_seconds=row["paused_seconds"],
-            resolved_at=row["resolved_at"],
-        )
-        terms = self.terms[row["priority"]]
-        return compute_sla(terms=terms, status=row["status"], created_at=row["created_at"], clock=facts, now=now)
 
     def ticket(self, ticket: Ticket) -> Ticket:
         """The ticket with its `sla` as of now."""
@@ -59,9 +58,16 @@ class SlaJudge:
         )
         return ticket.model_copy(update={"sla": sla})
 
-    def summary(self, summary: TicketSummary, row: Row, now: datetime) -> TicketSummary:
-        """A list or search item with its `sla_state` at `now`."""
-        return summary.model_copy(update={"sla_state": self.sla(row, now).state})
+    def state(self, row: Row, now: datetime) -> SlaState:
+        """A tickets row's SLA state at `now`, for its list or search item."""
+        facts = RowClock(
+            first_responded_at=row["first_responded_at"],
+            waiting_since=row["waiting_since"],
+            paused_seconds=row["paused_seconds"],
+            resolved_at=row["resolved_at"],
+        )
+        terms = self.terms[row["priority"]]
+        return judge(terms=terms, status=row["status"], created_at=row["created_at"], clock=facts, now=now).state
 
 
 def micros_of(moment: datetime) -> int:

@@ -388,7 +388,7 @@ class PostgresStorage:
             f"ORDER BY updated_at DESC, seq DESC LIMIT {p(limit + 1)}"
         )
         found = await self.db.read(lambda conn: conn.fetch(sql, *p.values))
-        items = [self.sla.summary(rows.ticket_summary(r), r, now) for r in found[:limit]]
+        items = [rows.ticket_summary(r, sla_state=self.sla.state(r, now)) for r in found[:limit]]
         last = found[limit - 1] if len(found) > limit else None
         nxt = encode_cursor(["tickets", last["updated_at"], last["seq"]]) if last is not None else None
         return Page[TicketSummary](items=items, next_cursor=nxt)
@@ -398,7 +398,7 @@ class PostgresStorage:
         search = ticket_search(TICKET_SUMMARY_COLUMNS, window=self.search_window)
         now = self.clock()
         found, nxt = await self.db.read(lambda conn: search.page(conn, query, cursor, limit))
-        items = [self.sla.summary(rows.ticket_summary(r, r["snip"]), r, now) for r in found]
+        items = [rows.ticket_summary(r, r["snip"], self.sla.state(r, now)) for r in found]
         return Page[TicketSummary](items=items, next_cursor=nxt)
 
     async def ticket_counts(self) -> dict[str, int]:

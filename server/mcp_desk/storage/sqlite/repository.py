@@ -414,7 +414,7 @@ class SqliteStorage:
             args.extend(after)
         sql = f"SELECT tickets.* FROM {tables} WHERE {' AND '.join(clauses)} ORDER BY updated_at DESC, seq DESC LIMIT ?"  # noqa: S608  # constant clauses
         found = await self.r.run(lambda c: c.execute(sql, (*args, limit + 1)).fetchall())
-        items = [self.sla.summary(rows.ticket_summary(r), r, now) for r in found[:limit]]
+        items = [rows.ticket_summary(r, sla_state=self.sla.state(r, now)) for r in found[:limit]]
         last = found[limit - 1] if len(found) > limit else None
         nxt = encode_cursor(["tickets", last["updated_at"], last["seq"]]) if last is not None else None
         return Page[TicketSummary](items=items, next_cursor=nxt)
@@ -424,7 +424,7 @@ class SqliteStorage:
         search, expression = ticket_search(window=self.search_window), fts_query(query)
         now = self.clock()
         found, nxt = await self.r.run(lambda c: search.page(c, expression, query, cursor, limit))
-        items = [self.sla.summary(rows.ticket_summary(r, r["snip"]), r, now) for r in found]
+        items = [rows.ticket_summary(r, r["snip"], self.sla.state(r, now)) for r in found]
         return Page[TicketSummary](items=items, next_cursor=nxt)
 
     async def ticket_counts(self) -> dict[str, int]:
