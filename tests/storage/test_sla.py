@@ -204,3 +204,17 @@ async def test_search_items_carry_their_sla_state(make_store: MakeStore) -> None
 
     page = await store.search_tickets("printer", cursor=None, limit=10)
     assert [(item.id, item.sla_state) for item in page.items] == [(ticket.id, "due_soon")]
+
+
+async def test_a_priority_change_applies_the_new_targets_from_creation(make_store: MakeStore) -> None:
+    clock = ManualUtcClock()
+    store = await make_store(clock=clock, sla_terms=TERMS)
+    ticket = await open_ticket(store, "low")
+    clock.advance(minutes=15)
+
+    raised = await store.update_ticket(
+        ticket.id, TicketChanges(priority="urgent"), actor="agent", expected_version=None
+    )
+    assert raised.sla is not None
+    assert (raised.sla.state, raised.sla.first_response_due_at) == ("breached", "2026-01-05T09:10:00.000000Z")
+    assert await store.sla_counts() == {("urgent", "breached"): 1}

@@ -1,10 +1,12 @@
 """Service-level targets: when a ticket's first reply and its resolution are due, and how it stands now.
 
 Pure computation over the facts storage keeps about a ticket's clock and a `now` the caller passes
-in; every time is UTC. The rules (DESIGN.md §4 "SLA"):
+in; every time is UTC. The targets come by priority from the policy (`[sla.PRIORITY]`). The rules:
 
-- Both due times count from `created_at`. The resolution due time moves later by every second the
-  ticket spent `waiting`, the wait in progress included; the first-response target never pauses.
+- Both due times count from `created_at`, with the targets of the ticket's current priority (a
+  priority change moves both due times as if the ticket had always had it). The resolution due time
+  moves later by every second the ticket spent `waiting`, the wait in progress included; the
+  first-response target never pauses.
 - A target is met when its event happens at or before its due time: the first public comment by
   someone other than the requester, or the resolution. A ticket resolved or closed without any public
   reply has its first-response target judged at the resolution time.
