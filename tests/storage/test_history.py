@@ -234,3 +234,17 @@ async def test_the_first_public_reply_by_someone_other_than_the_requester_counts
     got = await timed.get_ticket(ticket_id)
     assert got.clock.first_responded_at == "2026-01-05T09:03:00.000000Z"
     assert [c.visibility for c in got.comments] == ["internal", "public", "public", "public"]
+
+
+async def test_the_requester_is_part_of_an_idempotent_create(timed: Storage) -> None:
+    first = await timed.create_ticket(
+        created_by="alice", title="t", description="d", priority="low", tags=[], idempotency_key="k"
+    )
+    again = await timed.create_ticket(
+        created_by="alice", title="t", description="d", priority="low", tags=[], idempotency_key="k", requester=None
+    )
+    assert again.id == first.id
+    with pytest.raises(Conflict, match="idempotency_key"):
+        await timed.create_ticket(
+            created_by="alice", title="t", description="d", priority="low", tags=[], idempotency_key="k", requester="r"
+        )

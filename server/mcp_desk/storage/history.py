@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, cast, get_args
 
 from mcp_desk.domain.clock import format_ts, parse_ts
-from mcp_desk.domain.models import FieldChange, FieldValue, HistoryEntry, HistoryKind, check_transition
+from mcp_desk.domain.models import Comment, FieldChange, FieldValue, HistoryEntry, HistoryKind, check_transition
 from mcp_desk.storage.base import NewComment, TicketChanges
 from mcp_desk.storage.common import new_id
 from mcp_desk.storage.mapping import Row
@@ -86,10 +86,10 @@ class Record:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Plan:
-    """What an accepted update writes: the new state, the comment (with its id) and the history entry."""
+    """What an accepted update writes: the new state, the comment (if any) and the history entry."""
 
     state: TicketState
-    comment_id: str | None
+    comment: Comment | None
     record: Record
 
 
@@ -144,16 +144,35 @@ def plan_update(
     status = diff.get("status")
     if status is not None:
         check_transition(ticket_id, before.status, str(status.new))
+    written = None if comment is None else _comment(ticket_id, comment, at=at)
+    entry = record(at=at, actor=actor, kind=history_kind or _kind(diff), changes=diff, detail=detail)
+    return _plan(before, diff, written, entry)
+
+
+def plan_comment(ticket_id: str, before: TicketState, comment: NewComment, *, at: datetime) -> tuple[Plan, Comment]:
+    """What a comment alone does to a ticket (its `commented` entry is by its author), and the comment written."""
+    written = _comment(ticket_id, comment, at=at)
+    return _plan(before, {}, written, record(at=at, actor=comment.author, kind="commented")), written
+
+
+def _plan(before: TicketState, diff: Mapping[str, FieldChange], comment: Comment | None, entry: Record) -> Plan:
+    """The new state after `diff` and `comment`; the entry names the comment (id and visibility, not its text)."""
     new_values: dict[str, Any] = {name: change.new for name, change in diff.items()}
-    after = replace(before, **new_values)
-    after = _clock(before, after, at=at, comment=comment)
-    comment_id = None if comment is None else new_id("cmt")
-    extra: dict[str, object] = dict(detail or {})
+    after = _clock(before, replace(before, **new_values), at=parse_ts(entry.at), comment=comment)
     if comment is not None:
-        extra |= {"comment_id": comment_id, "visibility": comment.visibility}
-    kind = history_kind or _kind(diff)
-    return Plan(
-        state=after, comment_id=comment_id, record=record(at=at, actor=actor, kind=kind, changes=diff, detail=extra)
+        entry = replace(entry, detail=entry.detail | {"comment_id": comment.id, "visibility": comment.visibility})
+    return Plan(state=after, comment=comment, record=entry)
+
+
+def _comment(ticket_id: str, comment: NewComment, *, at: datetime) -> Comment:
+    """The comment as it will be stored, with a fresh id."""
+    return Comment(
+        id=new_id("cmt"),
+        ticket_id=ticket_id,
+        author=comment.author,
+        body=comment.body,
+        created_at=format_ts(at),
+        visibility=comment.visibility,
     )
 
 
@@ -187,7 +206,7 @@ def _kind(diff: Mapping[str, FieldChange]) -> str:
     return "updated" if diff else "commented"
 
 
-def _clock(before: TicketState, after: TicketState, *, at: datetime, comment: NewComment | None) -> TicketState:
+def _clock(before: TicketState, after: TicketState, *, at: datetime, comment: Comment | None) -> TicketState:
     """The SLA clock facts after a change: waits start and stop, resolution is stamped, a first reply counts."""
     ts = format_ts(at)
     facts: dict[str, Any] = {}

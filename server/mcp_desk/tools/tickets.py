@@ -139,14 +139,15 @@ async def transition_ticket(
     Allowed: open → in_progress|waiting|resolved|closed; in_progress → waiting|resolved|open;
     waiting → in_progress|resolved; resolved → closed|open; closed → open.
     """
+    reply = (
+        None if comment is None else NewComment(author=env.principal.id, body=comment, visibility=comment_visibility)
+    )
     ticket = await env.storage.update_ticket(
         ticket_id,
         TicketChanges(status=status),
         actor=env.principal.id,
         expected_version=expected_version,
-        comment=None
-        if comment is None
-        else NewComment(author=env.principal.id, body=comment, visibility=comment_visibility),
+        comment=reply,
     )
     return await _changed(env, ticket)
 

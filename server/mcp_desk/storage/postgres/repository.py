@@ -223,7 +223,7 @@ class PostgresStorage:
             at = self.clock()
             ticket_id, ts = new_id("tkt"), format_ts(at)
             if idempotency_key is not None:
-                digest = fingerprint(title, description, priority, list(tags), requester)
+                digest = fingerprint(title, description, priority, list(tags), *_named(requester))
                 scope = f"{created_by}:create_ticket"
                 existing = await rows.claim(conn, scope, idempotency_key, digest, ticket_id, ts=ts)
                 if existing is not None:
@@ -286,7 +286,7 @@ class PostgresStorage:
                 detail=detail,
             )
             if plan is not None:
-                row = await rows.apply_plan(conn, row, plan, comment)
+                row = await rows.apply_plan(conn, row, plan)
             return await rows.ticket(conn, row)
 
         return self.sla.ticket(await self.db.transaction(tx))
@@ -299,12 +299,9 @@ class PostgresStorage:
 
         async def tx(conn: Any) -> Comment:
             row = await rows.ticket_row(conn, ticket_id, lock=True)
-            plan = history.plan_update(
-                ticket_id, rows.ticket_state(row), TicketChanges(), at=self.clock(), actor=author, comment=comment
-            )
-            assert plan is not None  # noqa: S101  # a comment always makes a change
-            await rows.apply_plan(conn, row, plan, comment)
-            return rows.written_comment(row, plan, comment)
+            plan, written = history.plan_comment(ticket_id, rows.ticket_state(row), comment, at=self.clock())
+            await rows.apply_plan(conn, row, plan)
+            return written
 
         return await self.db.transaction(tx)
 
@@ -449,3 +446,8 @@ def _seq(value: Any) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise invalid_cursor()
     return value
+
+
+def _named(requester: str | None) -> list[str]:
+    """The requester as a fingerprint part: none without one, so keys used before requesters existed still match."""
+    return [] if requester is None else [requester]

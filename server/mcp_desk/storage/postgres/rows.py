@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from mcp_desk.domain.models import Comment, HistoryEntry, Note, NoteSummary, Ticket
+from mcp_desk.domain.models import HistoryEntry, Note, NoteSummary, Ticket
 from mcp_desk.errors import NotFound
 from mcp_desk.storage import history, mapping
-from mcp_desk.storage.base import NewComment, NoteScope
+from mcp_desk.storage.base import NoteScope
 from mcp_desk.storage.common import check_idempotent_reuse
 
 COMMENTS_SHOWN = 50
@@ -88,7 +88,7 @@ def ticket_state(row: Any) -> history.TicketState:
     return history.TicketState.of(row, tags=list(row["tags"]))
 
 
-async def apply_plan(conn: Any, row: Any, plan: history.Plan, comment: NewComment | None) -> Any:
+async def apply_plan(conn: Any, row: Any, plan: history.Plan) -> Any:
     """Write an accepted change in the caller's transaction: the ticket's new state, its comment, its history entry.
 
     Returns the updated tickets row.
@@ -112,32 +112,21 @@ async def apply_plan(conn: Any, row: Any, plan: history.Plan, comment: NewCommen
         plan.record.at,
         row["seq"],
     )
-    if comment is not None and plan.comment_id is not None:
+    if plan.comment is not None:
+        c = plan.comment
         await conn.execute(
             "INSERT INTO comments (id, ticket_seq, author, body, created_at, visibility)"
             " VALUES ($1, $2, $3, $4, $5, $6)",
-            plan.comment_id,
+            c.id,
             row["seq"],
-            comment.author,
-            comment.body,
-            plan.record.at,
-            comment.visibility,
+            c.author,
+            c.body,
+            c.created_at,
+            c.visibility,
         )
         await reindex_comments(conn, row["seq"])
     await insert_history(conn, row["seq"], plan.record)
     return updated
-
-
-def written_comment(row: Any, plan: history.Plan, comment: NewComment) -> Comment:
-    """The comment `apply_plan` wrote, as the domain model."""
-    return Comment(
-        id=str(plan.comment_id),
-        ticket_id=row["id"],
-        author=comment.author,
-        body=comment.body,
-        created_at=plan.record.at,
-        visibility=comment.visibility,
-    )
 
 
 async def insert_history(conn: Any, ticket_seq: int, record: history.Record) -> None:

@@ -234,7 +234,7 @@ class SqliteStorage:
         """Open a ticket with its `created` history entry; a repeated idempotency key returns the ticket it created."""
 
         def tx(conn: sqlite3.Connection) -> str:
-            digest = fingerprint(title, description, priority, list(tags), requester)
+            digest = fingerprint(title, description, priority, list(tags), *_named(requester))
             existing = rows.idempotent(conn, f"{created_by}:create_ticket", idempotency_key, digest)
             if existing is not None:
                 return existing
@@ -285,16 +285,20 @@ class SqliteStorage:
         """
 
         def tx(conn: sqlite3.Connection) -> None:
-            self._change(
-                conn,
+            row = rows.ticket_row(conn, ticket_id)
+            check_version("ticket", ticket_id, row["version"], expected_version)
+            plan = history.plan_update(
                 ticket_id,
+                rows.ticket_state(row),
                 changes,
+                at=self.clock(),
                 actor=actor,
-                expected_version=expected_version,
                 comment=comment,
                 history_kind=history_kind,
                 detail=detail,
             )
+            if plan is not None:
+                rows.apply_plan(conn, row, plan)
 
         await self.w.transaction(tx)
         return await self.get_ticket(ticket_id, writer=True)
@@ -305,39 +309,13 @@ class SqliteStorage:
         """Append a comment (with its history entry); the ticket's version and updated time move with it."""
         comment = NewComment(author=author, body=body, visibility=visibility)
 
-        def tx(conn: sqlite3.Connection) -> Comment | None:
-            return self._change(conn, ticket_id, TicketChanges(), actor=author, expected_version=None, comment=comment)
+        def tx(conn: sqlite3.Connection) -> Comment:
+            row = rows.ticket_row(conn, ticket_id)
+            plan, written = history.plan_comment(ticket_id, rows.ticket_state(row), comment, at=self.clock())
+            rows.apply_plan(conn, row, plan)
+            return written
 
-        written = await self.w.transaction(tx)
-        assert written is not None  # noqa: S101  # a comment always makes a change
-        return written
-
-    def _change(
-        self,
-        conn: sqlite3.Connection,
-        ticket_id: str,
-        changes: TicketChanges,
-        *,
-        actor: str,
-        expected_version: int | None,
-        comment: NewComment | None = None,
-        history_kind: str | None = None,
-        detail: Mapping[str, object] | None = None,
-    ) -> Comment | None:
-        """The one write path of every ticket change, inside the caller's transaction; the comment written."""
-        row = rows.ticket_row(conn, ticket_id)
-        check_version("ticket", ticket_id, row["version"], expected_version)
-        plan = history.plan_update(
-            ticket_id,
-            rows.ticket_state(row),
-            changes,
-            at=self.clock(),
-            actor=actor,
-            comment=comment,
-            history_kind=history_kind,
-            detail=detail,
-        )
-        return None if plan is None else rows.apply_plan(conn, row, plan, comment)
+        return await self.w.transaction(tx)
 
     async def link_note(self, ticket_id: str, note_id: str, scope: NoteScope) -> Ticket:
         """Link a note the caller can see to a ticket (linking twice is harmless and records nothing)."""
@@ -474,3 +452,8 @@ def _seq(value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise invalid_cursor()
     return value
+
+
+def _named(requester: str | None) -> list[str]:
+    """The requester as a fingerprint part: none without one, so keys used before requesters existed still match."""
+    return [] if requester is None else [requester]

@@ -6,10 +6,10 @@ import json
 import sqlite3
 from typing import Any
 
-from mcp_desk.domain.models import Comment, HistoryEntry, Note, NoteSummary, Ticket
+from mcp_desk.domain.models import HistoryEntry, Note, NoteSummary, Ticket
 from mcp_desk.errors import NotFound
 from mcp_desk.storage import history, mapping
-from mcp_desk.storage.base import NewComment, NoteScope
+from mcp_desk.storage.base import NoteScope
 from mcp_desk.storage.common import check_idempotent_reuse
 
 COMMENTS_SHOWN = 50
@@ -69,9 +69,7 @@ def ticket_state(row: sqlite3.Row) -> history.TicketState:
     return history.TicketState.of(row, tags=json.loads(row["tags"]))
 
 
-def apply_plan(
-    conn: sqlite3.Connection, row: sqlite3.Row, plan: history.Plan, comment: NewComment | None
-) -> Comment | None:
+def apply_plan(conn: sqlite3.Connection, row: sqlite3.Row, plan: history.Plan) -> None:
     """Write an accepted change in the caller's transaction: the ticket's new state, its comment, its history entry."""
     columns = plan.state.columns() | {"tags": json.dumps(plan.state.tags), "ts": plan.record.at, "seq": row["seq"]}
     conn.execute(
@@ -81,23 +79,14 @@ def apply_plan(
         " version = version + 1, updated_at = :ts WHERE seq = :seq",
         columns,
     )
-    written = None
-    if comment is not None and plan.comment_id is not None:
-        written = Comment(
-            id=plan.comment_id,
-            ticket_id=row["id"],
-            author=comment.author,
-            body=comment.body,
-            created_at=plan.record.at,
-            visibility=comment.visibility,
-        )
+    if plan.comment is not None:
+        c = plan.comment
         conn.execute(
             "INSERT INTO comments (id, ticket_seq, author, body, created_at, visibility) VALUES (?,?,?,?,?,?)",
-            (written.id, row["seq"], written.author, written.body, written.created_at, written.visibility),
+            (c.id, row["seq"], c.author, c.body, c.created_at, c.visibility),
         )
     insert_history(conn, row["seq"], plan.record)
     reindex_ticket(conn, row["seq"])
-    return written
 
 
 def insert_history(conn: sqlite3.Connection, ticket_seq: int, record: history.Record) -> None:
