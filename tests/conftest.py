@@ -49,6 +49,7 @@ DOCUMENTED_TOOL_SCOPES: dict[str, str | None] = {
     "list_tickets": "tickets:read",
     "search_tickets": "tickets:read",
     "delete_ticket": "tickets:delete",
+    "list_macros": "tickets:read",
     "search_docs": "docs:read",
     "read_doc": "docs:read",
     "export_ticket": "exports:write",

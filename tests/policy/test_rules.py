@@ -20,6 +20,7 @@ READS = {
     "get_ticket",
     "list_tickets",
     "search_tickets",
+    "list_macros",
     "search_docs",
     "read_doc",
     "get_usage",
@@ -140,7 +141,7 @@ def test_policy_explain_prints_each_roles_tools_scopes_limits_and_paths(policy: 
     assert [line for line in text.splitlines() if line.startswith("role ")] == [
         f"role {name}: {policy.roles[name].description}" for name in ("viewer", "agent", "admin")
     ]
-    assert "tools (9 of 21)" in text
+    assert "tools (10 of 22)" in text
     assert "export_ticket" in text
     assert "10/min; paths under exports" in text
     assert "60/min (global)" in text
