@@ -88,6 +88,20 @@ async def test_completions_for_ticket_ids_statuses_and_doc_paths(client: Client)
     assert statuses.completion.values == ["resolved"]
 
 
+async def test_macro_name_completions_need_the_ticket_read_scope(make_app: MakeApp, tmp_path: Path) -> None:
+    ref = types.PromptReference(type="ref/prompt", name="triage_ticket")
+    async with connected(make_app(stdio_role="viewer")) as client:
+        assert (await client.complete(ref, {"name": "macro", "value": "p"})).completion.values == [
+            "password-reset-sent",
+            "printer-resolved",
+        ]
+        assert (await client.complete(ref, {"name": "macro", "value": ""})).completion.total == 3
+    policy = tmp_path / "policy.toml"
+    policy.write_text(DEFAULT_POLICY.read_text() + '\n[roles.docs_only]\nscopes = ["docs:read"]\n')
+    async with connected(make_app(policy_file=policy, stdio_role="docs_only")) as client:
+        assert (await client.complete(ref, {"name": "macro", "value": ""})).completion.values == []
+
+
 DOCS = types.ResourceTemplateReference(type="ref/resource", uri="docs://{path}")
 NOTES = types.ResourceTemplateReference(type="ref/resource", uri="note://{note_id}")
 

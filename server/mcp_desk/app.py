@@ -283,6 +283,7 @@ def create_app(
         env=env,
         redactor=core.redactor,
         subscriptions=subscriptions,
+        macro_names=tuple(core.policy.macros),
     )
     guards = _guards(core)
     chain = build_chain(traced_guards(guards) if traces_endpoint is not None else guards, _endpoint(env))
