@@ -30,6 +30,7 @@ from mcp_desk import knowledge
 from mcp_desk.auth import HttpAuth, http_auth, principal_of, protect
 from mcp_desk.auth.failures import ReportAuthFailures
 from mcp_desk.config import Settings
+from mcp_desk.domain.clock import Clock, utc_now
 from mcp_desk.domain.principal import Principal
 from mcp_desk.errors import PermissionDenied
 from mcp_desk.health import (
@@ -260,14 +261,16 @@ def create_app(
     resources: Sequence[ResourceSpec] = SHIPPED_RESOURCES,
     prompts: Sequence[PromptSpec] = SHIPPED_PROMPTS,
     traces_endpoint: str | None = None,
+    clock: Clock = utc_now,
 ) -> App:
     """Build the server for one transport from the tools, resources and prompts it serves (the shipped sets).
 
     Starts nothing; call `lifespan()` (or serve `http`, whose lifespan does it) to open storage and the rest.
     `traces_endpoint` (an OTLP/HTTP traces URL) switches tracing on: spans per request, guard, storage call
     and sandbox run. Without it nothing of tracing is built and the SDK's span middleware is left out.
+    `clock` stamps every stored time (tickets, comments, history); tests pass one they can set.
     """
-    core = _core(settings, tools, traces_endpoint)
+    core = _core(settings, tools, traces_endpoint, clock)
     auth = _auth(settings, core.policy) if transport == "http" else None
     principal = principal_source(settings, core.policy, transport, authenticated=auth is not None)
     subscriptions = Subscriptions(core.redis_bus or InMemorySubscriptionBus())
@@ -316,7 +319,9 @@ def create_app(
     )
 
 
-def _core(settings: Settings, tools: Sequence[ToolSpec], traces_endpoint: str | None = None) -> Core:
+def _core(
+    settings: Settings, tools: Sequence[ToolSpec], traces_endpoint: str | None = None, clock: Clock = utc_now
+) -> Core:
     """Policy and tool specs, then the stores, guards' collaborators and instruments they need."""
     policy = Policy.load(settings.policy_file)
     allowlist = load_allowlist(settings.policy_file, roots={"logs": settings.diagnostics_log_root})
@@ -352,7 +357,7 @@ def _core(settings: Settings, tools: Sequence[ToolSpec], traces_endpoint: str | 
         limiter=limiter,
         budget=budget,
         runner=_runner(settings, allowlist, metrics),
-        storage=build_storage(settings),
+        storage=build_storage(settings, clock=clock),
         redis_bus=redis_bus,
         traces_endpoint=traces_endpoint,
     )
@@ -591,13 +596,13 @@ def _gauges(core: Core, sessions: OwnedSessionManager | None) -> Callable[[], Aw
     return refresh
 
 
-def build_storage(settings: Settings) -> Storage:
+def build_storage(settings: Settings, *, clock: Clock = utc_now) -> Storage:
     """PostgreSQL when `MCP_DESK_DATABASE_URL` is set, else the SQLite file under the storage path."""
     if settings.database_url is not None:
         from mcp_desk.storage.postgres import PostgresStorage  # the driver loads only when it is used
 
-        return PostgresStorage(settings.database_url.get_secret_value())
-    return SqliteStorage(settings.database_path, durability=settings.durability)
+        return PostgresStorage(settings.database_url.get_secret_value(), clock=clock)
+    return SqliteStorage(settings.database_path, durability=settings.durability, clock=clock)
 
 
 def principal_source(

@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from mcp_desk.errors import Conflict
-from mcp_desk.storage.base import Storage, TicketChanges
+from mcp_desk.storage.base import NewComment, Storage, TicketChanges
 from tests.storage.conftest import MakeStore
 from tests.storage.helpers import ADMIN, ALICE, note, ticket
 
@@ -86,7 +86,11 @@ async def test_racing_ticket_updates_on_one_version_leave_one_winner_and_one_com
 
     def update(store: Storage, i: int) -> Callable[[], Awaitable[Any]]:
         return lambda: store.update_ticket(
-            created.id, TicketChanges(status="in_progress"), expected_version=1, comment_by="a", comment=f"c{i}"
+            created.id,
+            TicketChanges(status="in_progress"),
+            actor="a",
+            expected_version=1,
+            comment=NewComment(author="a", body=f"c{i}"),
         )
 
     outcomes = await race([update((a, b)[i % 2], i) for i in range(RACERS)])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mcp_desk.errors import Conflict, InvalidInput, NotFound
-from mcp_desk.storage.base import Storage, TicketChanges
+from mcp_desk.storage.base import NewComment, Storage, TicketChanges
 from mcp_desk.storage.cursor import decode_cursor, encode_cursor
 from tests.storage.helpers import ADMIN, ALICE, BOB, note, ticket
 
@@ -75,10 +75,14 @@ async def test_a_forged_or_foreign_cursor_is_refused(store: Storage) -> None:
 
 async def test_a_refused_transition_rolls_back_the_comment_that_came_with_it(store: Storage) -> None:
     created = await ticket(store)
-    await store.update_ticket(created.id, TicketChanges(status="closed"), expected_version=None)
+    await store.update_ticket(created.id, TicketChanges(status="closed"), actor="a", expected_version=None)
     with pytest.raises(Conflict, match="allowed next: open"):
         await store.update_ticket(
-            created.id, TicketChanges(status="waiting"), expected_version=None, comment_by="a", comment="lost?"
+            created.id,
+            TicketChanges(status="waiting"),
+            actor="a",
+            expected_version=None,
+            comment=NewComment(author="a", body="lost?"),
         )
     after = await store.get_ticket(created.id)
     assert (after.status, after.comment_count) == ("closed", 0)

@@ -47,8 +47,9 @@ async def test_an_unknown_status_is_refused_by_validation(client: Client) -> Non
 async def test_comment_returns_the_new_comment_and_get_shows_it(client: Client) -> None:
     created = await new_ticket(client)
     comment = ok(await client.call_tool("comment_ticket", {"ticket_id": created["id"], "body": "toner low"}))
-    assert set(comment) == {"id", "ticket_id", "author", "body", "created_at"}
+    assert set(comment) == {"id", "ticket_id", "author", "body", "created_at", "visibility"}
     assert (comment["ticket_id"], comment["author"], comment["body"]) == (created["id"], "local", "toner low")
+    assert comment["visibility"] == "internal"
     fetched = ok(await client.call_tool("get_ticket", {"ticket_id": created["id"]}))
     assert fetched["comment_count"] == 1 and fetched["comments"][0]["id"] == comment["id"]
 

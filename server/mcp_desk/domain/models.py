@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -10,6 +10,8 @@ from mcp_desk.errors import Conflict
 
 TicketStatus = Literal["open", "in_progress", "waiting", "resolved", "closed"]
 Priority = Literal["low", "normal", "high", "urgent"]
+Visibility = Literal["internal", "public"]
+HistoryKind = Literal["created", "updated", "status", "assigned", "commented", "linked", "macro", "exported"]
 
 STATUSES: tuple[TicketStatus, ...] = ("open", "in_progress", "waiting", "resolved", "closed")
 PRIORITIES: tuple[Priority, ...] = ("low", "normal", "high", "urgent")
@@ -61,13 +63,25 @@ class NoteSummary(Model):
 
 
 class Comment(Model):
-    """A comment on a ticket."""
+    """A comment on a ticket: `internal` (for colleagues) or `public` (a reply to the requester)."""
 
     id: str
     ticket_id: str
     author: str
     body: str
     created_at: str
+    visibility: Visibility = "internal"
+
+
+class TicketClock(Model):
+    """The facts a ticket's SLA is computed from, kept by storage in the same transaction as each change."""
+
+    first_responded_at: str | None = Field(
+        default=None, description="First public comment by anyone other than the requester."
+    )
+    waiting_since: str | None = Field(default=None, description="When the current wait began (status waiting).")
+    paused_seconds: int = Field(default=0, description="Total time spent waiting before the current wait.")
+    resolved_at: str | None = Field(default=None, description="When it was resolved or closed; cleared on reopen.")
 
 
 class Ticket(Model):
@@ -84,9 +98,11 @@ class Ticket(Model):
     version: int
     created_at: str
     updated_at: str
+    requester: str | None = None
     comments: list[Comment] = Field(default_factory=list)
     comment_count: int = 0
     linked_notes: list[str] = Field(default_factory=list)
+    clock: TicketClock = Field(default_factory=TicketClock)
 
 
 class TicketSummary(Model):
@@ -100,6 +116,28 @@ class TicketSummary(Model):
     version: int
     updated_at: str
     snippet: str | None = None
+
+
+FieldValue = str | list[str] | None
+
+
+class FieldChange(Model):
+    """One field's value before and after a change (None: it had or has no value)."""
+
+    old: FieldValue
+    new: FieldValue
+
+
+class HistoryEntry(Model):
+    """One recorded change to a ticket: who, when, what kind, and the fields it changed."""
+
+    id: str
+    ticket_id: str
+    at: str
+    actor: str
+    kind: HistoryKind
+    changes: dict[str, FieldChange] = Field(default_factory=dict)
+    detail: dict[str, Any] = Field(default_factory=dict)
 
 
 class DocSummary(Model):

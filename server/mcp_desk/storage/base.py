@@ -8,7 +8,18 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from mcp_desk.domain.access import NoteScope as NoteScope
-from mcp_desk.domain.models import Comment, Doc, DocSummary, Note, NoteSummary, Page, Ticket, TicketSummary
+from mcp_desk.domain.models import (
+    Comment,
+    Doc,
+    DocSummary,
+    HistoryEntry,
+    Note,
+    NoteSummary,
+    Page,
+    Ticket,
+    TicketSummary,
+    Visibility,
+)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -21,6 +32,16 @@ class TicketChanges:
     tags: Sequence[str] | None = None
     assignee: str | None = None
     status: str | None = None
+    requester: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class NewComment:
+    """A comment written together with a ticket change."""
+
+    author: str
+    body: str
+    visibility: Visibility = "internal"
 
 
 class NoteStore(Protocol):
@@ -50,7 +71,11 @@ class NoteStore(Protocol):
 
 
 class TicketStore(Protocol):
-    """The shared ticket queue with comments and links to notes."""
+    """The shared ticket queue with comments and links to notes.
+
+    Every change records exactly one history entry in its own transaction (actor, time, changed fields);
+    a refused change (missing ticket, stale version, disallowed transition) and a no-op record nothing.
+    """
 
     async def create_ticket(
         self,
@@ -61,6 +86,7 @@ class TicketStore(Protocol):
         priority: str,
         tags: Sequence[str],
         idempotency_key: str | None,
+        requester: str | None = None,
     ) -> Ticket: ...
     async def get_ticket(self, ticket_id: str) -> Ticket: ...
     async def update_ticket(
@@ -68,11 +94,17 @@ class TicketStore(Protocol):
         ticket_id: str,
         changes: TicketChanges,
         *,
+        actor: str,
         expected_version: int | None,
-        comment_by: str | None = None,
-        comment: str | None = None,
+        comment: NewComment | None = None,
+        history_kind: str | None = None,
+        detail: Mapping[str, object] | None = None,
     ) -> Ticket: ...
-    async def add_comment(self, ticket_id: str, *, author: str, body: str) -> Comment: ...
+    async def add_comment(
+        self, ticket_id: str, *, author: str, body: str, visibility: Visibility = "internal"
+    ) -> Comment: ...
+    async def ticket_history(self, ticket_id: str, *, cursor: str | None, limit: int) -> Page[HistoryEntry]: ...
+    async def record_export(self, ticket_id: str, *, actor: str, filename: str) -> HistoryEntry: ...
     async def link_note(self, ticket_id: str, note_id: str, scope: NoteScope) -> Ticket: ...
     async def delete_ticket(self, ticket_id: str) -> None: ...
     async def list_tickets(

@@ -1,11 +1,10 @@
-"""What every backend does the same way: ids, timestamps, fingerprints, version and idempotency rules."""
+"""What every backend does the same way: ids, fingerprints, version and idempotency rules."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import secrets
-from datetime import UTC, datetime
 
 from mcp_desk.errors import Conflict
 
@@ -13,11 +12,6 @@ UNAVAILABLE = (
     "nothing was saved: the database cannot be written right now (disk full or read-only storage); "
     "reads still work, try the write again later"
 )
-
-
-def now() -> str:
-    """UTC timestamp with microseconds, sortable as text."""
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def new_id(prefix: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
-from mcp_desk.domain.models import Comment, Note, NoteSummary, Ticket, TicketSummary
+from mcp_desk.domain.models import Comment, Note, NoteSummary, Ticket, TicketClock, TicketSummary
 
 
 class Row(Protocol):
@@ -56,12 +56,28 @@ def ticket(
         version=row["version"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
-        comments=[
-            Comment(id=c["id"], ticket_id=row["id"], author=c["author"], body=c["body"], created_at=c["created_at"])
-            for c in comments
-        ],
+        requester=row["requester"],
+        comments=[comment(c, ticket_id=row["id"]) for c in comments],
         comment_count=comment_count,
         linked_notes=list(linked_notes),
+        clock=TicketClock(
+            first_responded_at=row["first_responded_at"],
+            waiting_since=row["waiting_since"],
+            paused_seconds=row["paused_seconds"],
+            resolved_at=row["resolved_at"],
+        ),
+    )
+
+
+def comment(row: Row, *, ticket_id: str) -> Comment:
+    """A comments row as the domain model."""
+    return Comment(
+        id=row["id"],
+        ticket_id=ticket_id,
+        author=row["author"],
+        body=row["body"],
+        created_at=row["created_at"],
+        visibility=row["visibility"],
     )
 
 

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from mcp_desk.domain.models import Comment, Page, Priority, Ticket, TicketStatus, TicketSummary
 from mcp_desk.policy.pipeline import DESTRUCTIVE, IDEMPOTENT_WRITE, READ_ONLY, WRITE, ToolAnnotationsSpec, ToolSpec
-from mcp_desk.storage.base import TicketChanges
+from mcp_desk.storage.base import NewComment, TicketChanges
 from mcp_desk.tools.confirm import confirm, describe
 from mcp_desk.tools.env import (
     Body,
@@ -75,7 +75,9 @@ async def update_ticket(
 ) -> Ticket:
     """Change a ticket's title, description, priority or tags (omitted fields stay). Status: transition_ticket."""
     changes = TicketChanges(title=title, description=description, priority=priority, tags=tags)
-    ticket = await env.storage.update_ticket(ticket_id, changes, expected_version=expected_version)
+    ticket = await env.storage.update_ticket(
+        ticket_id, changes, actor=env.principal.id, expected_version=expected_version
+    )
     return await _changed(env, ticket)
 
 
@@ -94,16 +96,18 @@ async def transition_ticket(
     ticket = await env.storage.update_ticket(
         ticket_id,
         TicketChanges(status=status),
+        actor=env.principal.id,
         expected_version=expected_version,
-        comment_by=env.principal.id,
-        comment=comment,
+        comment=None if comment is None else NewComment(author=env.principal.id, body=comment),
     )
     return await _changed(env, ticket)
 
 
 async def assign_ticket(env: ToolEnv, ticket_id: TicketId, assignee: Assignee) -> Ticket:
     """Assign a ticket to a principal (an empty string unassigns it)."""
-    ticket = await env.storage.update_ticket(ticket_id, TicketChanges(assignee=assignee), expected_version=None)
+    ticket = await env.storage.update_ticket(
+        ticket_id, TicketChanges(assignee=assignee), actor=env.principal.id, expected_version=None
+    )
     return await _changed(env, ticket)
 
 

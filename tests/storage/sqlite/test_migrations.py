@@ -123,3 +123,39 @@ def test_listing_notes_newest_first_reads_an_index_instead_of_sorting_the_table(
     plan = " ".join(str(step[3]) for step in conn.execute(f"EXPLAIN QUERY PLAN {sql}", args))
     assert "USING INDEX" in plan
     assert "TEMP B-TREE" not in plan
+
+
+async def test_tickets_of_a_version_3_database_gain_a_created_entry_and_their_clock_facts(tmp_path: Path) -> None:
+    path = tmp_path / "desk.db"
+    conn = sqlite3.connect(path)
+    conn.executescript("".join(MIGRATIONS[:3]) + "\nPRAGMA user_version = 3;")
+    for seq, status in ((1, "waiting"), (2, "resolved")):
+        conn.execute(
+            "INSERT INTO tickets (seq, id, title, description, status, priority, created_by, created_at, updated_at)"
+            " VALUES (?, ?, 't', 'd', ?, 'normal', 'alice', '2026-01-01T00:00:00.000000Z', ?)",
+            (seq, f"tkt_{seq}", status, f"2026-01-0{seq + 1}T00:00:00.000000Z"),
+        )
+    conn.execute("INSERT INTO comments (id, ticket_seq, author, body, created_at) VALUES ('cmt_1', 1, 'a', 'b', 't')")
+    conn.commit()
+    conn.close()
+    storage = SqliteStorage(path)
+    async with storage.open():
+        waiting, resolved = await storage.get_ticket("tkt_1"), await storage.get_ticket("tkt_2")
+        history = await storage.ticket_history("tkt_1", cursor=None, limit=5)
+        await storage.delete_ticket("tkt_2")
+    assert (waiting.requester, waiting.clock.waiting_since, waiting.clock.resolved_at) == (
+        None,
+        "2026-01-02T00:00:00.000000Z",
+        None,
+    )
+    assert resolved.clock.resolved_at == "2026-01-03T00:00:00.000000Z"
+    assert [c.visibility for c in waiting.comments] == ["internal"]
+    [entry] = history.items
+    assert (entry.kind, entry.actor, entry.at, entry.detail) == (
+        "created",
+        "alice",
+        "2026-01-01T00:00:00.000000Z",
+        {"migrated": True},
+    )
+    left = sqlite3.connect(path).execute("SELECT ticket_seq FROM ticket_history").fetchall()
+    assert left == [(1,)]  # the deleted ticket's history went with it

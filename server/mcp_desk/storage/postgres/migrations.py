@@ -114,6 +114,35 @@ MIGRATIONS: tuple[str, ...] = (
 
     CREATE TABLE health_probe (k integer PRIMARY KEY, v text NOT NULL);
     """,
+    # 2: requesters, public replies, the SLA clock facts and the ticket history. Existing tickets that wait
+    # or are resolved count from their last update; each gets a `created` entry (earlier changes were not kept).
+    """
+    ALTER TABLE tickets
+        ADD COLUMN requester text,
+        ADD COLUMN first_responded_at text,
+        ADD COLUMN waiting_since text,
+        ADD COLUMN paused_seconds integer NOT NULL DEFAULT 0,
+        ADD COLUMN resolved_at text;
+    UPDATE tickets SET waiting_since = updated_at WHERE status = 'waiting';
+    UPDATE tickets SET resolved_at = updated_at WHERE status IN ('resolved', 'closed');
+    ALTER TABLE comments ADD COLUMN visibility text NOT NULL DEFAULT 'internal'
+        CHECK (visibility IN ('internal', 'public'));
+    CREATE TABLE ticket_history (
+        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        id text NOT NULL UNIQUE,
+        ticket_seq bigint NOT NULL REFERENCES tickets (seq) ON DELETE CASCADE,
+        at text NOT NULL,
+        actor text NOT NULL,
+        kind text NOT NULL,
+        changes jsonb NOT NULL DEFAULT '{}',
+        detail jsonb NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX ticket_history_ticket ON ticket_history (ticket_seq, seq);
+    INSERT INTO ticket_history (id, ticket_seq, at, actor, kind, detail)
+        SELECT 'hist_' || substr(md5(random()::text || seq::text), 1, 16), seq, created_at, created_by, 'created',
+            '{"migrated": true}'
+        FROM tickets ORDER BY seq;
+    """,
 )
 
 _BOOKKEEPING = (

@@ -9,25 +9,28 @@ the same `expected_version` exactly one wins. Every multi-row change is one tran
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
 
+from mcp_desk.domain.clock import Clock, format_ts, utc_now
 from mcp_desk.domain.models import (
     Comment,
     Doc,
     DocSummary,
+    HistoryEntry,
     Note,
     NoteSummary,
     Page,
     Ticket,
     TicketSummary,
-    check_transition,
+    Visibility,
 )
-from mcp_desk.storage.base import NoteScope, TicketChanges
-from mcp_desk.storage.common import check_version, fingerprint, new_id, now
+from mcp_desk.storage import history
+from mcp_desk.storage.base import NewComment, NoteScope, TicketChanges
+from mcp_desk.storage.common import check_version, fingerprint, new_id
 from mcp_desk.storage.cursor import decode_cursor, encode_cursor, invalid_cursor
 from mcp_desk.storage.postgres import rows
 from mcp_desk.storage.postgres.connection import Database, PoolConfig
@@ -48,9 +51,21 @@ log = structlog.get_logger()
 class PostgresStorage:
     """Notes, tickets and the docs index in PostgreSQL. Satisfies `mcp_desk.storage.base.Storage`."""
 
-    def __init__(self, url: str, *, pool: PoolConfig | None = None, search_window: int = SEARCH_WINDOW) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool: PoolConfig | None = None,
+        search_window: int = SEARCH_WINDOW,
+        clock: Clock = utc_now,
+    ) -> None:
         self.db = Database(url, pool)
         self.search_window = search_window
+        self.clock = clock
+
+    def now(self) -> str:
+        """The clock's current time as stored."""
+        return format_ts(self.clock())
 
     @asynccontextmanager
     async def open(self) -> AsyncIterator[None]:
@@ -96,13 +111,12 @@ class PostgresStorage:
         scope = NoteScope(owner=owner)
 
         async def tx(conn: Any) -> Any:
-            note_id = new_id("note")
+            note_id, ts = new_id("note"), self.now()
             if idempotency_key is not None:
                 digest = fingerprint(title, body, list(tags))
-                existing = await rows.claim(conn, f"{owner}:create_note", idempotency_key, digest, note_id)
+                existing = await rows.claim(conn, f"{owner}:create_note", idempotency_key, digest, note_id, ts=ts)
                 if existing is not None:
                     return await rows.note_row(conn, existing, scope)
-            ts = now()
             return await conn.fetchrow(
                 "INSERT INTO notes (id, owner, title, body, tags, created_at, updated_at) "  # noqa: S608  # constant columns
                 f"VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {NOTE_COLUMNS}",
@@ -141,7 +155,7 @@ class PostgresStorage:
                 title,
                 body,
                 None if tags is None else list(tags),
-                now(),
+                self.now(),
                 row["seq"],
             )
 
@@ -195,20 +209,23 @@ class PostgresStorage:
         priority: str,
         tags: Sequence[str],
         idempotency_key: str | None,
+        requester: str | None = None,
     ) -> Ticket:
-        """Open a ticket; a repeated idempotency key returns the ticket it created."""
+        """Open a ticket with its `created` history entry; a repeated idempotency key returns the ticket it created."""
 
         async def tx(conn: Any) -> Ticket:
-            ticket_id = new_id("tkt")
+            at = self.clock()
+            ticket_id, ts = new_id("tkt"), format_ts(at)
             if idempotency_key is not None:
-                digest = fingerprint(title, description, priority, list(tags))
-                existing = await rows.claim(conn, f"{created_by}:create_ticket", idempotency_key, digest, ticket_id)
+                digest = fingerprint(title, description, priority, list(tags), requester)
+                scope = f"{created_by}:create_ticket"
+                existing = await rows.claim(conn, scope, idempotency_key, digest, ticket_id, ts=ts)
                 if existing is not None:
                     return await rows.ticket(conn, await rows.ticket_row(conn, existing))
-            ts = now()
             row = await conn.fetchrow(
                 "INSERT INTO tickets (id, title, description, status, priority, tags, created_by, created_at,"  # noqa: S608  # constant columns
-                f" updated_at) VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $7) RETURNING {TICKET_COLUMNS}",
+                " updated_at, requester) VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $7, $8)"
+                f" RETURNING {TICKET_COLUMNS}",
                 ticket_id,
                 title,
                 description,
@@ -216,6 +233,10 @@ class PostgresStorage:
                 list(tags),
                 created_by,
                 ts,
+                requester,
+            )
+            await rows.insert_history(
+                conn, row["seq"], history.created(rows.ticket_state(row), at=at, actor=created_by)
             )
             return await rows.ticket(conn, row)
 
@@ -234,73 +255,94 @@ class PostgresStorage:
         ticket_id: str,
         changes: TicketChanges,
         *,
+        actor: str,
         expected_version: int | None,
-        comment_by: str | None = None,
-        comment: str | None = None,
+        comment: NewComment | None = None,
+        history_kind: str | None = None,
+        detail: Mapping[str, object] | None = None,
     ) -> Ticket:
-        """Apply changes (a status change must be an allowed transition) and an optional comment, atomically."""
+        """Apply changes (a status change must be an allowed transition), an optional comment and one history entry.
+
+        All in one transaction; a change that changes nothing writes nothing (no entry, same version).
+        """
 
         async def tx(conn: Any) -> Ticket:
             row = await rows.ticket_row(conn, ticket_id, lock=True)
             check_version("ticket", ticket_id, row["version"], expected_version)
-            if changes.status is not None and changes.status != row["status"]:
-                check_transition(ticket_id, row["status"], changes.status)
-            assignee = row["assignee"] if changes.assignee is None else changes.assignee or None
-            updated = await conn.fetchrow(
-                "UPDATE tickets SET title = coalesce($1, title), description = coalesce($2, description),"  # noqa: S608  # constant columns
-                " priority = coalesce($3, priority), tags = coalesce($4, tags), assignee = $5,"
-                " status = coalesce($6, status), version = version + 1, updated_at = $7"
-                f" WHERE seq = $8 RETURNING {TICKET_COLUMNS}",
-                changes.title,
-                changes.description,
-                changes.priority,
-                None if changes.tags is None else list(changes.tags),
-                assignee,
-                changes.status,
-                now(),
-                row["seq"],
+            plan = history.plan_update(
+                ticket_id,
+                rows.ticket_state(row),
+                changes,
+                at=self.clock(),
+                actor=actor,
+                comment=comment,
+                history_kind=history_kind,
+                detail=detail,
             )
-            if comment is not None and comment_by is not None:
-                await rows.insert_comment(conn, row["seq"], ticket_id, comment_by, comment)
-                await rows.reindex_comments(conn, row["seq"])
-            return await rows.ticket(conn, updated)
+            if plan is not None:
+                row = await rows.apply_plan(conn, row, plan, comment)
+            return await rows.ticket(conn, row)
 
         return await self.db.transaction(tx)
 
-    async def add_comment(self, ticket_id: str, *, author: str, body: str) -> Comment:
-        """Append a comment; the ticket's version and updated time move with it."""
+    async def add_comment(
+        self, ticket_id: str, *, author: str, body: str, visibility: Visibility = "internal"
+    ) -> Comment:
+        """Append a comment (with its history entry); the ticket's version and updated time move with it."""
+        comment = NewComment(author=author, body=body, visibility=visibility)
 
         async def tx(conn: Any) -> Comment:
             row = await rows.ticket_row(conn, ticket_id, lock=True)
-            comment = await rows.insert_comment(conn, row["seq"], ticket_id, author, body)
-            await conn.execute(
-                "UPDATE tickets SET version = version + 1, updated_at = $1 WHERE seq = $2", now(), row["seq"]
+            plan = history.plan_update(
+                ticket_id, rows.ticket_state(row), TicketChanges(), at=self.clock(), actor=author, comment=comment
             )
-            await rows.reindex_comments(conn, row["seq"])
-            return comment
+            assert plan is not None  # noqa: S101  # a comment always makes a change
+            await rows.apply_plan(conn, row, plan, comment)
+            return rows.written_comment(row, plan, comment)
 
         return await self.db.transaction(tx)
 
     async def link_note(self, ticket_id: str, note_id: str, scope: NoteScope) -> Ticket:
-        """Link a note the caller can see to a ticket (linking twice is harmless)."""
+        """Link a note the caller can see to a ticket (linking twice is harmless and records nothing)."""
 
         async def tx(conn: Any) -> Ticket:
             row = await rows.ticket_row(conn, ticket_id, lock=True)
             await rows.note_row(conn, note_id, scope, lock=True)  # a concurrent delete_note waits for the link
+            at = self.clock()
             linked = await conn.fetchval(
                 "INSERT INTO ticket_notes (ticket_seq, note_id, created_at) VALUES ($1, $2, $3) "
                 "ON CONFLICT DO NOTHING RETURNING note_id",
                 row["seq"],
                 note_id,
-                now(),
+                format_ts(at),
             )
             if linked is not None:
                 row = await conn.fetchrow(
                     f"UPDATE tickets SET version = version + 1, updated_at = $1 WHERE seq = $2 RETURNING {TICKET_COLUMNS}",  # noqa: S608, E501  # constants
-                    now(),
+                    format_ts(at),
                     row["seq"],
                 )
+                entry = history.record(at=at, actor=scope.owner, kind="linked", detail={"note_id": note_id})
+                await rows.insert_history(conn, row["seq"], entry)
             return await rows.ticket(conn, row)
+
+        return await self.db.transaction(tx)
+
+    async def ticket_history(self, ticket_id: str, *, cursor: str | None, limit: int) -> Page[HistoryEntry]:
+        """A ticket's history, oldest first (NotFound for a missing ticket)."""
+        after = decode_cursor(cursor, "history", 1)
+        seq = None if after is None else _seq(after[0])
+        items, last = await self.db.read(lambda conn: rows.history_page(conn, ticket_id, seq, limit))
+        return Page[HistoryEntry](items=items, next_cursor=None if last is None else encode_cursor(["history", last]))
+
+    async def record_export(self, ticket_id: str, *, actor: str, filename: str) -> HistoryEntry:
+        """Record that a ticket was exported (the ticket itself, and its version, stay as they are)."""
+
+        async def tx(conn: Any) -> HistoryEntry:
+            row = await rows.ticket_row(conn, ticket_id, lock=True)
+            entry = history.record(at=self.clock(), actor=actor, kind="exported", detail={"filename": filename})
+            await rows.insert_history(conn, row["seq"], entry)
+            return entry.entry(ticket_id)
 
         return await self.db.transaction(tx)
 

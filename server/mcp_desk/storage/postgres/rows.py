@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from mcp_desk.domain.models import Comment, Note, NoteSummary, Ticket
+from mcp_desk.domain.models import Comment, HistoryEntry, Note, NoteSummary, Ticket
 from mcp_desk.errors import NotFound
-from mcp_desk.storage import mapping
-from mcp_desk.storage.base import NoteScope
-from mcp_desk.storage.common import check_idempotent_reuse, new_id, now
+from mcp_desk.storage import history, mapping
+from mcp_desk.storage.base import NewComment, NoteScope
+from mcp_desk.storage.common import check_idempotent_reuse
 
 COMMENTS_SHOWN = 50
 COMMENTS_INDEXED = 500
 NOTE_COLUMNS = "seq, id, owner, title, body, tags, version, created_at, updated_at"
 TICKET_COLUMNS = (
-    "seq, id, title, description, status, priority, assignee, tags, created_by, version, created_at, updated_at"
+    "seq, id, title, description, status, priority, assignee, tags, created_by, version, created_at, updated_at,"
+    " requester, first_responded_at, waiting_since, paused_seconds, resolved_at"
 )
 NOTE_SUMMARY_COLUMNS = "seq, id, title, tags, version, updated_at"
 TICKET_SUMMARY_COLUMNS = "seq, id, title, status, priority, assignee, version, updated_at"
@@ -31,7 +32,7 @@ class Params:
         return f"${len(self.values)}"
 
 
-async def claim(conn: Any, scope: str, key: str, fingerprint: str, object_id: str) -> str | None:
+async def claim(conn: Any, scope: str, key: str, fingerprint: str, object_id: str, *, ts: str) -> str | None:
     """Reserve an idempotency key for `object_id`; the id it already names if it was taken (Conflict on misuse).
 
     The primary key on (scope, key) decides: a concurrent claim of the same key waits for the first
@@ -44,7 +45,7 @@ async def claim(conn: Any, scope: str, key: str, fingerprint: str, object_id: st
         key,
         fingerprint,
         object_id,
-        now(),
+        ts,
     )
     if claimed is not None:
         return None
@@ -73,18 +74,92 @@ async def ticket_row(conn: Any, ticket_id: str, *, lock: bool = False) -> Any:
     return row
 
 
-async def insert_comment(conn: Any, ticket_seq: int, ticket_id: str, author: str, body: str) -> Comment:
-    """Add a comment to a ticket and return it."""
-    comment = Comment(id=new_id("cmt"), ticket_id=ticket_id, author=author, body=body, created_at=now())
-    await conn.execute(
-        "INSERT INTO comments (id, ticket_seq, author, body, created_at) VALUES ($1, $2, $3, $4, $5)",
-        comment.id,
-        ticket_seq,
-        author,
-        body,
-        comment.created_at,
+def ticket_state(row: Any) -> history.TicketState:
+    """The fields of a tickets row that changes touch."""
+    return history.TicketState.of(row, tags=list(row["tags"]))
+
+
+async def apply_plan(conn: Any, row: Any, plan: history.Plan, comment: NewComment | None) -> Any:
+    """Write an accepted change in the caller's transaction: the ticket's new state, its comment, its history entry.
+
+    Returns the updated tickets row.
+    """
+    state = plan.state
+    updated = await conn.fetchrow(
+        "UPDATE tickets SET title = $1, description = $2, priority = $3, tags = $4, assignee = $5, status = $6,"  # noqa: S608  # constant columns
+        " requester = $7, first_responded_at = $8, waiting_since = $9, paused_seconds = $10, resolved_at = $11,"
+        f" version = version + 1, updated_at = $12 WHERE seq = $13 RETURNING {TICKET_COLUMNS}",
+        state.title,
+        state.description,
+        state.priority,
+        state.tags,
+        state.assignee,
+        state.status,
+        state.requester,
+        state.first_responded_at,
+        state.waiting_since,
+        state.paused_seconds,
+        state.resolved_at,
+        plan.record.at,
+        row["seq"],
     )
-    return comment
+    if comment is not None and plan.comment_id is not None:
+        await conn.execute(
+            "INSERT INTO comments (id, ticket_seq, author, body, created_at, visibility)"
+            " VALUES ($1, $2, $3, $4, $5, $6)",
+            plan.comment_id,
+            row["seq"],
+            comment.author,
+            comment.body,
+            plan.record.at,
+            comment.visibility,
+        )
+        await reindex_comments(conn, row["seq"])
+    await insert_history(conn, row["seq"], plan.record)
+    return updated
+
+
+def written_comment(row: Any, plan: history.Plan, comment: NewComment) -> Comment:
+    """The comment `apply_plan` wrote, as the domain model."""
+    return Comment(
+        id=str(plan.comment_id),
+        ticket_id=row["id"],
+        author=comment.author,
+        body=comment.body,
+        created_at=plan.record.at,
+        visibility=comment.visibility,
+    )
+
+
+async def insert_history(conn: Any, ticket_seq: int, record: history.Record) -> None:
+    """Append one history entry to a ticket."""
+    await conn.execute(
+        "INSERT INTO ticket_history (id, ticket_seq, at, actor, kind, changes, detail)"
+        " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb)",
+        record.id,
+        ticket_seq,
+        record.at,
+        record.actor,
+        record.kind,
+        record.changes_json(),
+        record.detail_json(),
+    )
+
+
+async def history_page(
+    conn: Any, ticket_id: str, after: int | None, limit: int
+) -> tuple[list[HistoryEntry], int | None]:
+    """A ticket's history entries after `after` (a seq), oldest first, and the seq to continue after (or None)."""
+    row = await ticket_row(conn, ticket_id)
+    found = await conn.fetch(
+        "SELECT seq, id, at, actor, kind, changes::text AS changes, detail::text AS detail FROM ticket_history"
+        " WHERE ticket_seq = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        row["seq"],
+        -1 if after is None else after,
+        limit + 1,
+    )
+    items = [history.entry(r, ticket_id=ticket_id) for r in found[:limit]]
+    return items, found[limit - 1]["seq"] if len(found) > limit else None
 
 
 async def reindex_comments(conn: Any, seq: int) -> None:
@@ -110,7 +185,7 @@ def note_summary(row: Any, snippet: str | None = None) -> NoteSummary:
 async def ticket(conn: Any, row: Any) -> Ticket:
     """A tickets row with its oldest comments (capped), the comment count and linked note ids."""
     comments = await conn.fetch(
-        "SELECT id, author, body, created_at FROM comments WHERE ticket_seq = $1 ORDER BY seq LIMIT $2",
+        "SELECT id, author, body, created_at, visibility FROM comments WHERE ticket_seq = $1 ORDER BY seq LIMIT $2",
         row["seq"],
         COMMENTS_SHOWN,
     )

@@ -140,6 +140,33 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX notes_updated ON notes (updated_at DESC, seq DESC);
     """,
+    # 4: requesters, public replies, the SLA clock facts and the ticket history. Existing tickets that wait
+    # or are resolved count from their last update; each gets a `created` entry (earlier changes were not kept).
+    """
+    ALTER TABLE tickets ADD COLUMN requester TEXT;
+    ALTER TABLE tickets ADD COLUMN first_responded_at TEXT;
+    ALTER TABLE tickets ADD COLUMN waiting_since TEXT;
+    ALTER TABLE tickets ADD COLUMN paused_seconds INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE tickets ADD COLUMN resolved_at TEXT;
+    UPDATE tickets SET waiting_since = updated_at WHERE status = 'waiting';
+    UPDATE tickets SET resolved_at = updated_at WHERE status IN ('resolved', 'closed');
+    ALTER TABLE comments ADD COLUMN visibility TEXT NOT NULL DEFAULT 'internal'
+        CHECK (visibility IN ('internal', 'public'));
+    CREATE TABLE ticket_history (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        ticket_seq INTEGER NOT NULL REFERENCES tickets (seq) ON DELETE CASCADE,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        changes TEXT NOT NULL DEFAULT '{}',
+        detail TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX ticket_history_ticket ON ticket_history (ticket_seq, seq);
+    INSERT INTO ticket_history (id, ticket_seq, at, actor, kind, detail)
+        SELECT 'hist_' || lower(hex(randomblob(8))), seq, created_at, created_by, 'created', '{"migrated": true}'
+        FROM tickets ORDER BY seq;
+    """,
 )
 
 

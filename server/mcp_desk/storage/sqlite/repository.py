@@ -8,27 +8,30 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Literal
 
 import structlog
 
+from mcp_desk.domain.clock import Clock, format_ts, utc_now
 from mcp_desk.domain.models import (
     Comment,
     Doc,
     DocSummary,
+    HistoryEntry,
     Note,
     NoteSummary,
     Page,
     Ticket,
     TicketSummary,
-    check_transition,
+    Visibility,
 )
-from mcp_desk.storage.base import NoteScope, TicketChanges
-from mcp_desk.storage.common import check_version, fingerprint, new_id, now
-from mcp_desk.storage.cursor import decode_cursor, encode_cursor
+from mcp_desk.storage import history
+from mcp_desk.storage.base import NewComment, NoteScope, TicketChanges
+from mcp_desk.storage.common import check_version, fingerprint, new_id
+from mcp_desk.storage.cursor import decode_cursor, encode_cursor, invalid_cursor
 from mcp_desk.storage.search import SEARCH_WINDOW
 from mcp_desk.storage.sqlite import rows
 from mcp_desk.storage.sqlite.connection import READERS, Connection, ReaderPool
@@ -50,8 +53,10 @@ class SqliteStorage:
         search_window: int = SEARCH_WINDOW,
         durability: Literal["power", "process"] = "power",
         readers: int = READERS,
+        clock: Clock = utc_now,
     ) -> None:
         self.path = path
+        self.clock = clock
         self.search_window = search_window
         self.durability = durability
         self.readers = readers
@@ -79,6 +84,10 @@ class SqliteStorage:
             self._writer.close()
             self._writer = self._reader = None
             log.info("storage_closed")
+
+    def now(self) -> str:
+        """The clock's current time as stored."""
+        return format_ts(self.clock())
 
     @property
     def w(self) -> Connection:
@@ -121,12 +130,12 @@ class SqliteStorage:
             existing = rows.idempotent(conn, f"{owner}:create_note", idempotency_key, digest)
             if existing is not None:
                 return rows.note_row(conn, existing, scope)
-            note_id, ts = new_id("note"), now()
+            note_id, ts = new_id("note"), self.now()
             conn.execute(
                 "INSERT INTO notes (id, owner, title, body, tags, created_at, updated_at) VALUES (?,?,?,?,?,?,?)",
                 (note_id, owner, title, body, json.dumps(list(tags)), ts, ts),
             )
-            rows.remember(conn, f"{owner}:create_note", idempotency_key, digest, note_id)
+            rows.remember(conn, f"{owner}:create_note", idempotency_key, digest, note_id, ts=ts)
             return rows.note_row(conn, note_id, scope)
 
         return rows.note(await self.w.transaction(tx))
@@ -158,7 +167,7 @@ class SqliteStorage:
                     row["title"] if title is None else title,
                     row["body"] if body is None else body,
                     row["tags"] if tags is None else json.dumps(list(tags)),
-                    now(),
+                    self.now(),
                     row["seq"],
                 ),
             )
@@ -214,22 +223,35 @@ class SqliteStorage:
         priority: str,
         tags: Sequence[str],
         idempotency_key: str | None,
+        requester: str | None = None,
     ) -> Ticket:
-        """Open a ticket; a repeated idempotency key returns the ticket it created."""
+        """Open a ticket with its `created` history entry; a repeated idempotency key returns the ticket it created."""
 
         def tx(conn: sqlite3.Connection) -> str:
-            digest = fingerprint(title, description, priority, list(tags))
+            digest = fingerprint(title, description, priority, list(tags), requester)
             existing = rows.idempotent(conn, f"{created_by}:create_ticket", idempotency_key, digest)
             if existing is not None:
                 return existing
-            ticket_id, ts = new_id("tkt"), now()
+            at = self.clock()
+            ticket_id, ts = new_id("tkt"), format_ts(at)
+            state = history.TicketState(
+                title=title,
+                description=description,
+                priority=priority,
+                tags=list(tags),
+                assignee=None,
+                status="open",
+                requester=requester,
+            )
             cur = conn.execute(
                 "INSERT INTO tickets (id, title, description, status, priority, tags, created_by, created_at,"
-                " updated_at) VALUES (?,?,?,'open',?,?,?,?,?)",
-                (ticket_id, title, description, priority, json.dumps(list(tags)), created_by, ts, ts),
+                " updated_at, requester) VALUES (?,?,?,'open',?,?,?,?,?,?)",
+                (ticket_id, title, description, priority, json.dumps(list(tags)), created_by, ts, ts, requester),
             )
-            rows.reindex_ticket(conn, int(cur.lastrowid or 0))
-            rows.remember(conn, f"{created_by}:create_ticket", idempotency_key, digest, ticket_id)
+            seq = int(cur.lastrowid or 0)
+            rows.insert_history(conn, seq, history.created(state, at=at, actor=created_by))
+            rows.reindex_ticket(conn, seq)
+            rows.remember(conn, f"{created_by}:create_ticket", idempotency_key, digest, ticket_id, ts=ts)
             return ticket_id
 
         ticket_id = await self.w.transaction(tx)
@@ -245,66 +267,109 @@ class SqliteStorage:
         ticket_id: str,
         changes: TicketChanges,
         *,
+        actor: str,
         expected_version: int | None,
-        comment_by: str | None = None,
-        comment: str | None = None,
+        comment: NewComment | None = None,
+        history_kind: str | None = None,
+        detail: Mapping[str, object] | None = None,
     ) -> Ticket:
-        """Apply changes (a status change must be an allowed transition) and an optional comment, atomically."""
+        """Apply changes (a status change must be an allowed transition), an optional comment and one history entry.
+
+        All in one transaction; a change that changes nothing writes nothing (no entry, same version).
+        """
 
         def tx(conn: sqlite3.Connection) -> None:
-            row = rows.ticket_row(conn, ticket_id)
-            check_version("ticket", ticket_id, row["version"], expected_version)
-            if changes.status is not None and changes.status != row["status"]:
-                check_transition(ticket_id, row["status"], changes.status)
-            merged = {
-                "title": row["title"] if changes.title is None else changes.title,
-                "description": row["description"] if changes.description is None else changes.description,
-                "priority": row["priority"] if changes.priority is None else changes.priority,
-                "tags": row["tags"] if changes.tags is None else json.dumps(list(changes.tags)),
-                "assignee": row["assignee"] if changes.assignee is None else changes.assignee or None,
-                "status": row["status"] if changes.status is None else changes.status,
-            }
-            conn.execute(
-                "UPDATE tickets SET title = :title, description = :description, priority = :priority, tags = :tags,"
-                " assignee = :assignee, status = :status, version = version + 1, updated_at = :ts WHERE seq = :seq",
-                {**merged, "ts": now(), "seq": row["seq"]},
+            self._change(
+                conn,
+                ticket_id,
+                changes,
+                actor=actor,
+                expected_version=expected_version,
+                comment=comment,
+                history_kind=history_kind,
+                detail=detail,
             )
-            if comment is not None and comment_by is not None:
-                rows.insert_comment(conn, row["seq"], ticket_id, comment_by, comment)
-            rows.reindex_ticket(conn, row["seq"])
 
         await self.w.transaction(tx)
         return await self.get_ticket(ticket_id, writer=True)
 
-    async def add_comment(self, ticket_id: str, *, author: str, body: str) -> Comment:
-        """Append a comment; the ticket's version and updated time move with it."""
+    async def add_comment(
+        self, ticket_id: str, *, author: str, body: str, visibility: Visibility = "internal"
+    ) -> Comment:
+        """Append a comment (with its history entry); the ticket's version and updated time move with it."""
+        comment = NewComment(author=author, body=body, visibility=visibility)
 
-        def tx(conn: sqlite3.Connection) -> Comment:
-            row = rows.ticket_row(conn, ticket_id)
-            comment = rows.insert_comment(conn, row["seq"], ticket_id, author, body)
-            conn.execute("UPDATE tickets SET version = version + 1, updated_at = ? WHERE seq = ?", (now(), row["seq"]))
-            rows.reindex_ticket(conn, row["seq"])
-            return comment
+        def tx(conn: sqlite3.Connection) -> Comment | None:
+            return self._change(conn, ticket_id, TicketChanges(), actor=author, expected_version=None, comment=comment)
 
-        return await self.w.transaction(tx)
+        written = await self.w.transaction(tx)
+        assert written is not None  # noqa: S101  # a comment always makes a change
+        return written
+
+    def _change(
+        self,
+        conn: sqlite3.Connection,
+        ticket_id: str,
+        changes: TicketChanges,
+        *,
+        actor: str,
+        expected_version: int | None,
+        comment: NewComment | None = None,
+        history_kind: str | None = None,
+        detail: Mapping[str, object] | None = None,
+    ) -> Comment | None:
+        """The one write path of every ticket change, inside the caller's transaction; the comment written."""
+        row = rows.ticket_row(conn, ticket_id)
+        check_version("ticket", ticket_id, row["version"], expected_version)
+        plan = history.plan_update(
+            ticket_id,
+            rows.ticket_state(row),
+            changes,
+            at=self.clock(),
+            actor=actor,
+            comment=comment,
+            history_kind=history_kind,
+            detail=detail,
+        )
+        return None if plan is None else rows.apply_plan(conn, row, plan, comment)
 
     async def link_note(self, ticket_id: str, note_id: str, scope: NoteScope) -> Ticket:
-        """Link a note the caller can see to a ticket (linking twice is harmless)."""
+        """Link a note the caller can see to a ticket (linking twice is harmless and records nothing)."""
 
         def tx(conn: sqlite3.Connection) -> None:
             row = rows.ticket_row(conn, ticket_id)
             rows.note_row(conn, note_id, scope)
+            at = self.clock()
+            ts = format_ts(at)
             cur = conn.execute(
                 "INSERT OR IGNORE INTO ticket_notes (ticket_seq, note_id, created_at) VALUES (?,?,?)",
-                (row["seq"], note_id, now()),
+                (row["seq"], note_id, ts),
             )
             if cur.rowcount:
-                conn.execute(
-                    "UPDATE tickets SET version = version + 1, updated_at = ? WHERE seq = ?", (now(), row["seq"])
-                )
+                conn.execute("UPDATE tickets SET version = version + 1, updated_at = ? WHERE seq = ?", (ts, row["seq"]))
+                entry = history.record(at=at, actor=scope.owner, kind="linked", detail={"note_id": note_id})
+                rows.insert_history(conn, row["seq"], entry)
 
         await self.w.transaction(tx)
         return await self.get_ticket(ticket_id, writer=True)
+
+    async def ticket_history(self, ticket_id: str, *, cursor: str | None, limit: int) -> Page[HistoryEntry]:
+        """A ticket's history, oldest first (NotFound for a missing ticket)."""
+        after = decode_cursor(cursor, "history", 1)
+        seq = None if after is None else _seq(after[0])
+        items, last = await self.r.run(lambda c: rows.history_page(c, ticket_id, seq, limit))
+        return Page[HistoryEntry](items=items, next_cursor=None if last is None else encode_cursor(["history", last]))
+
+    async def record_export(self, ticket_id: str, *, actor: str, filename: str) -> HistoryEntry:
+        """Record that a ticket was exported (the ticket itself, and its version, stay as they are)."""
+
+        def tx(conn: sqlite3.Connection) -> HistoryEntry:
+            row = rows.ticket_row(conn, ticket_id)
+            entry = history.record(at=self.clock(), actor=actor, kind="exported", detail={"filename": filename})
+            rows.insert_history(conn, row["seq"], entry)
+            return entry.entry(ticket_id)
+
+        return await self.w.transaction(tx)
 
     async def delete_ticket(self, ticket_id: str) -> None:
         """Delete a ticket with its comments and links."""
@@ -376,3 +441,10 @@ class SqliteStorage:
         """Full-text search over the knowledge base, best match first (all words, or any with `any_word`)."""
         items, nxt = await self.r.run(lambda c: docs_page(c, query, cursor=cursor, limit=limit, any_word=any_word))
         return Page[DocSummary](items=items, next_cursor=nxt)
+
+
+def _seq(value: object) -> int:
+    """A cursor's row number (a forged cursor with another type is refused)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise invalid_cursor()
+    return value

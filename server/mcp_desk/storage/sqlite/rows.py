@@ -6,11 +6,11 @@ import json
 import sqlite3
 from typing import Any
 
-from mcp_desk.domain.models import Comment, Note, NoteSummary, Ticket
+from mcp_desk.domain.models import Comment, HistoryEntry, Note, NoteSummary, Ticket
 from mcp_desk.errors import NotFound
-from mcp_desk.storage import mapping
-from mcp_desk.storage.base import NoteScope
-from mcp_desk.storage.common import check_idempotent_reuse, new_id, now
+from mcp_desk.storage import history, mapping
+from mcp_desk.storage.base import NewComment, NoteScope
+from mcp_desk.storage.common import check_idempotent_reuse
 
 COMMENTS_SHOWN = 50
 
@@ -27,10 +27,12 @@ def idempotent(conn: sqlite3.Connection, scope: str, key: str | None, fingerprin
     return str(found["object_id"])
 
 
-def remember(conn: sqlite3.Connection, scope: str, key: str | None, fingerprint: str, object_id: str) -> None:
+def remember(
+    conn: sqlite3.Connection, scope: str, key: str | None, fingerprint: str, object_id: str, *, ts: str
+) -> None:
     """Record what an idempotency key created (nothing without a key)."""
     if key is not None:
-        conn.execute("INSERT INTO idempotency VALUES (?,?,?,?,?)", (scope, key, fingerprint, object_id, now()))
+        conn.execute("INSERT INTO idempotency VALUES (?,?,?,?,?)", (scope, key, fingerprint, object_id, ts))
 
 
 def note_visibility(scope: NoteScope, alias: str) -> tuple[str, list[Any]]:
@@ -56,14 +58,62 @@ def ticket_row(conn: sqlite3.Connection, ticket_id: str) -> sqlite3.Row:
     return row
 
 
-def insert_comment(conn: sqlite3.Connection, ticket_seq: int, ticket_id: str, author: str, body: str) -> Comment:
-    """Add a comment to a ticket and return it."""
-    comment = Comment(id=new_id("cmt"), ticket_id=ticket_id, author=author, body=body, created_at=now())
+def ticket_state(row: sqlite3.Row) -> history.TicketState:
+    """The fields of a tickets row that changes touch."""
+    return history.TicketState.of(row, tags=json.loads(row["tags"]))
+
+
+def apply_plan(
+    conn: sqlite3.Connection, row: sqlite3.Row, plan: history.Plan, comment: NewComment | None
+) -> Comment | None:
+    """Write an accepted change in the caller's transaction: the ticket's new state, its comment, its history entry."""
+    columns = plan.state.columns() | {"tags": json.dumps(plan.state.tags), "ts": plan.record.at, "seq": row["seq"]}
     conn.execute(
-        "INSERT INTO comments (id, ticket_seq, author, body, created_at) VALUES (?,?,?,?,?)",
-        (comment.id, ticket_seq, author, body, comment.created_at),
+        "UPDATE tickets SET title = :title, description = :description, priority = :priority, tags = :tags,"
+        " assignee = :assignee, status = :status, requester = :requester, first_responded_at = :first_responded_at,"
+        " waiting_since = :waiting_since, paused_seconds = :paused_seconds, resolved_at = :resolved_at,"
+        " version = version + 1, updated_at = :ts WHERE seq = :seq",
+        columns,
     )
-    return comment
+    written = None
+    if comment is not None and plan.comment_id is not None:
+        written = Comment(
+            id=plan.comment_id,
+            ticket_id=row["id"],
+            author=comment.author,
+            body=comment.body,
+            created_at=plan.record.at,
+            visibility=comment.visibility,
+        )
+        conn.execute(
+            "INSERT INTO comments (id, ticket_seq, author, body, created_at, visibility) VALUES (?,?,?,?,?,?)",
+            (written.id, row["seq"], written.author, written.body, written.created_at, written.visibility),
+        )
+    insert_history(conn, row["seq"], plan.record)
+    reindex_ticket(conn, row["seq"])
+    return written
+
+
+def insert_history(conn: sqlite3.Connection, ticket_seq: int, record: history.Record) -> None:
+    """Append one history entry to a ticket."""
+    conn.execute(
+        "INSERT INTO ticket_history (id, ticket_seq, at, actor, kind, changes, detail) VALUES (?,?,?,?,?,?,?)",
+        (record.id, ticket_seq, record.at, record.actor, record.kind, record.changes_json(), record.detail_json()),
+    )
+
+
+def history_page(
+    conn: sqlite3.Connection, ticket_id: str, after: int | None, limit: int
+) -> tuple[list[HistoryEntry], int | None]:
+    """A ticket's history entries after `after` (a seq), oldest first, and the seq to continue after (or None)."""
+    row = ticket_row(conn, ticket_id)
+    found = conn.execute(
+        "SELECT seq, id, at, actor, kind, changes, detail FROM ticket_history WHERE ticket_seq = ? AND seq > ?"
+        " ORDER BY seq LIMIT ?",
+        (row["seq"], -1 if after is None else after, limit + 1),
+    ).fetchall()
+    items = [history.entry(r, ticket_id=ticket_id) for r in found[:limit]]
+    return items, found[limit - 1]["seq"] if len(found) > limit else None
 
 
 def reindex_ticket(conn: sqlite3.Connection, seq: int) -> None:
