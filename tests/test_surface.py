@@ -22,7 +22,7 @@ pytestmark = pytest.mark.anyio
 async def test_the_tool_list_has_schemas_and_truthful_annotations(make_app: MakeApp) -> None:
     async with connected(make_app(stdio_role="admin")) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
-    assert len(tools) == 22
+    assert len(tools) == 23
     for tool in tools.values():
         assert tool.output_schema is not None and tool.output_schema["type"] == "object"
         assert tool.description

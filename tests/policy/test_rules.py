@@ -34,6 +34,7 @@ AGENT = READS | {
     "assign_ticket",
     "comment_ticket",
     "link_note",
+    "apply_macro",
     "export_ticket",
 }
 EXPECTED = {"viewer": READS, "agent": AGENT, "admin": set(TOOLS)}
@@ -141,7 +142,7 @@ def test_policy_explain_prints_each_roles_tools_scopes_limits_and_paths(policy: 
     assert [line for line in text.splitlines() if line.startswith("role ")] == [
         f"role {name}: {policy.roles[name].description}" for name in ("viewer", "agent", "admin")
     ]
-    assert "tools (10 of 22)" in text
+    assert "tools (10 of 23)" in text
     assert "export_ticket" in text
     assert "10/min; paths under exports" in text
     assert "60/min (global)" in text

@@ -12,11 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
-from mcp_desk.domain.models import Priority, TicketStatus
-
-Visibility = Literal["internal", "public"]
+from mcp_desk.domain.models import Priority, TicketStatus, Visibility
 
 MACRO_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,47}$")
 TEMPLATE_FIELDS: tuple[str, ...] = ("id", "title", "requester", "assignee", "priority", "status")

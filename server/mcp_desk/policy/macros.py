@@ -12,8 +12,8 @@ from collections.abc import Iterable
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mcp_desk.domain.macro import TEMPLATE_FIELDS, Macro, ReplyTemplate, Visibility
-from mcp_desk.domain.models import Priority, TicketStatus
+from mcp_desk.domain.macro import TEMPLATE_FIELDS, Macro, ReplyTemplate
+from mcp_desk.domain.models import Priority, TicketStatus, Visibility
 from mcp_desk.policy.validation import InputLimits, has_control_chars
 
 MAX_DESCRIPTION_CHARS = 200
