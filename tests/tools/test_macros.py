@@ -8,9 +8,11 @@ from typing import Any
 import anyio
 import pytest
 from mcp import Client
+from pydantic import SecretStr
 
 from mcp_desk.app import App
 from tests.conftest import MakeApp, connected, error, ok
+from tests.storage.helpers import fresh_database
 
 pytestmark = pytest.mark.anyio
 
@@ -287,3 +289,18 @@ async def test_a_rendered_reply_over_the_comment_limit_is_refused_and_changes_no
         f"invalid_input: macro thanks's reply for ticket {ticket_id} is 54 bytes; the limit is 40 bytes "
         "(MCP_DESK_MAX_COMMENT_BYTES)"
     )
+
+
+async def test_a_macro_is_all_or_nothing_on_postgresql_too(make_app: MakeApp) -> None:
+    async with fresh_database() as url:
+        app = make_app(database_url=SecretStr(url))
+        async with connected(app) as client:
+            ticket_id = await ticket_for(app)
+            resolved = ok(await client.call_tool("apply_macro", {"ticket_id": ticket_id, "macro": "printer-resolved"}))
+            before = await state(app, ticket_id)
+            arguments = {"ticket_id": ticket_id, "macro": "vpn-escalate-netops"}
+            refused = error(await client.call_tool("apply_macro", arguments))
+            assert await state(app, ticket_id) == before
+    assert (resolved["status"], resolved["comments"][0]["visibility"]) == ("resolved", "public")
+    assert [entry["kind"] for entry in before[1]] == ["created", "macro"]
+    assert refused == f"conflict: ticket {ticket_id} is resolved; allowed next: closed, open"

@@ -81,6 +81,7 @@ async def apply_macro(
     Its field changes, its reply (a comment, public or internal) and one history entry are written together.
     A status change must be allowed from the ticket's current status; when anything is refused (the status move,
     a stale expected_version, too many tags, a field the reply needs but the ticket lacks), nothing changes.
+    A macro without a reply whose changes are already in place changes nothing (same version, no history entry).
     """
     chosen = _macro(env, macro)
     retries = 0 if expected_version is not None else ATTEMPTS - 1
