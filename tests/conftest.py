@@ -50,6 +50,8 @@ DOCUMENTED_TOOL_SCOPES: dict[str, str | None] = {
     "list_tickets": "tickets:read",
     "search_tickets": "tickets:read",
     "delete_ticket": "tickets:delete",
+    "list_macros": "tickets:read",
+    "apply_macro": "tickets:write",
     "search_docs": "docs:read",
     "read_doc": "docs:read",
     "export_ticket": "exports:write",

@@ -233,3 +233,33 @@ def test_policy_explain_lists_the_sla_targets_by_priority() -> None:
     targets = out.split("sla targets")[1].split("\n\n")[0].splitlines()[1:]
     assert [line.split()[0] for line in targets] == ["urgent", "high", "normal", "low"]
     assert "  high    first response 2 h, resolution 1 d" in targets
+
+
+@pytest.mark.parametrize(
+    ("env", "table", "message"),
+    [
+        ({}, '[macros.m]\ndescription = "d"\nreply = "Hi {name}"', "macros.m.reply: unknown field {name}"),
+        ({}, '[macros.m]\ndescription = "d"\nstatus = "done"', "macros.m.status: Input should be"),
+        ({"MCP_DESK_MAX_TAGS": "1"}, '[macros.m]\ndescription = "d"\nadd_tags = ["a", "b"]', "(MCP_DESK_MAX_TAGS)"),
+    ],
+)
+def test_check_config_refuses_a_bad_macro_naming_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: dict[str, str], table: str, message: str
+) -> None:
+    policy = tmp_path / "policy.toml"
+    default = (KB.parents[1] / "server" / "mcp_desk" / "policy" / "default_policy.toml").read_text()
+    policy.write_text(f"{default}\n{table}\n")
+    monkeypatch.setenv("MCP_DESK_POLICY_FILE", str(policy))
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    code, out, err = cli("check-config")
+    assert (code, out) == (1, "")
+    assert message in err
+
+
+def test_policy_explain_shows_the_macros() -> None:
+    code, out, _ = cli("policy", "explain", "--role", "agent")
+    assert code == 0
+    macros = out.split("macros (apply_macro")[1]
+    assert "  printer-resolved: Printer back online" in macros
+    assert "    does: status → resolved; adds tags printer; posts a public reply" in macros

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.anyio
 async def test_the_tool_list_has_schemas_and_truthful_annotations(make_app: MakeApp) -> None:
     async with connected(make_app(stdio_role="admin")) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
-    assert len(tools) == 22
+    assert len(tools) == 24
     for tool in tools.values():
         assert tool.output_schema is not None and tool.output_schema["type"] == "object"
         assert tool.description
@@ -86,6 +86,20 @@ async def test_completions_for_ticket_ids_statuses_and_doc_paths(client: Client)
     assert paths.completion.values == ["vpn-troubleshooting.md"]
     statuses = await client.complete(ref, {"name": "status", "value": "re"})
     assert statuses.completion.values == ["resolved"]
+
+
+async def test_macro_name_completions_need_the_ticket_read_scope(make_app: MakeApp, tmp_path: Path) -> None:
+    ref = types.PromptReference(type="ref/prompt", name="triage_ticket")
+    async with connected(make_app(stdio_role="viewer")) as client:
+        assert (await client.complete(ref, {"name": "macro", "value": "p"})).completion.values == [
+            "password-reset-sent",
+            "printer-resolved",
+        ]
+        assert (await client.complete(ref, {"name": "macro", "value": ""})).completion.total == 3
+    policy = tmp_path / "policy.toml"
+    policy.write_text(DEFAULT_POLICY.read_text() + '\n[roles.docs_only]\nscopes = ["docs:read"]\n')
+    async with connected(make_app(policy_file=policy, stdio_role="docs_only")) as client:
+        assert (await client.complete(ref, {"name": "macro", "value": ""})).completion.values == []
 
 
 DOCS = types.ResourceTemplateReference(type="ref/resource", uri="docs://{path}")

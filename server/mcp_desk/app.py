@@ -72,7 +72,7 @@ from mcp_desk.sdk import is_span_middleware
 from mcp_desk.sessions import OwnedSessionManager, session_manager
 from mcp_desk.storage.base import Pooled, Storage
 from mcp_desk.storage.sqlite import SqliteStorage
-from mcp_desk.tools import confirm, diagnostics, docs, notes, tickets, usage
+from mcp_desk.tools import confirm, diagnostics, docs, macros, notes, tickets, usage
 from mcp_desk.tools.env import ToolEnv
 from mcp_desk.tracing import HeaderParent, SpanAttributes, start_export, traced, traced_guards
 from mcp_desk.transport_guards import harden
@@ -98,7 +98,14 @@ EnvFactory = Callable[[Principal, ClientChannel], ToolEnv]
 # Every shipped tool, in the order clients see them.
 # Outcome and read records nobody waits for reach the disk within this many seconds (power durability).
 AUDIT_SYNC_INTERVAL = 0.2
-SHIPPED_TOOLS: tuple[ToolSpec, ...] = (*notes.TOOLS, *tickets.TOOLS, *docs.TOOLS, *diagnostics.TOOLS, *usage.TOOLS)
+SHIPPED_TOOLS: tuple[ToolSpec, ...] = (
+    *notes.TOOLS,
+    *tickets.TOOLS,
+    *macros.TOOLS,
+    *docs.TOOLS,
+    *diagnostics.TOOLS,
+    *usage.TOOLS,
+)
 
 
 def input_limits(settings: Settings) -> InputLimits:
@@ -282,6 +289,7 @@ def create_app(
         env=env,
         redactor=core.redactor,
         subscriptions=subscriptions,
+        macro_names=tuple(core.policy.macros),
     )
     guards = _guards(core)
     chain = build_chain(traced_guards(guards) if traces_endpoint is not None else guards, _endpoint(env))
@@ -367,6 +375,7 @@ def _tool_specs(settings: Settings, policy: Policy, allowlist: Allowlist, specs:
         {s.name: s.scope for s in specs},
         roles_in_use={"MCP_DESK_STDIO_ROLE": settings.stdio_role},
         confirming=confirm.CONFIRMING_TOOLS,
+        limits=input_limits(settings),
     )
     return [
         dataclasses.replace(
@@ -490,6 +499,7 @@ def _env_factory(core: Core, resource_changed: Callable[[str], Awaitable[None]])
         storage = traced(storage, prefix="storage", **{"db.system.name": system})
         runner = traced(runner, prefix="sandbox")
     confirmation_required = policy.confirmation_required()
+    limits = input_limits(settings)
 
     def env_for(principal: Principal, client: ClientChannel) -> ToolEnv:
         return ToolEnv(
@@ -506,6 +516,8 @@ def _env_factory(core: Core, resource_changed: Callable[[str], Awaitable[None]])
             budget=core.budget,
             client=client,
             confirmation_required=confirmation_required,
+            macros=policy.macros,
+            limits=limits,
         )
 
     return env_for

@@ -194,6 +194,7 @@ class Resources:
         env: EnvFactory,
         redactor: Redactor,
         subscriptions: Subscriptions,
+        macro_names: Sequence[str] = (),
     ) -> None:
         self._fixed = {spec.uri: spec for spec in specs if not spec.is_template}
         self._templates = [(template_pattern(spec.uri), spec) for spec in specs if spec.is_template]
@@ -205,6 +206,7 @@ class Resources:
         self.redact = redactor.text
         self.redactor = redactor
         self.subscriptions = subscriptions
+        self.macro_names = sorted(macro_names)
 
     def _require(self, principal: Principal, spec: ResourceSpec) -> None:
         try:
@@ -334,7 +336,7 @@ class Resources:
     async def complete(
         self, ctx: ServerRequestContext[Any], params: types.CompleteRequestParams
     ) -> types.CompleteResult:
-        """Completions for ticket ids, statuses, SLA states, note ids and doc paths: only what the caller could read."""
+        """Completions for ticket ids, statuses, SLA states, macro names, note ids and doc paths the caller can read."""
         name, prefix = params.argument.name, params.argument.value
         values = [value for value in await self._candidates(name, prefix) if value.startswith(prefix)]
         return types.CompleteResult(
@@ -348,6 +350,8 @@ class Resources:
             return list(STATUSES)
         if name == "sla_state":
             return list(SLA_STATES)
+        if name == "macro" and has_scope(principal, _SCOPES["ticket"]):
+            return list(self.macro_names)
         if name == "ticket_id" and has_scope(principal, _SCOPES["ticket"]):
             return await self.storage.ticket_ids(prefix, MAX_COMPLETIONS)
         if name == "note_id" and has_scope(principal, _SCOPES["note"]):

@@ -22,6 +22,7 @@ READS = {
     "get_ticket_history",
     "list_tickets",
     "search_tickets",
+    "list_macros",
     "search_docs",
     "read_doc",
     "get_usage",
@@ -35,6 +36,7 @@ AGENT = READS | {
     "assign_ticket",
     "comment_ticket",
     "link_note",
+    "apply_macro",
     "export_ticket",
 }
 EXPECTED = {"viewer": READS, "agent": AGENT, "admin": set(TOOLS)}
@@ -185,7 +187,7 @@ def test_policy_explain_prints_each_roles_tools_scopes_limits_and_paths(policy: 
     assert [line for line in text.splitlines() if line.startswith("role ")] == [
         f"role {name}: {policy.roles[name].description}" for name in ("viewer", "agent", "admin")
     ]
-    assert "tools (10 of 22)" in text
+    assert "tools (11 of 24)" in text
     assert "export_ticket" in text
     assert "10/min; paths under exports" in text
     assert "60/min (global)" in text

@@ -1,4 +1,4 @@
-"""The policy file: roles as bundles of scopes, per-tool overrides, SLA targets and the raw diagnostics table.
+"""The policy file: roles as bundles of scopes, per-tool overrides, SLA targets, macros and the raw diagnostics table.
 
 TOML, loaded with `tomllib` and validated with pydantic at start: an unknown scope, role, tool or
 key is a ConfigError naming the file and the key. The built-in default is `default_policy.toml`
@@ -26,12 +26,15 @@ from pydantic import (
     model_validator,
 )
 
+from mcp_desk.domain.macro import MACRO_NAME, Macro
 from mcp_desk.domain.models import PRIORITIES, Priority
 from mcp_desk.domain.principal import ALL_SCOPES, Principal
 from mcp_desk.domain.sla import DEFAULT_TERMS, MAX_TARGET_MINUTES, SlaTerms
 from mcp_desk.errors import ConfigError
+from mcp_desk.policy.macros import MacroRule, check_macro_limits, explain_macros
 from mcp_desk.policy.paths import DEFAULT_BLOCKED
 from mcp_desk.policy.permissions import READ_ALL_NOTES, WRITE_ALL_NOTES, has_scope
+from mcp_desk.policy.validation import InputLimits
 
 ROLE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 Transport = Literal["stdio", "http", "memory"]
@@ -107,6 +110,7 @@ class PolicyFile(BaseModel):
     roles: dict[str, RoleRule] = Field(min_length=1)
     tools: dict[str, ToolRule] = {}
     sla: dict[str, SlaRule] = {}
+    macros: dict[str, MacroRule] = {}
     diagnostics: dict[str, Any] = {}
 
     @field_validator("sla", mode="before")
@@ -125,6 +129,16 @@ class PolicyFile(BaseModel):
                 raise ValueError(f"role name {name!r} must match {ROLE_NAME.pattern}")
         return value
 
+    @field_validator("macros", mode="before")
+    @classmethod
+    def _macro_names(cls, value: Any) -> Any:
+        for name in value if isinstance(value, dict) else ():
+            if not MACRO_NAME.match(name):
+                raise ValueError(
+                    f"macro name {name[:60]!r} must match {MACRO_NAME.pattern} (lower case, digits, - and _)"
+                )
+        return value
+
 
 @dataclass(frozen=True, kw_only=True)
 class Policy:
@@ -135,6 +149,7 @@ class Policy:
     diagnostics: Mapping[str, Any]
     source: str
     sla: Mapping[str, SlaRule] = field(default_factory=dict)
+    macros: Mapping[str, Macro] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path | None = None) -> Policy:
@@ -158,7 +173,12 @@ class Policy:
         except ValidationError as exc:
             raise ConfigError(f"{source}: {_first_error(exc)}") from None
         return cls(
-            roles=parsed.roles, tools=parsed.tools, diagnostics=parsed.diagnostics, source=source, sla=parsed.sla
+            roles=parsed.roles,
+            tools=parsed.tools,
+            diagnostics=parsed.diagnostics,
+            source=source,
+            sla=parsed.sla,
+            macros={name: rule.to_macro(name) for name, rule in parsed.macros.items()},
         )
 
     def check(
@@ -167,10 +187,12 @@ class Policy:
         *,
         roles_in_use: Mapping[str, str] | None = None,
         confirming: Collection[str] | None = None,
+        limits: InputLimits | None = None,
     ) -> None:
         """Start-up cross-checks: `[tools.X]` must name real tools; roles named in settings must exist.
 
         With `confirming` (the tools that ask the user to confirm), `require_confirmation` is accepted on those only.
+        With `limits` (the configured input limits), every macro's tags must fit them.
         """
         for name, rule in self.tools.items():
             if name not in tools:
@@ -183,6 +205,14 @@ class Policy:
         for setting, role in (roles_in_use or {}).items():
             if role not in self.roles:
                 raise ConfigError(f"{setting}: unknown role {role!r} (policy defines: {', '.join(self.roles)})")
+        if limits is not None:
+            self._check_macros(limits)
+
+    def _check_macros(self, limits: InputLimits) -> None:
+        for macro in self.macros.values():
+            if broken := check_macro_limits(macro, limits):
+                key, problem = broken
+                raise ConfigError(f"{self.source}: macros.{macro.name}.{key}: {problem}")
 
     def sla_terms(self) -> dict[Priority, SlaTerms]:
         """The SLA targets of every priority: `[sla.PRIORITY]` where the file has it, else the shipped default."""
@@ -251,6 +281,7 @@ def command_policy_explain(
     for name in [role] if role is not None else policy.role_names():
         out.write("\n" + "\n".join(_explain_role(policy, name, tools, default_rpm)) + "\n")
     out.write("\n" + "\n".join(_explain_sla(policy)) + "\n")
+    out.write("\n" + "\n".join(explain_macros(policy.macros.values())) + "\n")
     return 0
 
 

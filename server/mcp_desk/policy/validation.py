@@ -93,12 +93,17 @@ class Validate:
             _max_chars("each tag", tag, self.limits.tag_chars, "MCP_DESK_MAX_TAG_CHARS")
 
 
+def has_control_chars(text: str) -> bool:
+    """Whether `text` holds a control character other than tab, newline and carriage return."""
+    return _CONTROL.search(text) is not None
+
+
 def _check_text(name: str, value: Any) -> None:
     texts = value if isinstance(value, list) else [value]
     for text in texts:
         if not isinstance(text, str):
             continue
-        if _CONTROL.search(text):
+        if has_control_chars(text):
             raise InvalidInput(f"{name} contains control characters; send plain text (tabs and newlines are fine)")
         try:
             text.encode("utf-8")

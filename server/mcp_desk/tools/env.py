@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field
 
+from mcp_desk.domain.macro import Macro
 from mcp_desk.domain.principal import Principal
 from mcp_desk.policy.paths import DEFAULT_BLOCKED
 from mcp_desk.policy.permissions import note_read_scope
 from mcp_desk.policy.pipeline import NO_CLIENT, CallState, ClientChannel
+from mcp_desk.policy.validation import InputLimits
 from mcp_desk.sandbox.runner import CommandRunner
 from mcp_desk.storage.base import NoteScope, Storage
 from mcp_desk.tools.usage import DailyBudget, Limiter
@@ -44,6 +46,8 @@ class ToolEnv:
     client: ClientChannel = NO_CLIENT
     state: CallState = field(default_factory=CallState)  # this call's typed facts (the endpoint passes its own)
     confirmation_required: frozenset[str] = frozenset()  # tools the policy refuses when the client cannot confirm
+    macros: Mapping[str, Macro] = field(default_factory=dict)  # the policy's [macros.*], by name
+    limits: InputLimits = field(default_factory=InputLimits)  # the configured input limits
 
     @property
     def note_scope(self) -> NoteScope:
