@@ -1,4 +1,4 @@
-"""Requesters, public replies and ticket history over real transports: HTTP in both protocol eras, and stdio."""
+"""Requesters, public replies, ticket history, SLA and macros over real transports: HTTP in both eras, and stdio."""
 
 from __future__ import annotations
 
@@ -35,6 +35,28 @@ async def _work_a_ticket(client: Client, title: str) -> tuple[dict[str, Any], li
     return ticket, history["items"]
 
 
+async def _apply_a_macro(client: Client, title: str) -> None:
+    """A shipped macro resolves a fresh ticket with a public reply and one history entry; the SLA is met."""
+    created = ok(await client.call_tool("create_ticket", {"title": title, "description": "d", "requester": "Rita"}))
+    tid = created["id"]
+    assert created["sla"]["state"] == "on_track"
+    assert "printer-resolved" in [m["id"] for m in ok(await client.call_tool("list_macros", {}))["items"]]
+    applied = ok(
+        await client.call_tool(
+            "apply_macro", {"ticket_id": tid, "macro": "printer-resolved", "expected_version": created["version"]}
+        )
+    )
+    assert (applied["status"], applied["sla"]["state"]) == ("resolved", "met")
+    assert [(c["visibility"], c["body"].splitlines()[0]) for c in applied["comments"]] == [("public", "Hello Rita,")]
+    history = ok(await client.call_tool("get_ticket_history", {"ticket_id": tid}))["items"]
+    assert [(e["kind"], e["detail"].get("macro")) for e in history] == [
+        ("created", None),
+        ("macro", "printer-resolved"),
+    ]
+    met = ok(await client.call_tool("list_tickets", {"sla_state": "met"}))["items"]
+    assert [item["id"] for item in met] == [tid]
+
+
 def _check(ticket: dict[str, Any], history: list[dict[str, Any]]) -> None:
     assert ticket["requester"] == "rita@example.com"
     assert [c["visibility"] for c in ticket["comments"]] == ["public", "public", "internal"]
@@ -43,6 +65,8 @@ def _check(ticket: dict[str, Any], history: list[dict[str, Any]]) -> None:
     assert [e["kind"] for e in history] == ["created", "commented", "status", "commented"]
     assert history[2]["changes"] == {"status": {"old": "open", "new": "waiting"}}
     assert [e["detail"].get("visibility") for e in history] == [None, "public", "public", "internal"]
+    assert ticket["sla"]["state"] == "paused"
+    assert ticket["sla"]["first_responded_at"] == ticket["clock"]["first_responded_at"]
 
 
 @pytest.mark.parametrize("mode", ERAS)
@@ -51,6 +75,7 @@ async def test_history_and_reply_visibility_over_http_in_either_era(start_http: 
     with anyio.fail_after(60):
         async with connect(server.url, mode=mode) as client:
             ticket, history = await _work_a_ticket(client, f"printer over {mode}")
+            await _apply_a_macro(client, f"printer offline over {mode}")
     _check(ticket, history)
     assert server.stop() == 0
 
@@ -60,5 +85,6 @@ async def test_history_and_reply_visibility_over_stdio(tmp_path: Path) -> None:
     with anyio.fail_after(60):
         async with Client(server) as client:
             ticket, history = await _work_a_ticket(client, "printer over stdio")
+            await _apply_a_macro(client, "printer offline over stdio")
     _check(ticket, history)
     assert {e["actor"] for e in history} == {"local"}
