@@ -10,8 +10,9 @@ import mcp_types as types
 from mcp.server.context import ServerRequestContext
 
 from mcp_desk.domain.history import render_history
-from mcp_desk.domain.models import DocSummary, HistoryEntry, Page, Sla, Ticket
+from mcp_desk.domain.models import DocSummary, HistoryEntry, Page, Ticket
 from mcp_desk.domain.principal import Principal
+from mcp_desk.domain.sla import describe as describe_sla
 from mcp_desk.domain.untrusted import data_block
 from mcp_desk.errors import AppError, InvalidInput
 from mcp_desk.policy.permissions import has_scope, require_scope
@@ -82,7 +83,7 @@ def render_ticket(ticket: Ticket, history: Page[HistoryEntry] | None = None) -> 
     lines = [
         f"Ticket {ticket.id}",
         f"Status: {ticket.status}; priority: {ticket.priority}; assignee: {ticket.assignee or 'unassigned'}",
-        *render_sla(ticket.sla),
+        *([f"SLA: {describe_sla(ticket.sla)}"] if ticket.sla is not None else []),
         data_block("title", ticket.title),
         data_block("tags", ", ".join(ticket.tags) or "none"),
         data_block("requester", ticket.requester or "not named"),
@@ -99,17 +100,6 @@ def render_ticket(ticket: Ticket, history: Page[HistoryEntry] | None = None) -> 
         more = ", the first entries only" if history.next_cursor else ""
         lines += [f"History (oldest first{more}):", data_block("history", render_history(history.items))]
     return "\n".join(lines)
-
-
-def render_sla(sla: Sla | None) -> list[str]:
-    """The ticket's SLA as one line of our own fields (none when storage did not judge it)."""
-    if sla is None:
-        return []
-    if sla.first_responded_at is not None:
-        reply = f"first public reply at {sla.first_responded_at} (due {sla.first_response_due_at})"
-    else:
-        reply = f"no public reply yet, due {sla.first_response_due_at}"
-    return [f"SLA: {sla.state}; {reply}; resolution due {sla.resolution_due_at}"]
 
 
 def render_runbooks(docs: list[DocSummary]) -> str:

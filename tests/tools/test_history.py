@@ -153,6 +153,7 @@ async def test_an_export_shows_the_requester_comment_visibility_and_history(desk
     assert "| rita@example.com" in report
     assert "### Comment 1 (public) by local" in report
     assert "## History" in report
+    assert "- SLA: on_track; first public reply at 2026-01-05T09:00:00.000000Z" in report
     assert '2026-01-05T09:00:00.000000Z local created (title: null -> "Printer offline"' in report
 
 

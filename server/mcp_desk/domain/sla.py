@@ -133,3 +133,12 @@ def paused(clock: ClockFacts, as_of: datetime) -> timedelta:
     if clock.waiting_since:
         total += max(as_of - parse_ts(clock.waiting_since), timedelta(0))
     return total
+
+
+def describe(sla: Sla) -> str:
+    """The SLA in one line of our own fields, for prompts and exports."""
+    if sla.first_responded_at is not None:
+        reply = f"first public reply at {sla.first_responded_at} (due {sla.first_response_due_at})"
+    else:
+        reply = f"no public reply yet, due {sla.first_response_due_at}"
+    return f"{sla.state}; {reply}; resolution due {sla.resolution_due_at}"

@@ -12,6 +12,7 @@ from pydantic import Field
 from mcp_desk import knowledge
 from mcp_desk.domain.history import render_history
 from mcp_desk.domain.models import Doc, DocSummary, HistoryEntry, Model, Note, Page, Ticket
+from mcp_desk.domain.sla import describe as describe_sla
 from mcp_desk.domain.untrusted import data_block
 from mcp_desk.errors import AppError
 from mcp_desk.policy.paths import write_exclusive
@@ -76,6 +77,7 @@ def render_ticket(ticket: Ticket, notes: list[Note], history: Page[HistoryEntry]
         f"- Assignee: {ticket.assignee or 'unassigned'}",
         f"- Created: {ticket.created_at} by {ticket.created_by}",
         f"- Updated: {ticket.updated_at} (version {ticket.version})",
+        *([f"- SLA: {describe_sla(ticket.sla)}"] if ticket.sla is not None else []),
         "",
         *_data("title", ticket.title),
         *_data("tags", ", ".join(ticket.tags) or "none"),
