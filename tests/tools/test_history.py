@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from mcp import Client
 
-from mcp_desk.app import App, create_app
+from mcp_desk.app import App
 from tests.clock import ManualUtcClock
-from tests.conftest import MakeSettings, connected, error, ok
+from tests.conftest import error, ok
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def clock() -> ManualUtcClock:
-    return ManualUtcClock()
-
-
-@pytest.fixture
-def app(make_settings: MakeSettings, clock: ManualUtcClock) -> App:
-    return create_app(make_settings(), transport="memory", clock=clock)
-
-
-@pytest.fixture
-async def desk(app: App) -> AsyncIterator[Client]:
-    async with connected(app) as client:
-        yield client
 
 
 async def _history(client: Client, ticket_id: str, **paging: Any) -> list[dict[str, Any]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,22 +18,6 @@ from tests.conftest import REPO, MakeSettings, connected, error, ok
 pytestmark = pytest.mark.anyio
 
 DEFAULT_POLICY = REPO / "server" / "mcp_desk" / "policy" / "default_policy.toml"
-
-
-@pytest.fixture
-def clock() -> ManualUtcClock:
-    return ManualUtcClock()  # 2026-01-05 09:00 UTC
-
-
-@pytest.fixture
-def app(make_settings: MakeSettings, clock: ManualUtcClock) -> App:
-    return create_app(make_settings(), transport="memory", clock=clock)
-
-
-@pytest.fixture
-async def desk(app: App) -> AsyncIterator[Client]:
-    async with connected(app) as client:
-        yield client
 
 
 async def _urgent(client: Client, title: str = "Mail server down") -> str:
