@@ -78,10 +78,13 @@ async def test_an_edit_records_old_and_new_values_of_the_changed_fields_only(
 
 async def test_an_edit_that_changes_nothing_records_nothing_and_keeps_the_version(timed: Storage) -> None:
     ticket_id = await _ticket(timed)
-    same = TicketChanges(title="printer jam", priority="high", tags=["hw"], status="open")
+    same = TicketChanges(title="printer jam", priority="high", tags=["hw"])
     unchanged = await timed.update_ticket(ticket_id, same, actor="bob", expected_version=1)
     assert unchanged.version == 1
+    with pytest.raises(Conflict, match="is open; allowed next: in_progress"):  # not a transition: refused
+        await timed.update_ticket(ticket_id, TicketChanges(status="open"), actor="bob", expected_version=1)
     assert [e.kind for e in await _entries(timed, ticket_id)] == ["created"]
+    assert (await timed.get_ticket(ticket_id)).version == 1
 
 
 async def test_status_assignment_comment_and_link_each_record_one_entry_of_their_kind(timed: Storage) -> None:

@@ -138,12 +138,11 @@ def plan_update(
 
     Raises Conflict for a status the machine does not allow next (before anything is written).
     """
+    if changes.status is not None:  # a move to the current status is refused too: it is not a transition
+        check_transition(ticket_id, before.status, changes.status)
     diff = _diff(before, changes)
     if not diff and comment is None:
         return None
-    status = diff.get("status")
-    if status is not None:
-        check_transition(ticket_id, before.status, str(status.new))
     written = None if comment is None else _comment(ticket_id, comment, at=at)
     entry = record(at=at, actor=actor, kind=history_kind or _kind(diff), changes=diff, detail=detail)
     return _plan(before, diff, written, entry)

@@ -123,10 +123,11 @@ def _macro(env: ToolEnv, name: str) -> Macro:
 
 def _plan(env: ToolEnv, macro: Macro, ticket: Ticket) -> tuple[TicketChanges, NewComment | None]:
     """The changes and the rendered reply, or an error when the ticket cannot take them as it is."""
-    if macro.status is not None and macro.status != ticket.status:
-        check_transition(ticket.id, ticket.status, macro.status)
+    status = None if macro.status == ticket.status else macro.status  # already there: nothing to move
+    if status is not None:
+        check_transition(ticket.id, ticket.status, status)
     changes = TicketChanges(
-        status=macro.status, priority=macro.priority, assignee=macro.assignee, tags=_tags(env, macro, ticket)
+        status=status, priority=macro.priority, assignee=macro.assignee, tags=_tags(env, macro, ticket)
     )
     if macro.reply is None:
         return changes, None
