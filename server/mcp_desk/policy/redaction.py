@@ -338,9 +338,13 @@ class Redactor:
         decides it instead of the walk: 32 µs of CPU instead of 385 µs for a 20-note list result, and a
         result with something to redact pays about 20 µs more (bench/redaction_cost).
         """
-        if self._screen is not None and self._screen.clean(obj):
+        if self.clean(obj):
             return obj
         return scrub(obj, self.text)
+
+    def clean(self, obj: Any) -> bool:
+        """True when `value(obj)` would change nothing: one scan of its JSON (False: it may have to)."""
+        return self._screen is not None and self._screen.clean(obj)
 
     def process_log(self, logger: object, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
         """structlog processor: place it after `format_exc_info`/`dict_tracebacks`, before the renderer."""
