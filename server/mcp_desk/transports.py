@@ -41,10 +41,12 @@ def settle_heap() -> None:
     Modules, schemas, models and the app never die; `gc.freeze()` stops each full collection from walking
     them again, and a larger first-generation threshold (10,000 allocations, CPython's default is 700)
     cuts the number of young collections per request. Reference counting still frees almost everything.
+    The collector, off while the process started (`mcp_desk.__main__`), is on from here.
     """
     gc.freeze()  # no gc.collect() first: it would cost a stdio client tens of ms before `initialize`
     _, gen1, gen2 = gc.get_threshold()
     gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
+    gc.enable()
 
 
 class _Pending:
