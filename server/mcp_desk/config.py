@@ -255,7 +255,7 @@ class Settings(BaseSettings):
 
 def default_storage_path() -> Path:
     """The user's data directory for mcp-desk (e.g. `~/.local/share/mcp-desk`, `%LOCALAPPDATA%\\mcp-desk`)."""
-    import platformdirs  # only when no storage path is configured: ~8 ms of every start otherwise
+    import platformdirs  # only when no storage path is configured: 13 ms of every start otherwise (-X importtime)
 
     return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 

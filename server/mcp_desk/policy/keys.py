@@ -78,7 +78,7 @@ def generate_key() -> str:
 
 @functools.cache
 def _hasher() -> PasswordHasher:
-    """argon2, imported on first use: a server without API keys (stdio) never loads it (~5 ms of cold start).
+    """argon2, imported on first use: a server without API keys (stdio) never loads it (5-9 ms, `-X importtime`).
 
     OWASP's argon2id floor (19 MiB, t=2, p=1): the secret has 256 bits, so the hash guards a
     leaked keys file, not a weak password; ~20 ms per hash, once per key per process.
