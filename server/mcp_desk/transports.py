@@ -131,6 +131,7 @@ async def serve_stdio(app: App) -> None:
         tg.cancel_scope.cancel()
 
 
+# stdio opens the app at the latest this long after start-up, even before any client message (health readiness).
 OPEN_AFTER_SECONDS = 1.0
 _BEFORE_OPEN = frozenset({"initialize", "notifications/initialized", "server/discover", "ping"})
 
