@@ -12,10 +12,9 @@ from contextlib import asynccontextmanager, contextmanager
 
 import pytest
 import redis
-from limits.aio.storage import Storage
 from redis.asyncio import ConnectionPool
 
-from mcp_desk.policy.ratelimit import open_storage
+from mcp_desk.policy.ratelimit import CounterStore, open_storage
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 START_COMMAND = [
@@ -103,7 +102,7 @@ def redis_prefix() -> Iterator[str]:
 
 
 @asynccontextmanager
-async def redis_storage(prefix: str, *, url: str = REDIS_URL) -> AsyncIterator[Storage]:
+async def redis_storage(prefix: str, *, url: str = REDIS_URL) -> AsyncIterator[CounterStore]:
     """A `limits` counter store on Redis under `prefix`, on a pool of its own that is closed afterwards."""
     pool = ConnectionPool.from_url(url, socket_timeout=1, socket_connect_timeout=1)
     try:

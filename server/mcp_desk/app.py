@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import structlog
-from limits.aio.storage import Storage as CounterStorage
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.lowlevel.server import Server
 from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
@@ -57,7 +56,7 @@ from mcp_desk.policy.observe import Observe
 from mcp_desk.policy.paths import resolve_path
 from mcp_desk.policy.permissions import authorize
 from mcp_desk.policy.pipeline import ClientChannel, Guard, Next, ToolCall, ToolSpec, build_chain
-from mcp_desk.policy.ratelimit import RateLimit, load_counters, open_storage, save_counters
+from mcp_desk.policy.ratelimit import CounterStore, RateLimit, load_counters, open_storage, save_counters
 from mcp_desk.policy.redaction import Redact, Redactor
 from mcp_desk.policy.rules import Policy
 from mcp_desk.policy.tokens import OutputCap
@@ -399,7 +398,7 @@ def _limits(
     specs: Sequence[ToolSpec],
     metrics: Metrics,
     alerter: Alerter,
-    counters: CounterStorage,
+    counters: CounterStore,
 ) -> tuple[RateLimit, Budget]:
     """The rate limiter and the daily budget, sharing one counter storage."""
     limiter = RateLimit(
@@ -435,7 +434,7 @@ def _redis_bus(settings: Settings, metrics: Metrics) -> RedisSubscriptionBus | N
     return RedisSubscriptionBus(client, key_prefix=settings.redis_key_prefix, on_error=metrics.redis_error)
 
 
-def _counter_store(settings: Settings, redis_bus: RedisSubscriptionBus | None) -> CounterStorage:
+def _counter_store(settings: Settings, redis_bus: RedisSubscriptionBus | None) -> CounterStore:
     """Rate-limit and budget counters: in Redis on the bus's pool when it is set, else the configured store."""
     if redis_bus is None or settings.redis_url is None:
         return open_storage(settings.rate_limit_storage_uri.get_secret_value())

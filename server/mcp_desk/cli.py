@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 from collections.abc import Sequence
@@ -53,6 +54,8 @@ def parser() -> argparse.ArgumentParser:
 def run(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     """Parse argv and run one command; configuration errors are one line on stderr and exit code 1."""
     args = parser().parse_args(argv)
+    if args.command not in ("stdio", "http"):
+        gc.enable()  # off for a server's start-up only (`mcp_desk.__main__`)
     overrides = {k: v for k in ("host", "port") if (v := getattr(args, k, None)) is not None}
     try:
         settings = load_settings(**overrides)

@@ -41,10 +41,12 @@ def settle_heap() -> None:
     Modules, schemas, models and the app never die; `gc.freeze()` stops each full collection from walking
     them again, and a larger first-generation threshold (10,000 allocations, CPython's default is 700)
     cuts the number of young collections per request. Reference counting still frees almost everything.
+    The collector, off while the process started (`mcp_desk.__main__`), is on from here.
     """
     gc.freeze()  # no gc.collect() first: it would cost a stdio client tens of ms before `initialize`
     _, gen1, gen2 = gc.get_threshold()
     gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
+    gc.enable()
 
 
 class _Pending:
@@ -77,12 +79,13 @@ async def serve_stdio(app: App) -> None:
     to_server, server_in = anyio.create_memory_object_stream[Any](64)
     server_out, from_server = anyio.create_memory_object_stream[Any](64)
 
-    opened, release, closed = anyio.Event(), anyio.Event(), anyio.Event()
+    start, opened, release, closed = anyio.Event(), anyio.Event(), anyio.Event(), anyio.Event()
 
     async def read(stdin: Any) -> None:
         async for item in stdin:
             pending.received(item)
             if not opened.is_set() and not _answerable_before_open(item):
+                start.set()
                 await opened.wait()  # the first call that needs storage waits for it (messages keep their order)
             await to_server.send(item)
         with anyio.move_on_after(grace):
@@ -93,6 +96,7 @@ async def serve_stdio(app: App) -> None:
         async with stdout:
             async for item in from_server:
                 await stdout.send(item)
+                start.set()
                 pending.answered(item)
         written.set()
 
@@ -105,9 +109,9 @@ async def serve_stdio(app: App) -> None:
         await tg.start(partial(stop_on_signals, app.lifecycle, grace_seconds=grace, stop=stop))
         await tg.start(_sidecar, app, app.settings.resolved_health_port("stdio"))
         stdin_file = cast("anyio.AsyncFile[str]", lines)  # the SDK only iterates over it
-        # `initialize` is answered while storage, the audit log, the docs index and the sandbox probe open
-        # in the background: a desktop host waits for that answer before it shows the server as started.
-        tg.start_soon(_keep_open, app, opened, release, closed)
+        # `initialize` is answered before storage, the audit log, the docs index and the sandbox probe open
+        # (in the background): a desktop host waits for that answer before it shows the server as started.
+        tg.start_soon(_keep_open, app, start, opened, release, closed)
         async with stdio_server(stdin=stdin_file) as (stdin, stdout), anyio.create_task_group() as io:
             written = anyio.Event()
             io.start_soon(read, stdin)
@@ -119,6 +123,7 @@ async def serve_stdio(app: App) -> None:
             server_out.close()
             await written.wait()
             io.cancel_scope.cancel()
+        start.set()
         release.set()
         await closed.wait()
         lines.close()
@@ -126,6 +131,8 @@ async def serve_stdio(app: App) -> None:
         tg.cancel_scope.cancel()
 
 
+# stdio opens the app at the latest this long after start-up, even before any client message (health readiness).
+OPEN_AFTER_SECONDS = 1.0
 _BEFORE_OPEN = frozenset({"initialize", "notifications/initialized", "server/discover", "ping"})
 
 
@@ -135,9 +142,20 @@ def _answerable_before_open(item: object) -> bool:
     return getattr(message, "method", None) in _BEFORE_OPEN
 
 
-async def _keep_open(app: App, opened: anyio.Event, release: anyio.Event, closed: anyio.Event) -> None:
-    """Open the app (storage, audit, docs index, sandbox probe), hold it open until `release`, then close it."""
+async def _keep_open(
+    app: App, start: anyio.Event, opened: anyio.Event, release: anyio.Event, closed: anyio.Event
+) -> None:
+    """Open the app (storage, audit, docs index, sandbox probe) at `start`, hold it open until `release`, close it.
+
+    `start` is the first answer written or the first message that needs the app, whichever comes first
+    (at the latest `OPEN_AFTER_SECONDS` after start-up): opened any earlier, its threads and the sandbox
+    probe's processes compete with answering `initialize` (CPU from spawn to the answer against the bare
+    SDK, bench/cold_start --compare: 1.09x and 1.14x when the app opened alongside, a median of 1.06x over
+    five runs (1.04-1.19) when it opens after; spawn to the first tools/list answer did not move).
+    """
     try:
+        with anyio.move_on_after(OPEN_AFTER_SECONDS):
+            await start.wait()
         async with app.lifespan():
             settle_heap()
             opened.set()

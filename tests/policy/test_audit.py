@@ -124,6 +124,21 @@ async def test_arguments_and_details_are_redacted_never_raw() -> None:
     assert sink.events[0].detail == "RuntimeError: upstream said [REDACTED:anthropic_key]"
 
 
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"title": "VPN drops", "body": "x" * 300, "tags": ["vpn"] * 60},
+        {"title": "VPN drops", "body": "x" * 300 + " token ghp_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"},
+        {"title": "t", "Pass\nWord": "hunter2"},
+    ],
+)
+async def test_recorded_arguments_are_the_redacted_and_capped_arguments(arguments: dict[str, Any]) -> None:
+    """Arguments with nothing to redact skip the redaction (a scan decides); the record is the same either way."""
+    sink = MemoryAuditSink()
+    await build_chain([_audit(sink)], _endpoint())(_call(CREATE, **arguments))
+    assert sink.events[0].arguments == cap_arguments(arguments, redact=Redactor().text)
+
+
 def test_arguments_are_size_capped() -> None:
     assert cap_arguments({"body": "x" * 1000}, max_chars=10) == {"body": "xxxxxxxxxx…[+990 chars]"}
     nested = cap_arguments({"nested": {"list": ["y" * 300] * 100}}, max_bytes=100_000)["nested"]["list"]

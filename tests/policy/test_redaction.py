@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 import structlog
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mcp_desk.domain.principal import Principal
 from mcp_desk.policy.keys import generate_key
@@ -203,12 +205,100 @@ async def test_redact_guard_scrubs_the_result() -> None:
     assert await Redact(R)(call, endpoint) == {"body": "password=[REDACTED:password]"}
 
 
-def test_a_4kb_result_without_secrets_comes_back_equal_as_a_new_object() -> None:
-    """The common case on every read: prose full of ids and paths passes through untouched (its cost is in bench/)."""
+def test_a_4kb_result_without_secrets_comes_back_as_it_is() -> None:
+    """The common case on every read: one scan of its JSON, no walk and no copy (its cost is in bench/)."""
     prose = "Customer reports disk full on TCK-12345; see runbook disk.md. " * 8
     result: dict[str, Any] = {"items": [{"id": f"n{i}", "title": "note", "body": prose} for i in range(8)]}
     result["next_cursor"] = None
+    assert R.value(result) is result
+
+
+def test_a_result_with_one_secret_is_walked_and_copied() -> None:
+    result: dict[str, Any] = {"items": [{"id": f"n{i}", "title": "note"} for i in range(8)], "next_cursor": None}
+    result["items"][5]["body"] = "token ghp_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"
     redacted = R.value(result)
-    assert redacted == result
-    assert redacted is not result
-    assert redacted["items"][0] is not result["items"][0]
+    assert redacted["items"][5]["body"] == "token [REDACTED:github_token]"
+    assert redacted["items"][:5] == result["items"][:5]
+    assert result["items"][5]["body"].startswith("token ghp_")
+
+
+def test_a_redactor_with_extra_patterns_walks_everything() -> None:
+    """Operator patterns have no literals a scan could look for."""
+    redactor = Redactor(extra_patterns=[("internal_id", r"\bINT-[0-9]{6}\b")])
+    assert redactor.value({"items": [{"ref": "INT-123456"}]}) == {"items": [{"ref": "[REDACTED:internal_id]"}]}
+
+
+# Pieces the generated data is made of: secrets, look-alikes, secret-named keys spelled in ways normalization
+# undoes (separators, control characters, quotes, non-ASCII letters whose lowercase is ASCII), and characters
+# JSON escapes.
+_PIECES = [
+    *(text for text, _, _ in SECRETS),
+    *LOOKALIKES,
+    "\u0130d token",  # LATIN CAPITAL LETTER I WITH DOT ABOVE
+    "pa\u017fsword=hunter2",  # LATIN SMALL LETTER LONG S: matches "s" under IGNORECASE, lowercases to itself
+    "\u03a3\u03a3 \u03c3\u03c2",
+    "Bearer",
+    " abcdef123456",
+    "=",
+    ": ",
+    "\n",
+    "\t",
+    "\\",
+    '"',
+    "'",
+    "eyJhbGciOiJIUzI1NiJ9",
+    ".",
+    "AKIA",
+    "IOSFODNN7EXAMPLE",
+    "://",
+    "@",
+    "[REDACTED:secret]",
+]
+# Secret-named keys, some spelled so that only their normalized name says so.
+_SECRET_KEYS = [
+    "password",
+    "DB_PASSWORD",
+    "x-api-key",
+    "clientSecret",
+    "pwd",
+    "P-W-D",
+    "pass\x01word",
+    'pass"word',
+    "pass\\word",
+    "Pass\nWord",
+    "to\u212aen",  # KELVIN SIGN lowercases to "k"
+]
+_TEXT = st.lists(st.one_of(st.sampled_from(_PIECES), st.text(max_size=8)), max_size=4).map("".join)
+_KEYS = st.one_of(st.sampled_from([*_SECRET_KEYS, "id", "title", "items"]), st.text(max_size=8), _TEXT)
+_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), _TEXT)
+_JSON_LIKE = st.recursive(
+    _SCALARS,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.lists(children, max_size=3).map(tuple),
+        st.dictionaries(_KEYS, children, max_size=4),
+    ),
+    max_leaves=24,
+)
+
+
+def _as_lists(obj: Any) -> Any:
+    """What the walk returns for data it left unchanged: tuples become lists."""
+    if isinstance(obj, dict):
+        return {key: _as_lists(item) for key, item in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_as_lists(item) for item in obj]
+    return obj
+
+
+@pytest.mark.parametrize("key", _SECRET_KEYS)
+def test_values_under_secret_named_keys_are_redacted_however_the_key_is_spelled(key: str) -> None:
+    redacted = R.value({"items": [{"id": "n1", key: "plain-looking"}]})
+    assert redacted["items"][0][key] in ("[REDACTED:password]", "[REDACTED:secret]")
+
+
+@given(_JSON_LIKE)
+@settings(max_examples=1500, deadline=None)
+def test_value_equals_the_full_walk(obj: Any) -> None:
+    """The scan of the JSON never lets through what the walk would redact."""
+    assert _as_lists(R.value(obj)) == scrub(obj, R.text)

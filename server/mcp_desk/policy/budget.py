@@ -18,11 +18,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from limits.aio.storage import Storage
-
 from mcp_desk.errors import BudgetExceeded
 from mcp_desk.policy.pipeline import Next, ToolCall
-from mcp_desk.policy.ratelimit import SPEND_EXEMPT_TOOLS, Clock, StoreErrorHook, charging, deciding
+from mcp_desk.policy.ratelimit import SPEND_EXEMPT_TOOLS, Clock, CounterStore, StoreErrorHook, charging, deciding
 from mcp_desk.policy.tokens import result_tokens
 
 DAY_SECONDS = 86_400
@@ -65,7 +63,7 @@ class Budget:
     why it is refused and when the day resets. With neither limit set, it only counts.
     """
 
-    storage: Storage
+    storage: CounterStore
     price_per_mtok: float
     max_daily_tokens: int | None = None
     max_daily_spend: float | None = None

@@ -23,6 +23,7 @@ loaded before stay in force (so a typo never locks every client out).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -34,24 +35,22 @@ from collections import OrderedDict
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import anyio.to_thread
 import structlog
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 
 from mcp_desk.errors import ConfigError
 from mcp_desk.policy import keyfile
+
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
 
 KEY_PREFIX = "mcpd_"
 KEY_PATTERN = re.compile(r"^mcpd_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 MAX_PRESENTED_CHARS = 128
 FAILED_CACHE_SIZE = 1024
-# OWASP's argon2id floor (19 MiB, t=2, p=1): the secret has 256 bits, so the hash guards a
-# leaked keys file, not a weak password; ~20 ms per hash, once per key per process.
-_HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 Signature = tuple[int, int, int, int]
 
 log = structlog.get_logger()
@@ -77,9 +76,21 @@ def generate_key() -> str:
     return f"{KEY_PREFIX}{secrets.token_hex(6)}_{secrets.token_urlsafe(32)}"
 
 
+@functools.cache
+def _hasher() -> PasswordHasher:
+    """argon2, imported on first use: a server without API keys (stdio) never loads it (5-9 ms, `-X importtime`).
+
+    OWASP's argon2id floor (19 MiB, t=2, p=1): the secret has 256 bits, so the hash guards a
+    leaked keys file, not a weak password; ~20 ms per hash, once per key per process.
+    """
+    from argon2 import PasswordHasher
+
+    return PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+
+
 def hash_key(key: str) -> str:
     """The argon2id hash stored in the keys file."""
-    return _HASHER.hash(key)
+    return _hasher().hash(key)
 
 
 def key_line(key: str, *, principal: str, role: str) -> str:
@@ -194,8 +205,10 @@ class KeyStore:
         return stored, digest, None
 
     def _slow_verify(self, stored: _StoredKey, presented: str, digest: bytes) -> KeyRecord | None:
+        from argon2.exceptions import InvalidHashError, VerificationError
+
         try:
-            _HASHER.verify(stored.hash, presented)
+            _hasher().verify(stored.hash, presented)
         except (VerificationError, InvalidHashError):
             self._failed[digest] = None
             while len(self._failed) > FAILED_CACHE_SIZE:
