@@ -227,16 +227,3 @@ def _clock(before: TicketState, after: TicketState, *, at: datetime, comment: Co
     ):
         facts["first_responded_at"] = ts
     return replace(after, **facts)
-
-
-def entry(row: Row, *, ticket_id: str) -> HistoryEntry:
-    """A ticket_history row (changes and detail as JSON text) as the domain model."""
-    return HistoryEntry(
-        id=row["id"],
-        ticket_id=ticket_id,
-        at=row["at"],
-        actor=row["actor"],
-        kind=row["kind"],
-        changes=json.loads(row["changes"]),
-        detail=json.loads(row["detail"]),
-    )

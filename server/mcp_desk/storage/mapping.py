@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
-from mcp_desk.domain.models import Comment, Note, NoteSummary, SlaState, Ticket, TicketClock, TicketSummary
+from mcp_desk.domain.models import (
+    Comment,
+    HistoryEntry,
+    Note,
+    NoteSummary,
+    SlaState,
+    Ticket,
+    TicketClock,
+    TicketSummary,
+)
 
 
 class Row(Protocol):
@@ -93,4 +103,17 @@ def ticket_summary(row: Row, snippet: str | None = None, sla_state: SlaState | N
         updated_at=row["updated_at"],
         snippet=snippet,
         sla_state=sla_state,
+    )
+
+
+def history_entry(row: Row, *, ticket_id: str) -> HistoryEntry:
+    """A ticket_history row (changes and detail as JSON text) as the domain model."""
+    return HistoryEntry(
+        id=row["id"],
+        ticket_id=ticket_id,
+        at=row["at"],
+        actor=row["actor"],
+        kind=row["kind"],
+        changes=json.loads(row["changes"]),
+        detail=json.loads(row["detail"]),
     )

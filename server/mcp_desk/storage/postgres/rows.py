@@ -156,7 +156,7 @@ async def history_page(
         -1 if after is None else after,
         limit + 1,
     )
-    items = [history.entry(r, ticket_id=ticket_id) for r in found[:limit]]
+    items = [mapping.history_entry(r, ticket_id=ticket_id) for r in found[:limit]]
     return items, found[limit - 1]["seq"] if len(found) > limit else None
 
 

@@ -107,7 +107,7 @@ def history_page(
         " ORDER BY seq LIMIT ?",
         (row["seq"], -1 if after is None else after, limit + 1),
     ).fetchall()
-    items = [history.entry(r, ticket_id=ticket_id) for r in found[:limit]]
+    items = [mapping.history_entry(r, ticket_id=ticket_id) for r in found[:limit]]
     return items, found[limit - 1]["seq"] if len(found) > limit else None
 
 
