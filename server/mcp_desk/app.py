@@ -11,7 +11,7 @@ import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import anyio
 import structlog
@@ -659,7 +659,9 @@ def _server(registry: ToolRegistry, resources: Resources, prompts: Prompts, time
             instructions=INSTRUCTIONS,
             get_tool_input_schema=registry.input_schema,
             on_list_tools=registry.list_tools,
-            on_call_tool=registry.call_tool,
+            # The SDK's runner serialises any handler result, a model or wire JSON (`mcp.server.context.HandlerResult`);
+            # this parameter's type names only the models, and the registry also answers wire JSON (`ok_result`).
+            on_call_tool=cast("Any", registry.call_tool),
             on_list_resources=resources.list_resources,
             on_list_resource_templates=resources.list_templates,
             on_read_resource=resources.read_resource,
