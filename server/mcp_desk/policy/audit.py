@@ -93,6 +93,10 @@ class AuditSink(Protocol):
         """Return once every event appended so far is as durable as the configured durability promises."""
         ...
 
+    def synced(self) -> bool:
+        """True when `sync` has nothing to do: every event appended so far is as durable as promised."""
+        ...
+
     async def write(self, event: AuditEvent) -> None:
         """`append`, then `sync`."""
         ...
@@ -235,6 +239,10 @@ class Audit:
 
     async def _run_while_syncing(self, call: ToolCall, call_next: Next) -> Any:
         """Run the tool while the intent record is fsynced; answer once both are done."""
+        if self.sink.synced():
+            # Nothing to fsync (`process` durability): no task group and no task. 1,407,390 to 1,163,274
+            # instructions per write (-17%, bench/pipeline_instructions.sh, which runs with the fsync off).
+            return await call_next(call)
         failed: list[Exception] = []
 
         async def sync() -> None:

@@ -149,8 +149,12 @@ class JsonlAuditLog:
 
     async def sync(self) -> None:
         """Return once every record appended so far is on disk (at once when records are not fsynced)."""
-        if self._fsync and self._synced < self._appended:
+        if not self.synced():
             await self.syncs.submit(self._appended)
+
+    def synced(self) -> bool:
+        """True when `sync` would return at once: records are not fsynced, or every one appended is on disk."""
+        return not self._fsync or self._synced >= self._appended
 
     async def write(self, event: AuditEvent) -> None:
         """Append one record and return once it is durable; StorageUnavailable if it could not be."""
