@@ -116,7 +116,9 @@ class Observe:
     ) -> None:
         duration = max(self.clock() - started, 0.0)
         self.recorder.record_call(call.spec.name, outcome, duration, call.transport, error_type)
-        enabled = getattr(log, "is_enabled_for", None)
+        # One logger for the check and the line: every attribute of the lazy proxy `log` binds a new one.
+        logger = log.bind()
+        enabled = getattr(logger, "is_enabled_for", None)
         if enabled is not None and not enabled(logging.ERROR if exc is not None else logging.INFO):
             return  # the line would be dropped: skip measuring the arguments and the result
         fields: dict[str, Any] = {
@@ -134,6 +136,6 @@ class Observe:
         if exc is not None:
             # The SDK logs the traceback of unexpected errors; this line names the type only.
             fields["exc_type"] = type(exc).__name__
-            log.error("tool_call_finished", **fields)
+            logger.error("tool_call_finished", **fields)
         else:
-            log.info("tool_call_finished", **fields)
+            logger.info("tool_call_finished", **fields)
