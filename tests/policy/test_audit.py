@@ -178,6 +178,20 @@ def test_arguments_are_kept_exactly_when_their_stdlib_json_fits(
             assert (kept["_truncated"], kept["_bytes"]) == (True, len(json.dumps(arguments, default=str)))
 
 
+_KEYS = st.sampled_from(["title", "body", "tags", "api_key", "Pass\nWord", "token", "note"]) | _TEXT
+
+
+@settings(max_examples=400, deadline=None)
+@given(arguments=st.dictionaries(_KEYS, _ARGUMENT | st.dictionaries(_KEYS, _ARGUMENT, max_size=3), max_size=5))
+def test_screened_arguments_are_capped_as_the_redacting_walk_caps_them(arguments: dict[str, Any]) -> None:
+    """What `Redactor.clean` passes is only shortened, with the same result as the full redacting walk."""
+    redactor = Redactor()
+    if redactor.clean(arguments):
+        for limit in (10**9, 2048, 64):
+            expected = cap_arguments(arguments, max_bytes=limit, redact=redactor.text)
+            assert cap_arguments(arguments, max_bytes=limit, screened=True) == expected
+
+
 def test_a_long_argument_is_redacted_before_it_is_cut() -> None:
     """Cut first, a secret straddling the cut would keep its visible half and lose the pattern that finds it."""
     secret = "sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"
