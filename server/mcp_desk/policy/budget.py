@@ -140,12 +140,12 @@ class Budget:
 
     def ratio(self, tokens: int) -> float:
         """Share of the daily budget `tokens` uses: the tighter of the token and the spend limit."""
-        ratios = [0.0]
+        ratio = 0.0  # up to five times a call: no list built
         if self.max_daily_tokens is not None:
-            ratios.append(tokens / self.max_daily_tokens)
+            ratio = max(ratio, tokens / self.max_daily_tokens)
         if self.max_daily_spend is not None:
-            ratios.append(self.cost(tokens) / self.max_daily_spend)
-        return max(ratios)
+            ratio = max(ratio, self.cost(tokens) / self.max_daily_spend)
+        return ratio
 
     async def snapshot(self, principal_id: str) -> BudgetSnapshot:
         """What `principal_id` has spent today and when the day resets."""

@@ -328,14 +328,14 @@ class RateLimit:
         instructions per call (-3.6%, bench/pipeline_instructions.sh), both guards' in-process paths.
         """
         window, now = self._window()
-        principal, tool = call.principal.id, call.spec.name
+        principal, tool, ttl = call.principal.id, call.spec.name, _ttl(now)
         if tool not in self.spend_exempt:
             used = store.value(_key("tokens", principal, window))
             self._enforce("tokens", used, self.tokens_per_minute, now=now, over=used >= self.tokens_per_minute)
         if (limit := self.per_tool.get(tool)) is not None:
-            count = store.add(_key(f"tool/{tool}", principal, window), _ttl(now), 1)
+            count = store.add(_key(f"tool/{tool}", principal, window), ttl, 1)
             self._enforce("tool", count, limit, now=now, over=count > limit, tool=tool)
-        count = store.add(_key("requests", principal, window), _ttl(now), 1)
+        count = store.add(_key("requests", principal, window), ttl, 1)
         self._enforce("requests", count, self.requests_per_minute, now=now, over=count > self.requests_per_minute)
         result = await call_next(call)
         window, now = self._window()  # a long call is charged to the minute it finished in
