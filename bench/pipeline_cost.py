@@ -11,6 +11,12 @@ with the endpoint's `model_dump`, is the floor; the difference is the pipeline's
 marginal cost: the chain from that guard inward minus the chain from the next guard inward.
 
     python -m bench.pipeline_cost [--calls 5000] [--profile]
+
+`--fixed N` runs 50 warm-up calls then exactly N chained calls (audit fsync off) and prints nothing,
+for an instruction count that the machine's load cannot move: under
+`valgrind --tool=callgrind`, (Ir with `--fixed 300` - Ir with `--fixed 0`) / 300 is the chain's
+instructions per call (the bare tool included), start-up cancelling out. `bench/pipeline_instructions.sh`
+runs both and prints that figure.
 """
 
 from __future__ import annotations
@@ -168,13 +174,37 @@ async def measure(calls: int, profile: bool, audit_fsync: bool) -> dict[str, Any
     }
 
 
+async def fixed(calls: int) -> None:
+    """50 warm-up calls, then exactly `calls` chained calls with the audit fsync off; no timing, no output."""
+    spec = ToolSpec(name="bench_noop", fn=bench_noop, scope="notes:write", annotations=WRITE)
+    with tempfile.TemporaryDirectory(prefix="mcp-desk-pipeline-") as tmp:
+        settings = load_settings(
+            env_file=None,
+            **raised_overrides(),
+            audit_fsync=False,
+            storage_path=Path(tmp),
+            docs_path=ROOT / "docs" / "kb",
+            export_path=Path(tmp) / "exports",
+        )
+        app = create_app(settings, transport="memory", tools=(*SHIPPED_TOOLS, spec))
+        chain = app.registry.chain
+        principal = Principal(id="bench", role="admin", scopes=ALL_SCOPES, transport="http")
+        async with app.lifespan():
+            for i in range(50 + calls):
+                await chain(ToolCall(spec=spec, principal=principal, arguments=dict(ARGUMENTS), request_id=f"{i:016x}"))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Measure and print JSON (the profile, if asked, is printed after it)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--calls", type=int, default=5000)
     p.add_argument("--profile", action="store_true", help="cProfile 3,000 chained calls, top 25 by own time")
+    p.add_argument("--fixed", type=int, metavar="N", help="run 50 + N calls (fsync off) for callgrind, print nothing")
     args = p.parse_args(argv)
     configure_logging("warning", "json", stream=sys.stderr)
+    if args.fixed is not None:
+        anyio.run(fixed, args.fixed)
+        return 0
     calls = max(1000, args.calls)
     result = anyio.run(measure, calls, args.profile, True)
     variants = {"default": result}

@@ -9,6 +9,8 @@ from typing import Any
 
 import anyio
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from mcp_desk.domain.principal import Principal
@@ -148,6 +150,46 @@ def test_arguments_are_size_capped() -> None:
     assert capped["_truncated"] is True
     assert capped["_bytes"] > 512
     assert len(capped["_keys"]) == 20
+
+
+_TEXT = st.text(st.sampled_from('\ud800a\u00e9\u2026\U0001f600\x7f\n"\\\x01 ,:') | st.characters(), max_size=300)
+_ARGUMENT = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | _TEXT,
+    lambda inner: st.lists(inner, max_size=60) | st.dictionaries(_TEXT, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    arguments=st.dictionaries(_TEXT, _ARGUMENT, max_size=5), slack=st.integers(-3, 3), scale=st.sampled_from([1, 2, 6])
+)
+def test_arguments_are_kept_exactly_when_their_stdlib_json_fits(
+    arguments: dict[str, Any], slack: int, scale: int
+) -> None:
+    """The size decision is the stdlib's `len(json.dumps(...)) <= max_bytes`, right at the limit too."""
+    capped = cap_arguments(arguments, max_bytes=10**9)
+    size = len(json.dumps(capped, default=str))
+    for limit in (size + slack, size // scale + slack):
+        kept = cap_arguments(arguments, max_bytes=limit)
+        if size <= limit:
+            assert kept == capped
+        else:
+            assert (kept["_truncated"], kept["_bytes"]) == (True, len(json.dumps(arguments, default=str)))
+
+
+_KEYS = st.sampled_from(["title", "body", "tags", "api_key", "Pass\nWord", "token", "note"]) | _TEXT
+
+
+@settings(max_examples=400, deadline=None)
+@given(arguments=st.dictionaries(_KEYS, _ARGUMENT | st.dictionaries(_KEYS, _ARGUMENT, max_size=3), max_size=5))
+def test_screened_arguments_are_capped_as_the_redacting_walk_caps_them(arguments: dict[str, Any]) -> None:
+    """What `Redactor.clean` passes is only shortened, with the same result as the full redacting walk."""
+    redactor = Redactor()
+    if redactor.clean(arguments):
+        for limit in (10**9, 2048, 64):
+            expected = cap_arguments(arguments, max_bytes=limit, redact=redactor.text)
+            assert cap_arguments(arguments, max_bytes=limit, screened=True) == expected
 
 
 def test_a_long_argument_is_redacted_before_it_is_cut() -> None:

@@ -205,3 +205,34 @@ async def test_an_unreachable_store_refuses_a_limited_call_and_loses_only_an_aft
     assert refused.value.retry_after_seconds == 5
     assert ran == ["get_usage"]
     assert errors == ["budget", "budget", "budget"]
+
+
+async def test_the_in_process_store_decides_and_alerts_exactly_as_redis_does(redis_prefix: str) -> None:
+    """WindowStore takes a synchronous path, a Redis store the awaited one: the same calls, the same answers."""
+    clock = ManualClock(DAY_START + 7200)
+    calls = [("alice", "search_docs")] * 4 + [("alice", "get_usage"), ("bob", "search_docs")]
+
+    async def run(store: Any) -> tuple[list[str], list[str], Any]:
+        alerts: list[str] = []
+        budget = Budget(
+            storage=store,
+            clock=clock,
+            price_per_mtok=3.0,
+            max_daily_tokens=300,
+            on_alert=lambda k, *_: alerts.append(k),
+        )
+        outcomes = []
+        for principal, tool in calls:
+            try:
+                await _chain(budget)(_call(principal, tool))
+                outcomes.append("ok")
+            except BudgetExceeded as exc:
+                outcomes.append(exc.public)
+        return outcomes, alerts, (await budget.snapshot("alice"), budget.used_ratio(), budget.health_status())
+
+    async with redis_storage(redis_prefix) as store:
+        expected = await run(store)
+
+    assert await run(WindowStore(clock)) == expected
+    assert expected[0][3].startswith("daily context budget used up (300 of 300 tokens)")
+    assert expected[1] == ["budget_threshold", "budget_exhausted"]

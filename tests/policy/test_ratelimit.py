@@ -281,3 +281,34 @@ async def test_a_call_that_ends_in_the_next_minute_is_charged_to_that_minute() -
     await build_chain([limiter], slow)(_call())
 
     assert (await limiter.snapshot("alice")).tokens_remaining == 22
+
+
+async def _decisions(limiter: RateLimit, calls: list[tuple[str, str]]) -> list[str]:
+    """Each call's outcome through `limiter`: `ok`, or the refusal's scope and message."""
+    outcomes = []
+    for principal, tool in calls:
+        try:
+            await build_chain([limiter], _returning("x" * 40))(_call(principal, tool))
+            outcomes.append("ok")
+        except RateLimited as exc:
+            outcomes.append(f"{exc.context['scope']}: {exc.public}")
+    return outcomes
+
+
+async def test_the_in_process_store_decides_exactly_as_redis_does(redis_prefix: str) -> None:
+    """WindowStore takes a synchronous path, a Redis store the awaited one: the same calls, the same answers."""
+    calls = [("alice", "create_note")] * 3 + [("alice", "get_note")] * 3 + [("bob", "get_usage")] * 6
+    options: dict[str, Any] = {"requests_per_minute": 5, "tokens_per_minute": 40, "per_tool": {"create_note": 2}}
+    clock = ManualClock(MINUTE_START + 20)
+    in_process = RateLimit(storage=WindowStore(clock), clock=clock, **options)
+    async with redis_storage(redis_prefix) as store:
+        shared = RateLimit(storage=store, clock=clock, **options)
+        expected = await _decisions(shared, calls)
+        redis_snapshot = await shared.snapshot("alice")
+
+    assert await _decisions(in_process, calls) == expected
+    assert "tool: rate limit of 2 create_note calls per minute reached; retry after 40 seconds" in expected
+    assert "tokens: rate limit of 40 output tokens per minute reached; retry after 40 seconds" in expected
+    assert "requests: rate limit of 5 tool calls per minute reached; retry after 40 seconds" in expected
+    assert await in_process.snapshot("alice") == redis_snapshot
+    assert in_process.saturation() == shared.saturation() == 1.0

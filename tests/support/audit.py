@@ -25,6 +25,10 @@ class MemoryAuditSink:
         if self.fail_sync:
             raise StorageUnavailable("audit log unavailable")
 
+    def synced(self) -> bool:
+        """Nothing to sync unless `fail_sync` is set (a failing disk)."""
+        return not self.fail_sync
+
     async def write(self, event: AuditEvent) -> None:
         """Append, or raise StorageUnavailable when `fail` is set."""
         await self.append(event)

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 import anyio
+import orjson
 import structlog
 
 from mcp_desk.errors import AppError, BudgetExceeded, PermissionDenied, RateLimited, StorageUnavailable
@@ -92,6 +93,10 @@ class AuditSink(Protocol):
         """Return once every event appended so far is as durable as the configured durability promises."""
         ...
 
+    def synced(self) -> bool:
+        """True when `sync` has nothing to do: every event appended so far is as durable as promised."""
+        ...
+
     async def write(self, event: AuditEvent) -> None:
         """`append`, then `sync`."""
         ...
@@ -115,14 +120,81 @@ def cap_arguments(
     max_bytes: int = MAX_ARGUMENT_BYTES,
     max_chars: int = MAX_ARGUMENT_CHARS,
     redact: Callable[[str], str] | None = None,
+    screened: bool = False,
 ) -> dict[str, Any]:
-    """Redact (with `redact`) and shorten every string in one walk; over `max_bytes` of JSON, keep only the names."""
+    """Redact (with `redact`) and shorten every string in one walk; over `max_bytes` of JSON, keep only the names.
+
+    `screened`: `Redactor.clean` found nothing to redact in `arguments` (no secret, no secret-named key),
+    so the walk only shortens strings and lists, without `scrub`'s per-key checks.
+    """
     shorten = functools.partial(_shorten, max_chars=max_chars, redact=redact)
-    capped: dict[str, Any] = scrub(arguments, shorten, max_items=MAX_ARGUMENT_ITEMS)
-    if len(json.dumps(capped, default=str)) <= max_bytes:
+    capped: dict[str, Any] = (
+        _shortened(arguments, shorten) if screened else scrub(arguments, shorten, max_items=MAX_ARGUMENT_ITEMS)
+    )
+    if _json_length_within(capped, max_bytes):
         return capped
     size = len(json.dumps(arguments, default=str))
     return {"_truncated": True, "_bytes": size, "_keys": sorted(map(str, capped))[:20]}
+
+
+def _shortened(obj: Any, shorten: Callable[[str], str]) -> Any:
+    """`scrub(obj, shorten, max_items=MAX_ARGUMENT_ITEMS)` for data with no secret-named key (nothing to replace).
+
+    4.0 against 3.0 us per record for bench/pipeline_cost's arguments (timeit, best of 15 interleaved rounds);
+    1,151,371 to 1,107,539 instructions per call (-3.8%, bench/pipeline_instructions.sh: two records a call).
+    """
+    if isinstance(obj, str):
+        return shorten(obj)
+    if isinstance(obj, Mapping):
+        return {_shortened(key, shorten): _shortened(item, shorten) for key, item in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_shortened(item, shorten) for item in obj[:MAX_ARGUMENT_ITEMS]]
+    return obj
+
+
+def _json_length_within(value: Any, limit: int) -> bool:
+    """`len(json.dumps(value, default=str)) <= limit`, from orjson's encoding when that bounds it.
+
+    For `orjson_exact` data the stdlib's text is orjson's with one space after each separator (at most
+    one per byte) and every byte of a non-ASCII character, or 0x7f, at most 6 characters (`\\uXXXX`), so
+    it is at most 2 (ASCII without 0x7f) or 6 times as long. The stdlib encoder runs only when that bound
+    is over the limit: 2.95 against 2.40 us per record for bench/pipeline_cost's arguments (timeit), and
+    1,443,713 to 1,407,390 instructions per call (-2.5%, bench/pipeline_instructions.sh: two records a call).
+    """
+    if orjson_exact(value):
+        try:
+            data = orjson.dumps(value)
+        except orjson.JSONEncodeError:  # a lone surrogate: the stdlib decides
+            pass
+        else:
+            factor = 2 if data.isascii() and b"\x7f" not in data else 6
+            if factor * len(data) <= limit:
+                return True
+    return len(json.dumps(value, default=str)) <= limit
+
+
+def orjson_exact(value: Any) -> bool:
+    """True when orjson's sorted compact JSON of `value` is byte-for-byte the stdlib's (given ASCII output).
+
+    Exact JSON types only (orjson has its own encodings of dataclasses, datetimes, enums...), str keys,
+    64-bit ints, and floats where both print the same shortest repr (0, or 1e-4 <= |x| < 1e16; the
+    stdlib writes 1e-05 where orjson writes 0.00001, NaN where orjson writes null).
+    """
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return bool(-(2**63) <= value < 2**64)
+    if kind is float:
+        return bool(value == 0.0 or 1e-4 <= abs(value) < 1e16)
+    if kind is dict:
+        for key, item in value.items():  # loops, not all(genexpr): this runs per audit record
+            if type(key) is not str or (type(item) is not str and not orjson_exact(item)):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        return all(type(item) is str or orjson_exact(item) for item in value)
+    return False
 
 
 def _shorten(value: str, *, max_chars: int, redact: Callable[[str], str] | None) -> str:
@@ -189,6 +261,10 @@ class Audit:
 
     async def _run_while_syncing(self, call: ToolCall, call_next: Next) -> Any:
         """Run the tool while the intent record is fsynced; answer once both are done."""
+        if self.sink.synced():
+            # Nothing to fsync (`process` durability): no task group and no task. 1,407,390 to 1,163,274
+            # instructions per write (-17%, bench/pipeline_instructions.sh, which runs with the fsync off).
+            return await call_next(call)
         failed: list[Exception] = []
 
         async def sync() -> None:
@@ -251,8 +327,10 @@ class Audit:
         # Arguments with nothing to redact (one scan of their JSON) are only shortened: 12.7 against 17.5 µs
         # of CPU per record for bench/pipeline_cost's create_note arguments (timeit), two records per write;
         # 2.2% of that chain's instructions (callgrind).
-        redact = None if self.redactor.clean(call.arguments) else self.redactor.text
-        arguments = cap_arguments(call.arguments, max_bytes=self.max_argument_bytes, redact=redact)
+        if self.redactor.clean(call.arguments):
+            arguments = cap_arguments(call.arguments, max_bytes=self.max_argument_bytes, screened=True)
+        else:
+            arguments = cap_arguments(call.arguments, max_bytes=self.max_argument_bytes, redact=self.redactor.text)
         return AuditEvent(
             event_type=event_type,
             outcome=outcome,

