@@ -121,6 +121,14 @@ async def state(app: App, ticket_id: str) -> tuple[dict[str, Any], list[dict[str
     return ticket.model_dump(), [entry.model_dump() for entry in history.items]
 
 
+async def refused_unchanged(app: App, client: Client, arguments: dict[str, Any]) -> str:
+    """apply_macro's refusal, once checked that it left the ticket, its comments and its history as they were."""
+    before = await state(app, arguments["ticket_id"])
+    refused = error(await client.call_tool("apply_macro", arguments))
+    assert await state(app, arguments["ticket_id"]) == before
+    return refused
+
+
 async def test_a_macro_changes_fields_posts_its_reply_and_records_one_history_entry(
     make_app: MakeApp, tmp_path: Path
 ) -> None:
@@ -164,9 +172,7 @@ async def test_a_refused_status_move_changes_nothing_and_names_the_allowed_statu
     async with connected(app) as client:
         ticket_id = await ticket_for(app)
         ok(await client.call_tool("transition_ticket", {"ticket_id": ticket_id, "status": "closed"}))
-        before = await state(app, ticket_id)
-        refused = error(await client.call_tool("apply_macro", {"ticket_id": ticket_id, "macro": "printer-resolved"}))
-        assert await state(app, ticket_id) == before
+        refused = await refused_unchanged(app, client, {"ticket_id": ticket_id, "macro": "printer-resolved"})
     assert refused == f"conflict: ticket {ticket_id} is closed; allowed next: open"
 
 
@@ -175,10 +181,8 @@ async def test_a_stale_expected_version_changes_nothing(make_app: MakeApp) -> No
     async with connected(app) as client:
         ticket_id = await ticket_for(app)
         ok(await client.call_tool("comment_ticket", {"ticket_id": ticket_id, "body": "on it"}))
-        before = await state(app, ticket_id)
         arguments = {"ticket_id": ticket_id, "macro": "printer-resolved", "expected_version": 1}
-        refused = error(await client.call_tool("apply_macro", arguments))
-        assert await state(app, ticket_id) == before
+        refused = await refused_unchanged(app, client, arguments)
         current = ok(await client.call_tool("apply_macro", {**arguments, "expected_version": 2}))
     assert refused.startswith(f"conflict: ticket {ticket_id} is at version 2, not 1:")
     assert (current["status"], current["version"]) == ("resolved", 3)
@@ -188,9 +192,7 @@ async def test_tags_beyond_the_limit_are_refused_and_change_nothing(make_app: Ma
     app = make_app(max_tags=2)
     async with connected(app) as client:
         ticket_id = await ticket_for(app, tags=["a", "vpn"])
-        before = await state(app, ticket_id)
-        refused = error(await client.call_tool("apply_macro", {"ticket_id": ticket_id, "macro": "vpn-escalate-netops"}))
-        assert await state(app, ticket_id) == before
+        refused = await refused_unchanged(app, client, {"ticket_id": ticket_id, "macro": "vpn-escalate-netops"})
     assert refused == (
         f"invalid_input: ticket {ticket_id} has 2 tags and macro vpn-escalate-netops adds 1 (escalated); the most "
         "is 2 (MCP_DESK_MAX_TAGS). Remove tags with update_ticket, then apply the macro again"
@@ -201,9 +203,7 @@ async def test_a_reply_needing_a_missing_requester_is_refused_saying_how_to_fix_
     app = make_app()
     async with connected(app) as client:
         ticket_id = await ticket_for(app, requester=None)
-        before = await state(app, ticket_id)
-        refused = error(await client.call_tool("apply_macro", {"ticket_id": ticket_id, "macro": "printer-resolved"}))
-        assert await state(app, ticket_id) == before
+        refused = await refused_unchanged(app, client, {"ticket_id": ticket_id, "macro": "printer-resolved"})
     assert refused == (
         f"invalid_input: macro printer-resolved's reply uses {{requester}}, but ticket {ticket_id} has no "
         "requester; set it with update_ticket, then apply it"
@@ -282,9 +282,7 @@ async def test_a_rendered_reply_over_the_comment_limit_is_refused_and_changes_no
     app = make_app(policy_file=policy_file(tmp_path, text), max_comment_bytes=40)
     async with connected(app) as client:
         ticket_id = await ticket_for(app)
-        before = await state(app, ticket_id)
-        refused = error(await client.call_tool("apply_macro", {"ticket_id": ticket_id, "macro": "thanks"}))
-        assert await state(app, ticket_id) == before
+        refused = await refused_unchanged(app, client, {"ticket_id": ticket_id, "macro": "thanks"})
     assert refused == (
         f"invalid_input: macro thanks's reply for ticket {ticket_id} is 54 bytes; the limit is 40 bytes "
         "(MCP_DESK_MAX_COMMENT_BYTES)"
@@ -297,10 +295,9 @@ async def test_a_macro_is_all_or_nothing_on_postgresql_too(make_app: MakeApp) ->
         async with connected(app) as client:
             ticket_id = await ticket_for(app)
             resolved = ok(await client.call_tool("apply_macro", {"ticket_id": ticket_id, "macro": "printer-resolved"}))
-            before = await state(app, ticket_id)
             arguments = {"ticket_id": ticket_id, "macro": "vpn-escalate-netops"}
-            refused = error(await client.call_tool("apply_macro", arguments))
-            assert await state(app, ticket_id) == before
+            refused = await refused_unchanged(app, client, arguments)
+            _, history = await state(app, ticket_id)
     assert (resolved["status"], resolved["comments"][0]["visibility"]) == ("resolved", "public")
-    assert [entry["kind"] for entry in before[1]] == ["created", "macro"]
+    assert [entry["kind"] for entry in history] == ["created", "macro"]
     assert refused == f"conflict: ticket {ticket_id} is resolved; allowed next: closed, open"
