@@ -29,6 +29,8 @@ import pstats
 import sys
 import tempfile
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -38,7 +40,7 @@ from pydantic import BaseModel
 
 from bench.common import ROOT, candidate_settings_keys, median, raised_overrides
 from bench.loadgen import NOTE_BODY
-from mcp_desk.app import SHIPPED_TOOLS, create_app
+from mcp_desk.app import SHIPPED_TOOLS, App, create_app
 from mcp_desk.config import load_settings
 from mcp_desk.domain.principal import ALL_SCOPES, Principal
 from mcp_desk.logging import configure_logging
@@ -62,6 +64,29 @@ async def bench_noop(env: Any, title: Title, body: Body, tags: Tags | None = Non
 
 
 ARGUMENTS: dict[str, Any] = {"title": "Pipeline cost probe", "body": NOTE_BODY, "tags": ["bench", "vpn"]}
+
+
+SPEC = ToolSpec(name="bench_noop", fn=bench_noop, scope="notes:write", annotations=WRITE)
+PRINCIPAL = Principal(id="bench", role="admin", scopes=ALL_SCOPES, transport="http")
+
+
+def make_call(i: int) -> ToolCall:
+    """The i-th call of the no-op tool, as the registry would build it."""
+    return ToolCall(spec=SPEC, principal=PRINCIPAL, arguments=dict(ARGUMENTS), request_id=f"{i:016x}")
+
+
+@contextmanager
+def bench_app(overrides: Mapping[str, Any]) -> Iterator[App]:
+    """The app with the no-op tool beside the shipped ones, its storage and audit in a temporary folder."""
+    with tempfile.TemporaryDirectory(prefix="mcp-desk-pipeline-") as tmp:
+        settings = load_settings(
+            env_file=None,
+            **overrides,
+            storage_path=Path(tmp),
+            docs_path=ROOT / "docs" / "kb",
+            export_path=Path(tmp) / "exports",
+        )
+        yield create_app(settings, transport="memory", tools=(*SHIPPED_TOOLS, SPEC))
 
 
 def unwrap_chain(chain: Any) -> tuple[list[Any], Any]:
@@ -110,24 +135,11 @@ async def per_guard(chain: Any, make_call: Any, calls: int, rounds: int = 3) -> 
 
 async def measure(calls: int, profile: bool, audit_fsync: bool) -> dict[str, Any]:
     """Wall and CPU time of the chain and of the bare tool, interleaved in blocks of 500."""
-    spec = ToolSpec(name="bench_noop", fn=bench_noop, scope="notes:write", annotations=WRITE)
     overrides: dict[str, Any] = dict(raised_overrides())
     if "MCP_DESK_AUDIT_FSYNC" in candidate_settings_keys():
         overrides["audit_fsync"] = audit_fsync
-    with tempfile.TemporaryDirectory(prefix="mcp-desk-pipeline-") as tmp:
-        settings = load_settings(
-            env_file=None,
-            **overrides,
-            storage_path=Path(tmp),
-            docs_path=ROOT / "docs" / "kb",
-            export_path=Path(tmp) / "exports",
-        )
-        app = create_app(settings, transport="memory", tools=(*SHIPPED_TOOLS, spec))
+    with bench_app(overrides) as app:
         chain = app.registry.chain
-        principal = Principal(id="bench", role="admin", scopes=ALL_SCOPES, transport="http")
-
-        def make_call(i: int) -> ToolCall:
-            return ToolCall(spec=spec, principal=principal, arguments=dict(ARGUMENTS), request_id=f"{i:016x}")
 
         async def chained(i: int) -> Any:
             return await chain(make_call(i))
@@ -176,22 +188,10 @@ async def measure(calls: int, profile: bool, audit_fsync: bool) -> dict[str, Any
 
 async def fixed(calls: int) -> None:
     """50 warm-up calls, then exactly `calls` chained calls with the audit fsync off; no timing, no output."""
-    spec = ToolSpec(name="bench_noop", fn=bench_noop, scope="notes:write", annotations=WRITE)
-    with tempfile.TemporaryDirectory(prefix="mcp-desk-pipeline-") as tmp:
-        settings = load_settings(
-            env_file=None,
-            **raised_overrides(),
-            audit_fsync=False,
-            storage_path=Path(tmp),
-            docs_path=ROOT / "docs" / "kb",
-            export_path=Path(tmp) / "exports",
-        )
-        app = create_app(settings, transport="memory", tools=(*SHIPPED_TOOLS, spec))
-        chain = app.registry.chain
-        principal = Principal(id="bench", role="admin", scopes=ALL_SCOPES, transport="http")
+    with bench_app({**raised_overrides(), "audit_fsync": False}) as app:
         async with app.lifespan():
             for i in range(50 + calls):
-                await chain(ToolCall(spec=spec, principal=principal, arguments=dict(ARGUMENTS), request_id=f"{i:016x}"))
+                await app.registry.chain(make_call(i))
 
 
 def main(argv: list[str] | None = None) -> int:
