@@ -6,9 +6,12 @@ result to scan) is added to the app; its `ToolCall` is pushed through the app's 
 guard app.py wires, in its order) many times, one call at a time. The same tool called directly,
 with the endpoint's `model_dump`, is the floor; the difference is the pipeline's cost, as wall time
 (what a caller waits) and CPU time (what the server spends). It runs with the default settings
-(the audit log fsyncs every record) and, to tell waiting on the disk from computing, once more with
-`audit_fsync` off. Logging is configured as the server's at `warning`. `per_guard` is each guard's
-marginal cost: the chain from that guard inward minus the chain from the next guard inward.
+and, to tell waiting on the disk from computing, once more with `audit_fsync` off. With the defaults the
+no-op tool commits nothing, so its intent record takes the fsync of the audit file that a real write
+skips (a real write commits its intent in its own transaction: `mcp_desk.intents`); the figure with the
+fsync off is the one a real write's chain costs, plus its journal row. Logging is configured as the
+server's at `warning`. `per_guard` is each guard's marginal cost: the chain from that guard inward
+minus the chain from the next guard inward.
 
     python -m bench.pipeline_cost [--calls 5000] [--profile]
 

@@ -45,6 +45,7 @@ from mcp_desk.health import (
     storage_check,
 )
 from mcp_desk.http import sidecar_app
+from mcp_desk.intents import IntentJournal
 from mcp_desk.lifecycle import Lifecycle
 from mcp_desk.metrics import Metrics
 from mcp_desk.policy.alerts import Alerter
@@ -102,6 +103,8 @@ class EnvFactory(Protocol):
 # Every shipped tool, in the order clients see them.
 # Outcome and read records nobody waits for reach the disk within this many seconds (power durability).
 AUDIT_SYNC_INTERVAL = 0.2
+# Intents committed with their writes are deleted from the database this often once the audit file holds them.
+INTENT_FORGET_INTERVAL = 5.0
 SHIPPED_TOOLS: tuple[ToolSpec, ...] = (
     *notes.TOOLS,
     *tickets.TOOLS,
@@ -163,6 +166,8 @@ class Core:
             await self.audit_log.open()
             stack.push_async_callback(self.audit_log.close)
             await stack.enter_async_context(self.audit_log.syncing(AUDIT_SYNC_INTERVAL))
+            if isinstance(self.storage, IntentJournal):
+                await stack.enter_async_context(self.audit_log.journaling(self.storage, INTENT_FORGET_INTERVAL))
             await stack.enter_async_context(self.alerter.running())
             stack.push_async_callback(self._drain_alerts)
             state_file = settings.resolved_rate_limit_state_file
@@ -350,6 +355,9 @@ def _core(
     )
     redis_bus = _redis_bus(settings, metrics)
     limiter, budget = _limits(settings, policy, specs, metrics, alerter, _counter_store(settings, redis_bus))
+    storage = build_storage(settings, clock=clock, sla_terms=policy.sla_terms())
+    # A write's intent rides in its own commit only where that commit fsyncs (SQLite at `power`).
+    journaled = isinstance(storage, IntentJournal) and settings.durability == "power"
     return Core(
         settings=settings,
         policy=policy,
@@ -360,11 +368,17 @@ def _core(
         redactor=redactor,
         alerter=alerter,
         audit_log=audit_log,
-        audit=Audit(sink=audit_log, redactor=redactor, alerter=alerter, on_event=metrics.audit_event),
+        audit=Audit(
+            sink=audit_log,
+            redactor=redactor,
+            alerter=alerter,
+            on_event=metrics.audit_event,
+            journal=audit_log.chain if journaled else None,
+        ),
         limiter=limiter,
         budget=budget,
         runner=_runner(settings, allowlist, metrics),
-        storage=build_storage(settings, clock=clock, sla_terms=policy.sla_terms()),
+        storage=storage,
         redis_bus=redis_bus,
         traces_endpoint=traces_endpoint,
     )

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
+from mcp_desk import intents
 from mcp_desk.domain.principal import Principal
 from mcp_desk.errors import (
     BudgetExceeded,
@@ -339,3 +340,37 @@ async def test_a_write_that_fails_raises_its_own_error_after_its_intent_record_i
         ("tool_invocation", "started"),
         ("tool_result", "error"),
     ]
+
+
+async def test_a_journaled_write_whose_transaction_carried_its_intent_waits_for_no_audit_fsync() -> None:
+    """The storage marks the intent committed; a failing audit fsync then cannot touch the call."""
+    sink, seen = MemoryAuditSink(), list[intents.Intent]()
+    sink.fail_sync = True
+    audit = _audit(sink, journal="audit.jsonl")
+
+    async def endpoint(call: ToolCall) -> Any:
+        intent = intents.current.get()
+        assert intent is not None
+        intent.committed = True  # what the storage's transaction does when it commits
+        seen.append(intent)
+        return {"id": "n1"}
+
+    chain = build_chain([audit, audit.intent], endpoint)
+    assert await chain(_call(CREATE, title="t")) == {"id": "n1"}
+    assert intents.current.get() is None
+    [intent] = seen
+    assert (intent.chain, intent.seq) == ("audit.jsonl", 1)
+    assert json.loads(intent.record) == {**sink.events[0].fields(), "arguments": {"title": "t"}}
+
+
+async def test_a_journaled_write_that_committed_nothing_falls_back_to_the_audit_fsync() -> None:
+    sink = MemoryAuditSink()
+    sink.fail_sync = True
+    audit = _audit(sink, journal="audit.jsonl")
+    chain = build_chain([audit, audit.intent], _endpoint({"id": "n1"}))
+    with pytest.raises(StorageUnavailable, match="could not be made durable"):
+        await chain(_call(CREATE, title="t"))
+    refused = build_chain([audit, audit.intent], _endpoint(exc=NotFound("no such note")))
+    with capture_logs() as logs, pytest.raises(NotFound):  # its own error; the failed fsync is logged
+        await refused(_call(CREATE, title="t"))
+    assert any(entry["event"] == "audit_write_failed" for entry in logs)

@@ -343,7 +343,7 @@ async def test_a_record_that_cannot_be_written_is_refused_alone_and_the_file_cut
 
 async def test_periodic_sync_makes_unawaited_records_durable(tmp_path: Path) -> None:
     sink = JsonlAuditLog(tmp_path / "audit.jsonl")
-    sink.append_now(_event(0))
+    await sink.append(_event(0))
     assert sink.unsynced == 1
     with anyio.fail_after(10):
         async with sink.syncing(0.001):

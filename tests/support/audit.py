@@ -14,11 +14,12 @@ class MemoryAuditSink:
         self.fail = False
         self.fail_sync = False
 
-    async def append(self, event: AuditEvent) -> None:
-        """Append, or raise StorageUnavailable when `fail` is set."""
+    async def append(self, event: AuditEvent) -> int:
+        """Append and return its seq (1, 2, ...), or raise StorageUnavailable when `fail` is set."""
         if self.fail:
             raise StorageUnavailable("audit log unavailable")
         self.events.append(event)
+        return len(self.events)
 
     async def sync(self) -> None:
         """Nothing to sync; raise StorageUnavailable when `fail_sync` is set, like a failing disk."""

@@ -5,9 +5,11 @@ Records are written after the decision, so each carries its outcome. For calls t
 *before* the tool runs: it is write-ahead evidence that survives a crash mid-call, and if it cannot
 be written the call is refused with nothing done. Read-only calls and refusals get one record only.
 
-Waiting for the disk: the intent record is fsynced while the tool runs (its database commit fsyncs
-in parallel), and the call is answered only once both are on disk: one fsync's latency on the path
-of a write. Outcome records (every call's, so every read's) are written before the answer, so they
+Waiting for the disk: a write is answered only once its intent record survives a power loss. With
+`journal` set (SQLite), the record commits in the write's own transaction (`mcp_desk.intents`): one
+fsync, the database's, on the path of a write; a call that commits nothing waits for an fsync of the
+audit file instead. Otherwise (PostgreSQL, whose commits fsync on its own server) the record is fsynced
+while the tool runs. Outcome records (every call's, so every read's) are written before the answer, so they
 survive a crash of the process, and reach the disk with the next fsync of the audit log: the next
 write's, or the sink's periodic sync. No read waits for an fsync.
 Arguments are redacted and size-capped in one walk; raw arguments never reach a sink.
@@ -27,6 +29,7 @@ import anyio
 import orjson
 import structlog
 
+from mcp_desk import intents
 from mcp_desk.errors import AppError, BudgetExceeded, PermissionDenied, RateLimited, StorageUnavailable
 from mcp_desk.policy.alerts import Alerter
 from mcp_desk.policy.pipeline import Next, ToolCall
@@ -82,10 +85,10 @@ class AuditEvent:
 class AuditSink(Protocol):
     """Where audit events go (`JsonlAuditLog`); tests use an in-memory sink with the same shape."""
 
-    async def append(self, event: AuditEvent) -> None:
+    async def append(self, event: AuditEvent) -> int:
         """Record one event so that it survives a crash of the process, without waiting for a power-loss flush.
 
-        Raises StorageUnavailable on failure.
+        Returns its seq in the chain. Raises StorageUnavailable on failure.
         """
         ...
 
@@ -230,6 +233,7 @@ class Audit:
     clock: Callable[[], float] = time.perf_counter
     max_argument_bytes: int = MAX_ARGUMENT_BYTES
     on_event: Callable[[str], None] | None = None  # metric hook: mcp_desk_audit_events_total{event_type}
+    journal: str | None = None  # the sink's chain when the storage commits intents with writes (intents.py)
 
     async def __call__(self, call: ToolCall, call_next: Next) -> Any:
         """Run the rest of the chain and record how it ended."""
@@ -250,21 +254,52 @@ class Audit:
         """Innermost guard: write `tool_invocation` before a state-changing tool runs, or refuse the call."""
         if call.spec.annotations.read_only:
             return await call_next(call)
+        event = self._event(call, "tool_invocation", "started")
         try:
-            await self.sink.append(self._event(call, "tool_invocation", "started"))
+            seq = await self.sink.append(event)
             if self.on_event is not None:
                 self.on_event("tool_invocation")
         except Exception as exc:
             log.error("audit_write_failed", event_type="tool_invocation", error=type(exc).__name__)
             raise StorageUnavailable("the audit log is unavailable, so the call was not run") from None
-        return await self._run_while_syncing(call, call_next)
-
-    async def _run_while_syncing(self, call: ToolCall, call_next: Next) -> Any:
-        """Run the tool while the intent record is fsynced; answer once both are done."""
         if self.sink.synced():
             # Nothing to fsync (`process` durability): no task group and no task. 1,407,390 to 1,163,274
             # instructions per write (-17%, bench/pipeline_instructions.sh, which runs with the fsync off).
             return await call_next(call)
+        if self.journal is not None:
+            record = orjson.dumps(event.fields()).decode()
+            return await self._run_journaled(call, call_next, intents.Intent(self.journal, seq, record))
+        return await self._run_while_syncing(call, call_next)
+
+    async def _run_journaled(self, call: ToolCall, call_next: Next, intent: intents.Intent) -> Any:
+        """Run the tool with its intent riding in its transaction; fsync the audit file only if none committed."""
+        token = intents.current.set(intent)
+        try:
+            result = await call_next(call)
+        except Exception:
+            if not intent.committed:
+                await self._sync_intent(quiet=True)
+            raise
+        finally:
+            intents.current.reset(token)
+        if not intent.committed:
+            await self._sync_intent()
+        return result
+
+    async def _sync_intent(self, *, quiet: bool = False) -> None:
+        """fsync the intent record; StorageUnavailable if the disk refuses (unless `quiet`: logged only)."""
+        with anyio.CancelScope(shield=True):  # the record reaches the disk even if the call is cancelled
+            try:
+                await self.sink.sync()
+            except Exception as exc:
+                log.error("audit_write_failed", event_type="tool_invocation", error=type(exc).__name__)
+                if not quiet:
+                    raise StorageUnavailable(
+                        "the call succeeded, but its audit record could not be made durable"
+                    ) from None
+
+    async def _run_while_syncing(self, call: ToolCall, call_next: Next) -> Any:
+        """Run the tool while the intent record is fsynced; answer once both are done."""
         failed: list[Exception] = []
 
         async def sync() -> None:

@@ -43,6 +43,7 @@ import structlog
 
 from mcp_desk.errors import StorageUnavailable
 from mcp_desk.groupcommit import Entry, GroupCommit
+from mcp_desk.intents import IntentJournal
 from mcp_desk.policy.audit import AuditEvent, orjson_exact
 
 GENESIS = "0" * 64
@@ -115,6 +116,7 @@ class JsonlAuditLog:
         self._healthy = True
         self._appended = 0  # records written to the file so far
         self._synced = 0  # of those, records known to be on disk
+        self._durable_seq = 0  # the seq of the last record known to be on disk (0: none yet)
         # Appends run on the event loop (one small write() to the page cache, cheaper than a thread hop);
         # the lock only keeps them apart from opening and closing, which run in worker threads.
         self._lock = threading.Lock()
@@ -125,27 +127,29 @@ class JsonlAuditLog:
         """Open the file and resume the chain (idempotent; `append` opens it on first use)."""
         await self.syncs.exclusive(self._open, thread=True)
 
-    async def append(self, event: AuditEvent) -> None:
+    async def append(self, event: AuditEvent) -> int:
         """Chain and write one record now (no thread hop, no yield): it survives a crash of the process.
 
-        `sync` makes it durable. Raises StorageUnavailable (and the file is cut back) when it could not be written.
+        `sync` makes it durable. Returns its seq. Raises StorageUnavailable (and the file is cut back) when it
+        could not be written.
         """
-        self.append_now(event)
+        return self._append_fields(event.fields())
 
-    def append_now(self, event: AuditEvent) -> None:
-        """What `append` and `write` run: chain and write one record, on the calling thread.
+    def _append_fields(self, fields: Mapping[str, Any]) -> int:
+        """What `append` and `write` run: chain and write one record, on the calling thread; its seq.
 
         Raises StorageUnavailable (and the file is cut back) when the record could not be written.
         """
         with self._lock:
             try:
                 self._open_locked()
-                self._tail = self._append_record(event)
+                self._tail = self._append_record(fields)
             except OSError as exc:
                 self._healthy = False
                 raise StorageUnavailable("audit log unavailable", errno=exc.errno) from None
             self._appended += 1
             self._healthy = True
+            return self._tail.seq
 
     async def sync(self) -> None:
         """Return once every record appended so far is on disk (at once when records are not fsynced)."""
@@ -158,7 +162,7 @@ class JsonlAuditLog:
 
     async def write(self, event: AuditEvent) -> None:
         """Append one record and return once it is durable; StorageUnavailable if it could not be."""
-        self.append_now(event)
+        self._append_fields(event.fields())
         await self.sync()
 
     async def flush(self) -> None:
@@ -179,6 +183,58 @@ class JsonlAuditLog:
                 yield
             finally:
                 tg.cancel_scope.cancel()
+
+    @property
+    def chain(self) -> str:
+        """This chain's name in an intent journal (`mcp_desk.intents`): its file's path."""
+        return str(self.path)
+
+    @asynccontextmanager
+    async def journaling(self, journal: IntentJournal, interval: float) -> AsyncIterator[None]:
+        """Recover lost intents from `journal`, then forget journaled intents once this file holds them durably.
+
+        Every `interval` seconds and on exit, rows up to the last fsynced record are deleted.
+        """
+        await self.recover(journal)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._forget_every, journal, interval)
+            try:
+                yield
+            finally:
+                tg.cancel_scope.cancel()
+                with anyio.CancelScope(shield=True):
+                    await self.flush()
+                    await journal.forget_intents(self.chain, self._durable_seq)
+
+    async def recover(self, journal: IntentJournal) -> int:
+        """Append again the journaled intents this file lost (a power loss); how many.
+
+        A journaled intent whose seq is past the file's last complete record was acknowledged with its
+        write but never reached the disk here: it is chained anew, with `recovered_seq` naming the seq
+        it first had. Records appended between it and the file's end that nobody waited for (reads,
+        outcomes) are gone; the recovered records say where.
+        """
+        await self.open()
+        kept = await journal.journaled_intents(self.chain)
+        lost = [(seq, record) for seq, record in kept if seq > self._tail.seq]
+        for seq, record in lost:
+            self._append_fields({**json.loads(record), "recovered_seq": seq})
+        if lost:
+            log.warning("audit_intents_recovered", count=len(lost), first_seq=lost[0][0], path=str(self.path))
+        if kept:
+            await self.flush()
+            await journal.forget_intents(self.chain, kept[-1][0])
+        return len(lost)
+
+    async def _forget_every(self, journal: IntentJournal, interval: float) -> None:
+        forgotten = 0
+        while True:
+            await anyio.sleep(interval)
+            durable = self._durable_seq
+            if durable > forgotten:
+                with contextlib.suppress(StorageUnavailable):  # the storage reports itself; next round retries
+                    await journal.forget_intents(self.chain, durable)
+                    forgotten = durable
 
     async def _sync_every(self, interval: float) -> None:
         while True:
@@ -202,7 +258,7 @@ class JsonlAuditLog:
 
     def _sync_batch(self, batch: Sequence[Entry[int, None]]) -> None:
         """(Worker thread, one sync at a time.) One fsync covers every record appended before it starts."""
-        upto = self._appended
+        upto, seq = self._appended, self._tail.seq
         try:
             self._sync_all()
         except OSError as exc:
@@ -212,7 +268,7 @@ class JsonlAuditLog:
             for entry in batch:
                 entry.error = error
         else:
-            self._synced = max(self._synced, upto)
+            self._synced, self._durable_seq = max(self._synced, upto), max(self._durable_seq, seq)
 
     def _open(self) -> None:
         with self._lock:
@@ -225,26 +281,26 @@ class JsonlAuditLog:
                 log.warning("audit_log_torn_tail", path=str(self.path), resumed_after_seq=self._tail.seq)
 
     def _sync_all(self) -> None:
-        fd, upto = self._fd, self._appended
+        fd, upto, seq = self._fd, self._appended, self._tail.seq
         if fd is not None:
             os.fsync(fd)
-            self._synced = max(self._synced, upto)
+            self._synced, self._durable_seq = max(self._synced, upto), max(self._durable_seq, seq)
 
     def _close(self) -> None:
         with self._lock:
             fd, self._fd = self._fd, None
-            upto = self._appended
+            upto, seq = self._appended, self._tail.seq
         if fd is not None:
             _sync_and_close(fd)
-            self._synced = max(self._synced, upto)
+            self._synced, self._durable_seq = max(self._synced, upto), max(self._durable_seq, seq)
 
-    def _next_line(self, event: AuditEvent, tail: _Tail) -> tuple[bytes, str]:
+    def _next_line(self, fields: Mapping[str, Any], tail: _Tail) -> tuple[bytes, str]:
         """One record as its line (the canonical JSON with `hash` appended) and its hash.
 
         One serialisation: the line is the canonical bytes the hash covers plus the hash, so
         `verify_audit_log` (parse, drop `hash`, canonical again) gets the same bytes back.
         """
-        record: dict[str, Any] = {"seq": tail.seq + 1, **event.fields()}
+        record: dict[str, Any] = {"seq": tail.seq + 1, **fields}
         if self._replica is not None:
             record["replica"] = self._replica
         if tail.torn:
@@ -254,11 +310,11 @@ class JsonlAuditLog:
         digest = _digest(tail.hash.encode() + b"\n" + body, self._key)
         return body[:-1] + b',"hash":"' + digest.encode() + b'"}\n', digest
 
-    def _append_record(self, event: AuditEvent) -> _Tail:
-        """Chain and write `event`; the new tail once written (the file is cut back on failure)."""
+    def _append_record(self, fields: Mapping[str, Any]) -> _Tail:
+        """Chain and write a record of `fields`; the new tail once written (the file is cut back on failure)."""
         assert self._fd is not None  # noqa: S101  # the caller opened it just before
         tail = self._tail
-        line, digest = self._next_line(event, tail)
+        line, digest = self._next_line(fields, tail)
         if tail.needs_newline:
             line = b"\n" + line
         size = os.fstat(self._fd).st_size

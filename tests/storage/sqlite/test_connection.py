@@ -12,6 +12,7 @@ from typing import Literal
 import anyio
 import pytest
 
+from mcp_desk import intents
 from mcp_desk.domain.models import Note
 from mcp_desk.errors import Conflict, StorageUnavailable
 from mcp_desk.storage.sqlite import SqliteStorage
@@ -214,3 +215,30 @@ async def test_page_caches_are_capped_per_connection(tmp_path: Path) -> None:
         assert await storage.w.run(lambda c: c.execute("PRAGMA cache_size").fetchone()[0]) == -WRITER_CACHE_KIB
         assert await storage.r.run(lambda c: c.execute("PRAGMA cache_size").fetchone()[0]) == -READER_CACHE_KIB
         assert len(storage.r.connections) == READERS
+
+
+async def test_a_write_carries_the_calling_task_s_intent_and_a_refused_write_does_not(tmp_path: Path) -> None:
+    storage = SqliteStorage(tmp_path / "desk.db")
+    async with storage.open():
+        carried, refused = intents.Intent("chain", 7, '{"tool":"create_note"}'), intents.Intent("chain", 8, "{}")
+        token = intents.current.set(carried)
+        try:
+            created = await note(storage)
+        finally:
+            intents.current.reset(token)
+        token = intents.current.set(refused)
+        try:
+            with pytest.raises(Conflict):
+                await storage.update_note(
+                    created.id, ALICE, title="x", body=None, tags=None, expected_version=created.version + 1
+                )
+        finally:
+            intents.current.reset(token)
+        await note(storage)  # outside a call: nothing to carry
+        assert (carried.committed, refused.committed) == (True, False)
+        assert await storage.journaled_intents("chain") == [(7, '{"tool":"create_note"}')]
+        assert await storage.journaled_intents("another chain") == []
+        await storage.forget_intents("chain", 6)
+        assert await storage.journaled_intents("chain") == [(7, '{"tool":"create_note"}')]
+        await storage.forget_intents("chain", 7)
+        assert await storage.journaled_intents("chain") == []

@@ -19,6 +19,7 @@ import anyio
 import anyio.to_thread
 import structlog
 
+from mcp_desk import intents
 from mcp_desk.errors import StorageUnavailable
 from mcp_desk.groupcommit import Entry, GroupCommit
 from mcp_desk.storage.common import UNAVAILABLE
@@ -68,8 +69,14 @@ class Connection:
         Group commit: transactions queued while a commit is in progress run together in the next one,
         each inside its own SAVEPOINT (an error undoes only that one's changes and goes to its caller
         alone), then one COMMIT (one fsync) makes them all durable before any caller is answered.
+        The calling write's audit intent (`mcp_desk.intents.current`), if any, commits with `fn`.
         """
-        return cast(R, await self.commits.submit(fn))
+        intent = intents.current.get()  # read here, in the caller's task: the flush may run in another's
+        if intent is None:
+            return cast(R, await self.commits.submit(fn))
+        result = cast(R, await self.commits.submit(_carrying(fn, intent)))
+        intent.committed = True
+        return result
 
     def close(self) -> None:
         """Close the connection (after the last commit)."""
@@ -107,6 +114,20 @@ class ReaderPool:
         """Close every reader (after the last read)."""
         for connection in self.connections:
             connection.close()
+
+
+def _carrying(fn: Callable[[sqlite3.Connection], R], intent: intents.Intent) -> Callable[[sqlite3.Connection], R]:
+    """`fn`, then the call's intent record in the same savepoint: both commit, or neither."""
+
+    def tx(conn: sqlite3.Connection) -> R:
+        result = fn(conn)
+        conn.execute(
+            "INSERT OR IGNORE INTO audit_journal (chain, seq, record) VALUES (?, ?, ?)",
+            (intent.chain, intent.seq, intent.record),
+        )
+        return result
+
+    return tx
 
 
 def commit_batch(conn: sqlite3.Connection, batch: Sequence[Entry[Work, Any]]) -> None:

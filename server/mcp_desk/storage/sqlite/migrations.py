@@ -167,6 +167,15 @@ MIGRATIONS: tuple[str, ...] = (
         SELECT 'hist_' || lower(hex(randomblob(8))), seq, created_at, created_by, 'created', '{"migrated": true}'
         FROM tickets ORDER BY seq;
     """,
+    # 5: write-ahead audit intents committed with the write that carries them (mcp_desk.intents).
+    """
+    CREATE TABLE audit_journal (
+        chain TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        record TEXT NOT NULL,
+        PRIMARY KEY (chain, seq)
+    ) WITHOUT ROWID;
+    """,
 )
 
 

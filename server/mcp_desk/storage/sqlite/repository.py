@@ -44,6 +44,7 @@ from mcp_desk.storage.sqlite.search import docs_page, fts_query, note_expression
 log = structlog.get_logger()
 # What a list item shows: never the body (up to 64 KiB a note, read for nothing).
 SUMMARY_COLUMNS = "n.id, n.title, n.tags, n.version, n.updated_at, n.seq"
+_KEPT_INTENT = "SELECT 1 FROM audit_journal WHERE chain = ? AND seq <= ? LIMIT 1"
 
 
 class SqliteStorage:
@@ -119,6 +120,28 @@ class SqliteStorage:
         row = await self.r.run(lambda c: c.execute("SELECT v FROM health_probe WHERE k = 1").fetchone())
         if row is None or row[0] != token:
             raise RuntimeError("storage probe read back a different value")
+
+    # --- audit intents (mcp_desk.intents): committed by `Connection.transaction` with each write ---
+
+    async def journaled_intents(self, chain: str) -> list[tuple[int, str]]:
+        """The intents of `chain` still kept, as (seq, record JSON), oldest first."""
+        found = await self.w.run(
+            lambda c: c.execute(
+                "SELECT seq, record FROM audit_journal WHERE chain = ? ORDER BY seq", (chain,)
+            ).fetchall()
+        )
+        return [(int(seq), str(record)) for seq, record in found]
+
+    async def forget_intents(self, chain: str, upto: int) -> None:
+        """Delete the intents of `chain` up to seq `upto` (the audit file holds them durably).
+
+        Looked for on a reader first: most rounds find nothing, and a read costs no commit.
+        """
+        args = (chain, upto)
+        if await self.r.run(lambda c: c.execute(_KEPT_INTENT, args).fetchone() is not None):
+            await self.w.transaction(
+                lambda c: c.execute("DELETE FROM audit_journal WHERE chain = ? AND seq <= ?", args)
+            )
 
     # --- notes ---------------------------------------------------------------------------------
 
