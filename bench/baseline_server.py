@@ -3,7 +3,8 @@
 This is what a competent developer writes with the official `mcp` SDK alone: sync tools (the
 SDK runs them in a worker thread), one SQLite writer connection behind a lock (no busy-wait sleeps)
 and one reader connection per worker thread, WAL + synchronous=FULL (as mcp-desk), an FTS5 index
-kept by triggers (the same indexing work mcp-desk does on write). No auth, no policy, no audit.
+kept by triggers with mcp-desk's notes indexes (its owner column and prefix indexes, and both
+listing indexes: the same indexing work mcp-desk does on write). No auth, no policy, no audit.
 
     python -m bench.baseline_server stdio --db PATH
     python -m bench.baseline_server http --db PATH --port 8123 [--loop asyncio] [--http h11] [--gc-freeze]
@@ -42,11 +43,13 @@ CREATE TABLE IF NOT EXISTS notes (
     updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS notes_owner_updated ON notes (owner, updated_at DESC, seq DESC);
+CREATE INDEX IF NOT EXISTS notes_updated ON notes (updated_at DESC, seq DESC);
 CREATE VIRTUAL TABLE IF NOT EXISTS notes_fts USING fts5(
-    title, body, tags, content='notes', content_rowid='seq', tokenize='unicode61 remove_diacritics 2'
+    title, body, tags, owner, content='notes', content_rowid='seq',
+    tokenize='unicode61 remove_diacritics 2', prefix='2 3'
 );
 CREATE TRIGGER IF NOT EXISTS notes_ai AFTER INSERT ON notes BEGIN
-    INSERT INTO notes_fts(rowid, title, body, tags) VALUES (new.seq, new.title, new.body, new.tags);
+    INSERT INTO notes_fts(rowid, title, body, tags, owner) VALUES (new.seq, new.title, new.body, new.tags, new.owner);
 END;
 """
 
