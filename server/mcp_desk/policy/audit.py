@@ -9,9 +9,9 @@ Waiting for the disk: a write is answered only once its intent record survives a
 `journal` set (SQLite), the record commits in the write's own transaction (`mcp_desk.intents`): one
 fsync, the database's, on the path of a write; a call that commits nothing waits for an fsync of the
 audit file instead. Otherwise (PostgreSQL, whose commits fsync on its own server) the record is fsynced
-while the tool runs. Outcome records (every call's, so every read's) are written before the answer, so they
-survive a crash of the process, and reach the disk with the next fsync of the audit log: the next
-write's, or the sink's periodic sync. No read waits for an fsync.
+while the tool runs. Outcome records (every call's, so every read's) are written before the answer, so
+they survive a crash of the process, and reach the disk with the next fsync of the audit log, at the
+latest the sink's periodic sync. No read waits for an fsync.
 Arguments are redacted and size-capped in one walk; raw arguments never reach a sink.
 """
 
@@ -254,8 +254,8 @@ class Audit:
         """Innermost guard: write `tool_invocation` before a state-changing tool runs, or refuse the call."""
         if call.spec.annotations.read_only:
             return await call_next(call)
-        event = self._event(call, "tool_invocation", "started")
         try:
+            event = self._event(call, "tool_invocation", "started")
             seq = await self.sink.append(event)
             if self.on_event is not None:
                 self.on_event("tool_invocation")
@@ -267,7 +267,7 @@ class Audit:
             # instructions per write (-17%, bench/pipeline_instructions.sh, which runs with the fsync off).
             return await call_next(call)
         if self.journal is not None:
-            record = orjson.dumps(event.fields()).decode()
+            record = orjson.dumps(event.fields(), default=str).decode()
             return await self._run_journaled(call, call_next, intents.Intent(self.journal, seq, record))
         return await self._run_while_syncing(call, call_next)
 

@@ -202,7 +202,8 @@ class JsonlAuditLog:
                 yield
             finally:
                 tg.cancel_scope.cancel()
-                with anyio.CancelScope(shield=True):
+                with anyio.CancelScope(shield=True), contextlib.suppress(OSError, StorageUnavailable):
+                    # Rows left behind cost nothing: the next start finds their records in the file.
                     await self.flush()
                     await journal.forget_intents(self.chain, self._durable_seq)
 
@@ -258,7 +259,6 @@ class JsonlAuditLog:
 
     def _sync_batch(self, batch: Sequence[Entry[int, None]]) -> None:
         """(Worker thread, one sync at a time.) One fsync covers every record appended before it starts."""
-        upto, seq = self._appended, self._tail.seq
         try:
             self._sync_all()
         except OSError as exc:
@@ -267,8 +267,6 @@ class JsonlAuditLog:
             error = StorageUnavailable("audit log unavailable", errno=exc.errno)
             for entry in batch:
                 entry.error = error
-        else:
-            self._synced, self._durable_seq = max(self._synced, upto), max(self._durable_seq, seq)
 
     def _open(self) -> None:
         with self._lock:
@@ -284,7 +282,7 @@ class JsonlAuditLog:
         fd, upto, seq = self._fd, self._appended, self._tail.seq
         if fd is not None:
             os.fsync(fd)
-            self._synced, self._durable_seq = max(self._synced, upto), max(self._durable_seq, seq)
+            self._mark_synced(upto, seq)
 
     def _close(self) -> None:
         with self._lock:
@@ -292,7 +290,11 @@ class JsonlAuditLog:
             upto, seq = self._appended, self._tail.seq
         if fd is not None:
             _sync_and_close(fd)
-            self._synced, self._durable_seq = max(self._synced, upto), max(self._durable_seq, seq)
+            self._mark_synced(upto, seq)
+
+    def _mark_synced(self, appended: int, seq: int) -> None:
+        """Records up to the `appended`-th of this process, seq `seq` in the chain, are on disk."""
+        self._synced, self._durable_seq = max(self._synced, appended), max(self._durable_seq, seq)
 
     def _next_line(self, fields: Mapping[str, Any], tail: _Tail) -> tuple[bytes, str]:
         """One record as its line (the canonical JSON with `hash` appended) and its hash.
