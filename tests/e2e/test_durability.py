@@ -62,6 +62,8 @@ async def test_acknowledged_notes_survive_sigkill_a_torn_audit_line_is_tolerated
     assert len(results) >= NOTES + len(more)
     intents = [r for r in records if r.get("event_type") == "tool_invocation" and r.get("tool") == "create_note"]
     assert len(intents) >= NOTES + len(more)
+    # The file kept every record through the crash, so the restart had nothing to recover from the journal.
+    assert not any("recovered_seq" in r for r in records)
     tamper_and_verify(tmp_path, audit)
 
 
