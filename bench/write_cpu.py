@@ -5,7 +5,9 @@ the official client over the in-memory transport (no sockets, so the HTTP stack'
 client's own CPU is in the figure, the same for every build). For A/B runs of two checkouts, run it
 with each checkout's virtualenv in turn, several times, and compare medians:
 
-    python -m bench.write_cpu [--calls 300] [--rounds 2]
+    python -m bench.write_cpu [--calls 300] [--rounds 2] [--database-url postgresql://...]
+
+With `--database-url` the notes go to that PostgreSQL database (its own server's commit) instead of SQLite.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 from mcp import Client
+from pydantic import SecretStr
 
 from bench.common import raised_overrides
 from bench.loadgen import NOTE_BODY
@@ -32,10 +36,13 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def measure(calls: int, rounds: int) -> list[dict[str, int]]:
+async def measure(calls: int, rounds: int, database_url: str | None = None) -> list[dict[str, int]]:
     """`rounds` timed rounds of `calls` sequential create_note calls, after 50 warm-up calls."""
     root = Path(tempfile.mkdtemp(prefix="mcp-desk-write-cpu-"))
-    settings = Settings(_env_file=None, storage_path=root / "data", export_path=root / "exports", **raised_overrides())
+    overrides: dict[str, Any] = {**raised_overrides(), "storage_path": root / "data", "export_path": root / "exports"}
+    if database_url is not None:
+        overrides["database_url"] = SecretStr(database_url)
+    settings = Settings(_env_file=None, **overrides)
     results = []
     try:
         app = create_app(settings, transport="memory")
@@ -60,8 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--database-url", help="a PostgreSQL database to write to instead of SQLite")
     args = parser.parse_args(argv)
-    for result in anyio.run(measure, args.calls, args.rounds):
+    for result in anyio.run(measure, args.calls, args.rounds, args.database_url):
         print(result)
     return 0
 

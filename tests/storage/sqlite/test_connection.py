@@ -242,3 +242,20 @@ async def test_a_write_carries_the_calling_task_s_intent_and_a_refused_write_doe
         assert await storage.journaled_intents("chain") == [(7, '{"tool":"create_note"}')]
         await storage.forget_intents("chain", 7)
         assert await storage.journaled_intents("chain") == []
+
+
+async def test_a_call_whose_intent_rides_in_two_writes_keeps_one_journal_row(tmp_path: Path) -> None:
+    """apply_macro retries on a concurrent change: the same call's intent reaches a second transaction."""
+    storage = SqliteStorage(tmp_path / "desk.db")
+    async with storage.open():
+        intent = intents.Intent("chain", 3, "{}")
+        token = intents.current.set(intent)
+        try:
+            await note(storage)
+            await note(storage)
+        finally:
+            intents.current.reset(token)
+        assert await storage.journaled_intents("chain") == [(3, "{}")]
+        await storage.forget_intents("chain", 3)
+        await storage.forget_intents("chain", 3)  # nothing left to delete: found by a read, no write
+        assert await storage.journaled_intents("chain") == []
