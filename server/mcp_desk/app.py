@@ -373,7 +373,7 @@ def _core(
             redactor=redactor,
             alerter=alerter,
             on_event=metrics.audit_event,
-            journal=audit_log.chain if journaled else None,
+            journal_chain=audit_log.chain if journaled else None,
         ),
         limiter=limiter,
         budget=budget,

@@ -346,7 +346,7 @@ async def test_a_journaled_write_whose_transaction_carried_its_intent_waits_for_
     """The storage marks the intent committed; a failing audit fsync then cannot touch the call."""
     sink, seen = MemoryAuditSink(), list[intents.Intent]()
     sink.fail_sync = True
-    audit = _audit(sink, journal="audit.jsonl")
+    audit = _audit(sink, journal_chain="audit.jsonl")
 
     async def endpoint(call: ToolCall) -> Any:
         intent = intents.current.get()
@@ -366,7 +366,7 @@ async def test_a_journaled_write_whose_transaction_carried_its_intent_waits_for_
 async def test_a_journaled_write_that_committed_nothing_falls_back_to_the_audit_fsync() -> None:
     sink = MemoryAuditSink()
     sink.fail_sync = True
-    audit = _audit(sink, journal="audit.jsonl")
+    audit = _audit(sink, journal_chain="audit.jsonl")
     chain = build_chain([audit, audit.intent], _endpoint({"id": "n1"}))
     with pytest.raises(StorageUnavailable, match="could not be made durable"):
         await chain(_call(CREATE, title="t"))

@@ -31,6 +31,12 @@ from tests.groupcommit_support import flush_in_progress
 pytestmark = pytest.mark.anyio
 
 
+async def durable(sink: JsonlAuditLog, event: AuditEvent) -> None:
+    """Append `event` and return once it is on disk, as a write's intent record without a journal is."""
+    await sink.append(event)
+    await sink.sync()
+
+
 def _event(n: int, **extra: Any) -> AuditEvent:
     return AuditEvent(
         event_type="tool_result",
@@ -48,7 +54,7 @@ def _event(n: int, **extra: Any) -> AuditEvent:
 async def _write_log(path: Path, count: int, key: bytes | None = None) -> JsonlAuditLog:
     sink = JsonlAuditLog(path, hmac_key=key)
     for n in range(count):
-        await sink.write(_event(n))
+        await durable(sink, _event(n))
     await sink.close()
     return sink
 
@@ -81,7 +87,7 @@ async def test_awkward_argument_values_still_verify(tmp_path: Path, key: bytes |
         {"hash": "not the record's", "prev_hash": "nor this"},
     ]
     for n, arguments in enumerate(awkward):
-        await sink.write(AuditEvent(event_type="tool_result", outcome="ok", request_id=f"r{n}", arguments=arguments))
+        await durable(sink, AuditEvent(event_type="tool_result", outcome="ok", request_id=f"r{n}", arguments=arguments))
     await sink.close()
     records = [json.loads(line) for line in _lines(path)]
     assert [r["arguments"]["weird"] for r in records[1:2]] == [{"10": "ten", "2": "two"}]
@@ -181,7 +187,7 @@ async def test_a_torn_line_far_back_with_long_records_is_found_across_blocks(tmp
     path = tmp_path / "audit.jsonl"
     sink = JsonlAuditLog(path)
     for n in range(3):
-        await sink.write(_event(n, detail="x" * 50_000))
+        await durable(sink, _event(n, detail="x" * 50_000))
     await sink.close()
     with path.open("a") as handle:
         handle.write('{"seq":4,')
@@ -208,8 +214,8 @@ async def test_newlines_and_control_characters_in_arguments_cannot_forge_records
     forged = '{"seq":2,"event_type":"tool_result","outcome":"ok","prev_hash":"x","hash":"y"}'
     sink = JsonlAuditLog(path)
     evil = f"title\n{forged}\r\n\x00\x1b[2J\u2028\u2029"
-    await sink.write(_event(0, detail=evil))
-    await sink.write(AuditEvent(event_type="tool_result", outcome="ok", arguments={"title": evil, evil: 1}))
+    await durable(sink, _event(0, detail=evil))
+    await durable(sink, AuditEvent(event_type="tool_result", outcome="ok", arguments={"title": evil, evil: 1}))
     await sink.close()
     lines = path.read_bytes().split(b"\n")
     assert len(lines) == 3
@@ -225,7 +231,7 @@ async def test_concurrent_writers_produce_one_unbroken_chain(tmp_path: Path) -> 
     with anyio.fail_after(10):
         async with anyio.create_task_group() as tg:
             for n in range(50):
-                tg.start_soon(sink.write, _event(n))
+                tg.start_soon(durable, sink, _event(n))
     await sink.close()
     result = verify_audit_log(path)
     assert (result.ok, result.records) == (True, 50)
@@ -234,17 +240,17 @@ async def test_concurrent_writers_produce_one_unbroken_chain(tmp_path: Path) -> 
 async def test_a_failed_write_raises_marks_the_sink_unwritable_and_recovers(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     sink = JsonlAuditLog(path)
-    await sink.write(_event(0))
+    await durable(sink, _event(0))
     fd = sink._fd
     assert fd is not None
     os.close(fd)
     sink._fd = os.open(path, os.O_RDONLY)  # writes now fail like a read-only volume
     with pytest.raises(StorageUnavailable):
-        await sink.write(_event(1))
+        await durable(sink, _event(1))
     assert not sink.writable()
     os.close(sink._fd)
     sink._fd = None
-    await sink.write(_event(2))
+    await durable(sink, _event(2))
     assert sink.writable()
     await sink.flush()
     await sink.close()
@@ -279,10 +285,10 @@ async def test_cost_of_a_durable_record_is_reported(tmp_path: Path) -> None:
     costs = {}
     for fsync in (True, False):
         sink = JsonlAuditLog(tmp_path / f"audit-{fsync}.jsonl", fsync=fsync)
-        await sink.write(_event(0))
+        await durable(sink, _event(0))
         start = time.perf_counter()
         for n in range(50):
-            await sink.write(_event(n))
+            await durable(sink, _event(n))
         costs[fsync] = (time.perf_counter() - start) / 50
         await sink.close()
     sys.stdout.write(
@@ -293,12 +299,12 @@ async def test_cost_of_a_durable_record_is_reported(tmp_path: Path) -> None:
 async def test_syncs_queued_behind_an_fsync_share_the_next_one_and_fail_together(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     sink = JsonlAuditLog(path)
-    await sink.write(_event(0))
+    await durable(sink, _event(0))
     errors: list[Exception] = []
 
     async def write(n: int) -> None:
         try:
-            await sink.write(_event(n))
+            await durable(sink, _event(n))
         except StorageUnavailable as exc:
             errors.append(exc)
 
@@ -316,7 +322,7 @@ async def test_syncs_queued_behind_an_fsync_share_the_next_one_and_fail_together
         sink._fd = real_fd
     assert len(errors) == 5
     assert not sink.writable()
-    await sink.write(_event(6))
+    await durable(sink, _event(6))
     assert (sink.writable(), sink.unsynced) == (True, 0)
     await sink.close()
     result = verify_audit_log(path)
@@ -356,7 +362,7 @@ async def test_periodic_sync_makes_unawaited_records_durable(tmp_path: Path) -> 
 async def test_without_fsync_sync_returns_at_once_and_nothing_runs_in_the_background(tmp_path: Path) -> None:
     sink = JsonlAuditLog(tmp_path / "audit.jsonl", fsync=False)
     async with sink.syncing(0.001):
-        await sink.write(_event(0))
+        await durable(sink, _event(0))
         assert (sink.unsynced, sink.syncs.queued) == (1, 0)
     await sink.close()
     assert sink.unsynced == 0
@@ -384,11 +390,11 @@ def test_the_fast_canonical_bytes_are_the_stdlib_canonical_bytes(arguments: dict
 async def test_close_writes_the_records_queued_behind_a_flush_before_it_closes_the_file(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     sink = JsonlAuditLog(path)
-    await sink.write(_event(0))
+    await durable(sink, _event(0))
     with anyio.fail_after(10):
         async with anyio.create_task_group() as tg, flush_in_progress(sink.syncs):
             for n in range(1, 4):
-                tg.start_soon(sink.write, _event(n))
+                tg.start_soon(durable, sink, _event(n))
             await anyio.wait_all_tasks_blocked()
             tg.start_soon(sink.close)
             await anyio.wait_all_tasks_blocked()
@@ -408,8 +414,8 @@ async def test_replicas_sharing_a_folder_each_write_their_own_chain(tmp_path: Pa
     sink_b = JsonlAuditLog(settings["b"].resolved_audit_log_path, replica="b")
     async with anyio.create_task_group() as tg:  # interleaved writes: no lock between the two chains
         for n in range(20):
-            tg.start_soon(sink_a.write, _event(n))
-            tg.start_soon(sink_b.write, _event(n))
+            tg.start_soon(durable, sink_a, _event(n))
+            tg.start_soon(durable, sink_b, _event(n))
     await sink_a.close()
     await sink_b.close()
     for name in ("a", "b"):

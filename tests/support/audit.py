@@ -30,10 +30,6 @@ class MemoryAuditSink:
         """Nothing to sync unless `fail_sync` is set (a failing disk)."""
         return not self.fail_sync
 
-    async def write(self, event: AuditEvent) -> None:
-        """Append, or raise StorageUnavailable when `fail` is set."""
-        await self.append(event)
-
     async def flush(self) -> None:
         """Nothing to flush."""
 

@@ -6,7 +6,7 @@ Records are written after the decision, so each carries its outcome. For calls t
 be written the call is refused with nothing done. Read-only calls and refusals get one record only.
 
 Waiting for the disk: a write is answered only once its intent record survives a power loss. With
-`journal` set (SQLite), the record commits in the write's own transaction (`mcp_desk.intents`): one
+`journal_chain` set (SQLite), the record commits in the write's own transaction (`mcp_desk.intents`): one
 fsync, the database's, on the path of a write; a call that commits nothing waits for an fsync of the
 audit file instead. Otherwise (PostgreSQL, whose commits fsync on its own server) the record is fsynced
 while the tool runs. Outcome records (every call's, so every read's) are written before the answer, so
@@ -98,10 +98,6 @@ class AuditSink(Protocol):
 
     def synced(self) -> bool:
         """True when `sync` has nothing to do: every event appended so far is as durable as promised."""
-        ...
-
-    async def write(self, event: AuditEvent) -> None:
-        """`append`, then `sync`."""
         ...
 
     async def flush(self) -> None:
@@ -233,7 +229,7 @@ class Audit:
     clock: Callable[[], float] = time.perf_counter
     max_argument_bytes: int = MAX_ARGUMENT_BYTES
     on_event: Callable[[str], None] | None = None  # metric hook: mcp_desk_audit_events_total{event_type}
-    journal: str | None = None  # the sink's chain when the storage commits intents with writes (intents.py)
+    journal_chain: str | None = None  # the sink's chain, when the storage commits intents with writes (intents.py)
 
     async def __call__(self, call: ToolCall, call_next: Next) -> Any:
         """Run the rest of the chain and record how it ended."""
@@ -266,9 +262,9 @@ class Audit:
             # Nothing to fsync (`process` durability): no task group and no task. 1,407,390 to 1,163,274
             # instructions per write (-17%, bench/pipeline_instructions.sh, which runs with the fsync off).
             return await call_next(call)
-        if self.journal is not None:
+        if self.journal_chain is not None:
             record = orjson.dumps(event.fields(), default=str).decode()
-            return await self._run_journaled(call, call_next, intents.Intent(self.journal, seq, record))
+            return await self._run_journaled(call, call_next, intents.Intent(self.journal_chain, seq, record))
         return await self._run_while_syncing(call, call_next)
 
     async def _run_journaled(self, call: ToolCall, call_next: Next, intent: intents.Intent) -> Any:

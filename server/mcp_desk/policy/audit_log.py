@@ -10,7 +10,7 @@ Durability: `append` chains a record and writes it to an O_APPEND descriptor at 
 loop, so it is in the file (and survives SIGKILL) before the call that made it is answered. `sync`
 fsyncs in a worker thread and returns once every record appended before it is on disk (power loss);
 fsyncs are group-committed (`mcp_desk.groupcommit`): callers arriving while one runs share the next,
-so concurrent calls share the disk's latency instead of queueing behind it. `write` is both. Records
+so concurrent calls share the disk's latency instead of queueing behind it. Records
 nobody waits for (reads, outcomes) are synced by the next fsync anyone asks for, or by `syncing`
 within its interval. A failed write is truncated back off the file and its record refused. After a crash a torn
 (partial) last line may remain: on start the chain resumes from the last complete record and the
@@ -136,7 +136,7 @@ class JsonlAuditLog:
         return self._append_fields(event.fields())
 
     def _append_fields(self, fields: Mapping[str, Any]) -> int:
-        """What `append` and `write` run: chain and write one record, on the calling thread; its seq.
+        """What `append` and `recover` run: chain and write one record, on the calling thread; its seq.
 
         Raises StorageUnavailable (and the file is cut back) when the record could not be written.
         """
@@ -159,11 +159,6 @@ class JsonlAuditLog:
     def synced(self) -> bool:
         """True when `sync` would return at once: records are not fsynced, or every one appended is on disk."""
         return not self._fsync or self._synced >= self._appended
-
-    async def write(self, event: AuditEvent) -> None:
-        """Append one record and return once it is durable; StorageUnavailable if it could not be."""
-        self._append_fields(event.fields())
-        await self.sync()
 
     async def flush(self) -> None:
         """Sync everything appended so far, whatever the durability level."""
